@@ -1,0 +1,492 @@
+"""The Struct base every model derives from, and helpers shared by the spec modules.
+
+Validation has two speeds. The fast path is one ``msgspec`` decode: types are checked by msgspec's
+C code and cross-field rules run in ``__post_init__``, raising on the first problem. Valid
+documents (nearly all of them in a scan) never leave it. Only when it fails does the slow path
+run: it walks the document against the type and collects *every* problem with a readable ``loc``,
+so a user sees all failing members of a group at once.
+
+Models declare cross-field rules by overriding :meth:`Base._problems`, a generator of
+``(loc, msg)`` pairs relative to the struct, and set ``__post_init__ = enforce_rules``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union
+
+import msgspec
+
+from cellmap_schemas.errors import ValidationError
+
+__all__ = [
+    "Base",
+    "NonNegativeInt",
+    "PositiveInt",
+    "auto_chunks",
+    "enforce_rules",
+    "normalize_chunks",
+    "structure_equal",
+]
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+
+T = TypeVar("T")
+
+
+class _Mode(threading.local):
+    # While True, ``enforce_rules`` lets documents through so the slow path can build partially
+    # valid trees and ask each struct for all of its problems. Thread-local: a diagnosis in one
+    # thread must never relax validation in another.
+    collect = False
+
+
+_mode = _Mode()
+
+
+def enforce_rules(self: Base) -> None:
+    """``__post_init__`` for structs with cross-field rules: raise on the first problem."""
+    if _mode.collect:
+        return
+    for loc, msg in self._problems():
+        raise ValueError(f"{msg} (at `{loc}`)" if loc else msg)
+
+
+# A hook that lets a field hold one of several untagged structs (for example "array or group"),
+# which msgspec cannot tell apart on its own. Types that define ``__cellmap_dispatch__`` are
+# treated as custom types by msgspec; the hook picks the concrete struct from the document.
+def _dec_hook(tp: type, obj: Any) -> Any:
+    dispatch = getattr(tp, "__cellmap_dispatch__", None)
+    if dispatch is None:
+        raise NotImplementedError(f"cannot decode {tp!r}")
+    if isinstance(obj, msgspec.Struct):
+        return obj
+    return msgspec.convert(obj, dispatch(obj), dec_hook=_dec_hook)
+
+
+class Base(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every model.
+
+    ``frozen``: specs are values (hashable when their contents are, safe to share between tasks).
+    ``kw_only``: subclasses may add required fields after defaulted ones, and construction reads
+    like the JSON it models. Unknown keys are ignored unless a model sets
+    ``forbid_unknown_fields=True``, as the original does for a few annotation models.
+
+    The ``model_*`` methods give users of the pydantic original the surface they already know.
+    """
+
+    _decoders: ClassVar[dict[Any, msgspec.json.Decoder[Any]]] = {}
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        """Cross-field rules, as ``(loc, msg)`` pairs relative to this struct."""
+        return iter(())
+
+    # ---- validation -------------------------------------------------------------------------
+    @classmethod
+    def model_validate(cls, obj: Any) -> Self:
+        """Validate Python data (dicts, lists, scalars, or an instance) as this model."""
+        return validate(obj, cls)
+
+    @classmethod
+    def model_validate_json(cls, data: bytes | str) -> Self:
+        """Decode and validate a JSON document as this model."""
+        return validate_json(data, cls)
+
+    # ---- serialisation ----------------------------------------------------------------------
+    def model_dump(self, *, exclude: Exclude = None) -> dict[str, Any]:
+        """This model as plain Python data; tuple fields stay tuples, structs become dicts."""
+        return _dump_struct(self, _normalize_exclude(exclude))
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        """This model as a JSON string that :meth:`model_validate_json` reads back equal."""
+        raw = msgspec.json.encode(self)
+        if indent is not None:
+            raw = msgspec.json.format(raw, indent=indent)
+        return raw.decode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with the fields in ``update`` replaced (not re-validated, as in pydantic)."""
+        return msgspec.structs.replace(self, **(update or {}))
+
+    @classmethod
+    def model_json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of this model."""
+        return msgspec.json.schema(cls)
+
+
+# ---- public validation entry points ----------------------------------------------------------
+def _decoder(tp: Any) -> msgspec.json.Decoder[Any]:
+    dec = Base._decoders.get(tp)
+    if dec is None:
+        dec = Base._decoders[tp] = msgspec.json.Decoder(tp, dec_hook=_dec_hook)
+    return dec
+
+
+def _title(tp: Any) -> str:
+    return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+def validate(obj: Any, tp: type[T] | Any) -> T:
+    """Validate Python data against ``tp`` (a model class or any msgspec-supported type)."""
+    if isinstance(tp, type) and isinstance(obj, tp):
+        return obj
+    if isinstance(obj, msgspec.Struct):  # another model's instance: judge its content
+        obj = msgspec.to_builtins(obj)
+    try:
+        return msgspec.convert(obj, tp, dec_hook=_dec_hook)
+    except msgspec.ValidationError:
+        pass
+    raise ValidationError(diagnose(obj, tp), title=_title(tp)) from None
+
+
+def validate_json(data: bytes | str, tp: type[T] | Any) -> T:
+    """Decode a JSON document and validate it against ``tp``."""
+    try:
+        return _decoder(tp).decode(data)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        raise ValidationError([("", f"invalid JSON: {exc}")], title=_title(tp)) from None
+    raise ValidationError(diagnose(msgspec.json.decode(data), tp), title=_title(tp)) from None
+
+
+# ---- the slow path: collect every problem -----------------------------------------------------
+_INVALID: Any = object()
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def join_loc(loc: str, key: str | int) -> str:
+    """Extend a readable path: ``a.b`` for identifier keys, ``a[0]`` and ``a["x.y"]`` otherwise."""
+    if isinstance(key, int):
+        return f"{loc}[{key}]"
+    if _IDENT.match(key):
+        return f"{loc}.{key}" if loc else key
+    return f'{loc}["{key}"]'
+
+
+def _split_msgspec(exc: Exception, loc: str) -> tuple[str, str]:
+    text = str(exc)
+    m = _MSGSPEC_PATH.match(text)
+    if m is None:
+        return loc, text
+    path = m["path"]
+    msg = m["msg"]
+    # msgspec renders dict keys as `[...]`; drop that part, the walker already descended.
+    path = path.replace("[...]", "")
+    if path.startswith("."):
+        path = path[1:]
+    full = f"{loc}.{path}" if loc and path and not path.startswith("[") else f"{loc}{path}"
+    missing = re.match(r"Object missing required field `(.+)`$", msg)
+    if missing:
+        return join_loc(full, missing[1]), "field required"
+    rule = re.match(r"^(?P<msg>.*) \(at `(?P<sub>[^`]+)`\)$", msg, re.S)
+    if rule:
+        return (f"{full}.{rule['sub']}" if full else rule["sub"]), rule["msg"]
+    return full, msg
+
+
+def diagnose(obj: Any, tp: Any) -> list[tuple[str, str]]:
+    """Every problem of ``obj`` as an instance of ``tp``, as ``(loc, msg)`` pairs."""
+    problems: list[tuple[str, str]] = []
+    previous = _mode.collect
+    _mode.collect = True
+    try:
+        _walk(obj, tp, "", problems)
+    finally:
+        _mode.collect = previous
+    if not problems:  # should not happen; never claim a document invalid without a reason
+        problems.append(("", "document does not match the model"))
+    return problems
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _is_struct(tp: Any) -> bool:
+    origin = typing.get_origin(tp) or tp
+    return isinstance(origin, type) and issubclass(origin, msgspec.Struct)
+
+
+def _walk(obj: Any, tp: Any, loc: str, problems: list[tuple[str, str]]) -> Any:
+    """Convert ``obj`` to ``tp``; on failure descend to find every failing leaf."""
+    try:
+        value = msgspec.convert(obj, tp, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        first = exc
+    else:
+        _collect_rules(value, loc, problems)
+        return value
+
+    inner = _strip(tp)
+    origin = typing.get_origin(inner)
+    args = typing.get_args(inner)
+
+    if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
+        return _walk(obj, inner.__cellmap_dispatch__(obj), loc, problems)
+    if _is_struct(inner) and isinstance(obj, dict):
+        return _walk_struct(obj, inner, loc, problems, first)
+    if origin in (Union, types.UnionType) and obj is not None:
+        candidates = [a for a in args if a is not type(None)]
+        structs = [a for a in candidates if _is_struct(_strip(a))]
+        if len(candidates) == 1 or (len(structs) == 1 and isinstance(obj, dict)):
+            return _walk(obj, (structs or candidates)[0], loc, problems)
+        tagged = _by_tag(structs, obj)
+        if tagged is not None:
+            return _walk(obj, tagged, loc, problems)
+    if inner is not tp and inner is not Any and (origin or _is_struct(inner)):
+        # Annotated container: report problems of the items before the constraint itself.
+        before = len(problems)
+        value = _walk(obj, inner, loc, problems)
+        if len(problems) == before:
+            problems.append(_split_msgspec(first, loc))
+        return _INVALID
+    if origin in (list, tuple, Sequence) and isinstance(obj, list):
+        if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
+            if len(obj) != len(args):
+                problems.append((loc, f"expected {len(args)} items, got {len(obj)}"))
+                return _INVALID
+            item_types: Iterable[Any] = args
+        else:
+            item_types = [args[0] if args else Any] * len(obj)
+        items = [
+            _walk(o, t, join_loc(loc, i), problems)
+            for i, (o, t) in enumerate(zip(obj, item_types, strict=False))
+        ]
+        return _INVALID if any(i is _INVALID for i in items) else items
+    if origin in (dict, Mapping) and isinstance(obj, dict):
+        kt, vt = args if args else (Any, Any)
+        bad = False
+        for k, v in obj.items():
+            try:
+                msgspec.convert(k, kt)
+            except msgspec.ValidationError as exc:
+                problems.append((join_loc(loc, str(k)), f"invalid key: {exc}"))
+                bad = True
+                continue
+            bad |= _walk(v, vt, join_loc(loc, str(k)), problems) is _INVALID
+        return _INVALID if bad else obj
+    problems.append(_split_msgspec(first, loc))
+    return _INVALID
+
+
+def _by_tag(structs: list[Any], obj: Any) -> Any:
+    """The member of a tagged union of structs that ``obj``'s tag names, if any."""
+    if not isinstance(obj, dict):
+        return None
+    for st in structs:
+        config = (typing.get_origin(_strip(st)) or _strip(st)).__struct_config__
+        if config.tag_field is not None and obj.get(config.tag_field) == config.tag:
+            return st
+    return None
+
+
+def _walk_struct(
+    obj: dict[str, Any],
+    tp: Any,
+    loc: str,
+    problems: list[tuple[str, str]],
+    first: msgspec.ValidationError,
+) -> Any:
+    info = msgspec.structs.fields(tp)
+    cls = typing.get_origin(tp) or tp
+    config = cls.__struct_config__
+    before = len(problems)
+    kwargs: dict[str, Any] = {}
+    known = set()
+    tag_field = config.tag_field
+    for f in info:
+        known.add(f.encode_name)
+        sub = join_loc(loc, f.encode_name)
+        if f.encode_name in obj:
+            kwargs[f.name] = _walk(obj[f.encode_name], f.type, sub, problems)
+        elif f.required:
+            problems.append((sub, "field required"))
+    if tag_field is not None:
+        known.add(tag_field)
+    if config.forbid_unknown_fields:
+        problems.extend(
+            (join_loc(loc, k), "unknown field (this model forbids extra keys)")
+            for k in obj
+            if k not in known
+        )
+    if len(problems) > before:
+        return _INVALID
+    try:
+        value = cls(**kwargs)
+    except (TypeError, ValueError):
+        problems.append(_split_msgspec(first, loc))
+        return _INVALID
+    # Fields converted one by one, yet the whole did not: a struct-level rule or constraint.
+    own = list(_struct_problems(value, loc))
+    problems.extend(own or [_split_msgspec(first, loc)])
+    return _INVALID
+
+
+def _struct_problems(value: Base, loc: str) -> Iterator[tuple[str, str]]:
+    problems = getattr(value, "_problems", None)
+    if problems is None:
+        return
+    for sub, msg in problems():
+        yield (
+            (
+                f"{loc}.{sub}"
+                if loc and sub and not sub.startswith("[")
+                else f"{loc}{sub}"
+                if loc
+                else sub
+            ),
+            msg,
+        )
+
+
+def _collect_rules(value: Any, loc: str, problems: list[tuple[str, str]]) -> None:
+    """Run every struct's rules in a converted tree (bottom-up, as decoding does)."""
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            _collect_rules(getattr(value, name), join_loc(loc, _encode_name(value, name)), problems)
+        problems.extend(_struct_problems(value, loc))  # type: ignore[arg-type]
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
+                _collect_rules(item, join_loc(loc, i), problems)
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
+                _collect_rules(item, join_loc(loc, str(k)), problems)
+
+
+def _encode_name(value: msgspec.Struct, name: str) -> str:
+    encode = value.__struct_encode_fields__
+    return encode[value.__struct_fields__.index(name)]
+
+
+# ---- dumping ---------------------------------------------------------------------------------
+Exclude = str | Iterable[str] | Mapping[str, Any] | None
+
+
+def _normalize_exclude(exclude: Exclude) -> Mapping[str, Any]:
+    if exclude is None:
+        return {}
+    if isinstance(exclude, str):
+        return {exclude: True}
+    if isinstance(exclude, Mapping):
+        return exclude
+    return dict.fromkeys(exclude, True)
+
+
+def _dump(value: Any, exclude: Mapping[str, Any] | None = None) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return _dump_struct(value, exclude or {})
+    if isinstance(value, tuple):
+        return tuple(_dump(v) for v in value)
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = (exclude or {}).get(k)
+            if sub is True:
+                continue
+            out[k] = _dump(v, sub if isinstance(sub, Mapping) else None)
+        return out
+    return value
+
+
+def _dump_struct(value: msgspec.Struct, exclude: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    config = value.__struct_config__
+    if config.tag_field is not None:
+        out[config.tag_field] = config.tag
+    for name, key in zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True):
+        sub = exclude.get(name, exclude.get(key))
+        if sub is True:
+            continue
+        out[key] = _dump(getattr(value, name), sub if isinstance(sub, Mapping) else None)
+    return out
+
+
+# ---- spec helpers ----------------------------------------------------------------------------
+def structure_equal(a: Any, b: Any) -> bool:
+    """Whether two specs are equal when attributes are ignored, recursively through members."""
+    if type(a) is not type(b) and not (
+        isinstance(a, msgspec.Struct) and isinstance(b, msgspec.Struct)
+    ):
+        return False
+    fa = getattr(a, "__struct_fields__", ())
+    fb = getattr(b, "__struct_fields__", ())
+    if set(fa) != set(fb):
+        return False
+    for name in fa:
+        if name == "attributes":
+            continue
+        va, vb = getattr(a, name), getattr(b, name)
+        if name == "members":
+            if va.keys() != vb.keys() or not all(structure_equal(va[k], vb[k]) for k in va):
+                return False
+        elif va != vb:
+            return False
+    return True
+
+
+def auto_chunks(
+    shape: Sequence[int], itemsize: int, target_bytes: int = 1 << 20
+) -> tuple[int, ...]:
+    """A chunk shape for ``shape``: halve the longest axis until a chunk holds ``target_bytes``.
+
+    Small arrays stay one chunk (the seed's 4x4 example keeps ``chunks == shape``), and large
+    ones end up with near-isotropic chunks of about a megabyte, a good unit for object stores.
+    """
+    chunks = [max(1, int(s)) for s in shape]
+    while math.prod(chunks) * itemsize > target_bytes and max(chunks) > 1:
+        i = max(range(len(chunks)), key=chunks.__getitem__)
+        chunks[i] = math.ceil(chunks[i] / 2)
+    return tuple(chunks)
+
+
+class _HasShape(typing.Protocol):
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+def normalize_chunks(
+    chunks: Literal["auto"] | Sequence[int] | Sequence[Sequence[int]],
+    arrays: Sequence[Any],
+) -> tuple[tuple[int, ...], ...]:
+    """One chunk shape per array.
+
+    ``"auto"`` picks a shape from the largest array and uses it for all of them (pyramid levels
+    share chunks, which keeps chunk grids aligned); a tuple of ints is used for every array; a
+    tuple of tuples must have one entry per array.
+    """
+    if isinstance(chunks, str):
+        if chunks != "auto":
+            raise ValueError(f'chunks must be "auto" or a sequence, got {chunks!r}')
+        largest = max(arrays, key=lambda a: math.prod(a.shape))
+        itemsize = int(getattr(getattr(largest, "dtype", None), "itemsize", 1) or 1)
+        return (auto_chunks(largest.shape, itemsize),) * len(arrays)
+    items = list(chunks)
+    if all(isinstance(c, int) for c in items):
+        return (tuple(int(c) for c in items),) * len(arrays)  # type: ignore[arg-type]
+    if len(items) != len(arrays):
+        raise ValueError(
+            f"got {len(items)} chunk shapes for {len(arrays)} arrays; give one per array"
+        )
+    return tuple(tuple(int(x) for x in c) for c in items)  # type: ignore[union-attr]
+
+
+def fmt_list(values: Iterable[Any]) -> str:
+    """Render values for error messages, compactly."""
+    return "[" + ", ".join(repr(v) for v in values) + "]"
+
+
+Validator = Callable[[Any], Any]

@@ -1,0 +1,160 @@
+"""Zarr v3 array and group specs: the fields of ``zarr.json``.
+
+Zarr v3 documents carry ``node_type``, so arrays and groups form a tagged union that msgspec
+decodes natively (no dispatch on keys, unlike v2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
+
+import msgspec
+
+from cellmap_schemas.base import Base, NonNegativeInt, enforce_rules
+from cellmap_schemas.spec.zarr_v2 import _NodeMixin
+
+if TYPE_CHECKING:
+    from cellmap_schemas.io.write import ArrayHandle, GroupHandle
+
+__all__ = ["ArraySpecV3", "GroupSpecV3", "NamedConfig", "NodeV3"]
+
+TAttr = TypeVar("TAttr")
+
+NamedConfig = dict[str, Any]
+"""A ``{"name": ..., "configuration": {...}}`` object (codecs, chunk grids, key encodings)."""
+
+
+def _named(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        name = value.get("name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+class ArraySpecV3(
+    Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="array"
+):
+    """A Zarr v3 array: the fields of its ``zarr.json`` (``node_type`` is the tag)."""
+
+    zarr_format: Literal[3] = 3
+    attributes: TAttr = {}  # type: ignore[assignment]
+    shape: tuple[NonNegativeInt, ...]
+    data_type: str | NamedConfig
+    chunk_grid: NamedConfig
+    chunk_key_encoding: NamedConfig = msgspec.field(
+        default_factory=lambda: {"name": "default", "configuration": {"separator": "/"}}
+    )
+    fill_value: Any = 0
+    codecs: tuple[NamedConfig, ...] = ({"name": "bytes", "configuration": {"endian": "little"}},)
+    storage_transformers: tuple[NamedConfig, ...] = ()
+    dimension_names: tuple[str | None, ...] | None = None
+
+    def _problems(self):  # type: ignore[no-untyped-def]
+        if _named(self.chunk_grid) is None:
+            yield "chunk_grid", "must name a chunk grid"
+        elif self.chunk_grid.get("name") == "regular":
+            shape = (self.chunk_grid.get("configuration") or {}).get("chunk_shape")
+            if not isinstance(shape, list | tuple) or len(shape) != len(self.shape):
+                yield (
+                    "chunk_grid.configuration.chunk_shape",
+                    (f"must have one entry per dimension ({len(self.shape)})"),
+                )
+        if self.dimension_names is not None and len(self.dimension_names) != len(self.shape):
+            yield (
+                "dimension_names",
+                (f"has {len(self.dimension_names)} entries but shape has {len(self.shape)}"),
+            )
+        for i, codec in enumerate(self.codecs):
+            if _named(codec) is None:
+                yield f"codecs[{i}]", "must have a `name`"
+
+    __post_init__ = enforce_rules
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The chunk shape of a regular chunk grid (the read chunk, for sharded arrays)."""
+        return tuple(self.chunk_grid.get("configuration", {}).get("chunk_shape", ()))
+
+    @classmethod
+    def from_array(
+        cls,
+        array: Any,
+        *,
+        chunks: Literal["auto"] | tuple[int, ...] = "auto",
+        attributes: Any = None,
+        fill_value: Any = 0,
+        codecs: tuple[NamedConfig, ...] | None = None,
+        dimension_names: tuple[str | None, ...] | None = None,
+    ) -> Self:
+        """The v3 spec of an array-like, with a regular chunk grid."""
+        import numpy as np
+
+        from cellmap_schemas.base import auto_chunks
+
+        dtype = np.dtype(array.dtype)
+        shape = tuple(int(s) for s in array.shape)
+        if chunks == "auto":
+            chunks = auto_chunks(shape, dtype.itemsize)
+        endian = "big" if dtype.byteorder == ">" else "little"
+        return cls(
+            attributes={} if attributes is None else attributes,
+            shape=shape,
+            data_type=dtype.name,
+            chunk_grid={"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+            fill_value=fill_value,
+            codecs=codecs or ({"name": "bytes", "configuration": {"endian": endian}},),
+            dimension_names=dimension_names,
+        )
+
+    def to_zarr(
+        self,
+        store: str,
+        path: str = "",
+        *,
+        overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> ArrayHandle:
+        """Create this array in storage (metadata only) and return a writable handle."""
+        from cellmap_schemas.io.write import write_spec
+
+        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[return-value]
+
+    def to_document(self) -> dict[str, Any]:
+        """The ``zarr.json`` document of this spec."""
+        return msgspec.to_builtins(self)
+
+
+class GroupSpecV3(
+    Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="group"
+):
+    """A Zarr v3 group: ``zarr.json`` attributes plus members (arrays or groups)."""
+
+    zarr_format: Literal[3] = 3
+    attributes: TAttr = {}  # type: ignore[assignment]
+    members: dict[str, NodeV3] = {}
+
+    def to_zarr(
+        self,
+        store: str,
+        path: str = "",
+        *,
+        overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> GroupHandle:
+        """Create this group and its members in storage and return a handle to it."""
+        from cellmap_schemas.io.write import write_spec
+
+        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[return-value]
+
+    def to_document(self) -> dict[str, Any]:
+        """The ``zarr.json`` document of this group (members are separate documents)."""
+        doc = msgspec.to_builtins(self)
+        doc.pop("members")
+        return doc
+
+
+NodeV3 = ArraySpecV3[Any] | GroupSpecV3[Any]
+"""A v3 array or group, told apart by ``node_type``."""

@@ -1,0 +1,555 @@
+"""COSEM-flavoured multiscale images: Neuroglancer N5 groups plus ``STTransform`` metadata.
+
+COSEM / Cellmap published their N5 multiscale images on OpenOrganelle with the Neuroglancer keys
+(see :mod:`cellmap_schemas.multiscale.neuroglancer_n5`) *and* a ``transform`` per array and a
+``multiscales`` list on the group, which name each axis and give its scale, translation and unit.
+OME-NGFF 0.4 later standardised the same information; prefer it where it is present.
+
+"Equal" means exactly equal throughout, floats included, as in the original: a transform whose
+scale is ``7.860000000000001`` does not equal one whose scale is ``7.86``. Tools that write these
+documents copy the numbers rather than recompute them, so exact comparison is what tells a
+consistent hierarchy from an edited one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, Self
+
+import msgspec
+import numpy as np
+
+from cellmap_schemas.base import Base, enforce_rules, join_loc, normalize_chunks
+from cellmap_schemas.multiscale import neuroglancer_n5
+from cellmap_schemas.multiscale.neuroglancer_n5 import PixelResolution, scale_ratio
+from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec
+
+__all__ = [
+    "Array",
+    "ArrayMetadata",
+    "ArraySpec",
+    "Group",
+    "GroupMetadata",
+    "GroupSpec",
+    "MultiscaleMetadata",
+    "PixelResolution",
+    "STTransform",
+    "ScaleMetadata",
+    "change_coordinates",
+    "neuroglancer_n5",
+    "new_groupmetadata",
+    "new_multiscalemetadata",
+    "new_sttransform",
+    "normalize_chunks",
+]
+
+Order = Literal["C", "F"]
+
+
+class STTransform(Base, frozen=True, kw_only=True):
+    """A scale-then-translate transform of labelled axes with units.
+
+    Made by COSEM before OME-NGFF 0.4 could name axes or translate them. A coordinate is
+    ``index * scale + translate``, per axis.
+
+    Attributes
+    ----------
+    order : {"C", "F"} or None
+        The indexing order of ``axes`` (and of the other fields): "C" is NumPy's (lexicographic)
+        order, "F" is N5's (colexicographic) order. Missing or null means "C".
+    axes : tuple[str, ...]
+        Axis names.
+    units : tuple[str, ...]
+        Unit of each axis.
+    translate : tuple[float, ...]
+        Coordinate of the first sample, per axis.
+    scale : tuple[float, ...]
+        Distance between samples, per axis.
+    """
+
+    order: Order | None = "C"
+    axes: tuple[str, ...]
+    units: tuple[str, ...]
+    translate: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.axes)
+        if len(self.units) != n or len(self.translate) != n or len(self.scale) != n:
+            enforce_rules(self)
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        n = len(self.axes)
+        for name in ("units", "translate", "scale"):
+            k = len(getattr(self, name))
+            if k != n:
+                yield name, f"has {k} entries but axes has {n}"
+
+
+class ArrayMetadata(Base, frozen=True, kw_only=True):
+    """Attributes of one scale level: its transform and the Neuroglancer ``pixelResolution``.
+
+    ``pixelResolution`` repeats a subset of ``transform`` (in N5 order) for Neuroglancer, so the
+    two must agree: every unit equals ``pixelResolution.unit``, and ``pixelResolution.dimensions``
+    equals ``transform.scale``, reversed unless ``transform.order`` is "F" (exact comparison).
+
+    Attributes
+    ----------
+    pixelResolution : PixelResolution
+        Sample spacing in N5 (F) order, for Neuroglancer.
+    transform : STTransform
+        Axis names, units, scale and translation.
+    """
+
+    pixelResolution: PixelResolution
+    transform: STTransform
+
+    def __post_init__(self) -> None:
+        pixr = self.pixelResolution
+        tx = self.transform
+        if tx.units.count(pixr.unit) != len(tx.units) or pixr.dimensions != (
+            tx.scale if tx.order == "F" else tx.scale[::-1]
+        ):
+            enforce_rules(self)
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        pixr = self.pixelResolution
+        tx = self.transform
+        for i, u in enumerate(tx.units):
+            if u != pixr.unit:
+                yield (
+                    f"transform.units[{i}]",
+                    f"{u!r} differs from pixelResolution.unit {pixr.unit!r}",
+                )
+        if tx.order == "F":
+            if pixr.dimensions != tx.scale:
+                yield (
+                    "pixelResolution.dimensions",
+                    f"{pixr.dimensions} differs from transform.scale {tx.scale} "
+                    '(transform.order is "F", so they must be equal)',
+                )
+        elif pixr.dimensions != tx.scale[::-1]:
+            yield (
+                "pixelResolution.dimensions",
+                f"{pixr.dimensions} differs from transform.scale reversed {tx.scale[::-1]} "
+                f"(transform.order is {tx.order!r}, so pixelResolution, which is in F order, "
+                "must be the reverse of transform.scale)",
+            )
+
+    @classmethod
+    def from_transform(cls, transform: STTransform) -> Self:
+        """The attributes of an array with this transform (``pixelResolution`` derived)."""
+        if transform.order == "F":
+            pixr = PixelResolution(dimensions=transform.scale, unit=transform.units[0])
+        else:
+            pixr = PixelResolution(dimensions=transform.scale[::-1], unit=transform.units[-1])
+        return cls(pixelResolution=pixr, transform=transform)
+
+
+class ScaleMetadata(Base, frozen=True, kw_only=True):
+    """An entry of ``multiscales[0].datasets``: an array's path in the group and its transform.
+
+    Attributes
+    ----------
+    transform : STTransform
+        The transform of the array at ``path``.
+    path : str
+        Name of the array, relative to the group.
+    """
+
+    transform: STTransform
+    path: str
+
+
+class MultiscaleMetadata(Base, frozen=True, kw_only=True):
+    """The multiscale image a COSEM group holds: one entry per scale level.
+
+    Attributes
+    ----------
+    name : str or None
+        A name for the image (rarely set).
+    datasets : tuple[ScaleMetadata, ...]
+        The levels, each naming a member array and repeating its transform.
+    """
+
+    name: str | None = None
+    datasets: tuple[ScaleMetadata, ...]
+
+    @classmethod
+    def from_transforms(
+        cls, *, transforms: Mapping[str, STTransform], name: str | None = None
+    ) -> Self:
+        """The metadata of arrays named by the keys of ``transforms``, in that order."""
+        return cls(
+            name=name,
+            datasets=tuple(ScaleMetadata(path=k, transform=t) for k, t in transforms.items()),
+        )
+
+
+Multiscales = Annotated[tuple[MultiscaleMetadata, ...], msgspec.Meta(min_length=1, max_length=1)]
+"""The ``multiscales`` list: COSEM groups hold exactly one image."""
+
+
+class GroupMetadata(neuroglancer_n5.GroupMetadata, frozen=True, kw_only=True):
+    """Attributes of a COSEM multiscale group: the Neuroglancer keys plus ``multiscales``.
+
+    The Neuroglancer keys (``axes``, ``units``, ``scales``, ``pixelResolution``, in N5 order)
+    let Neuroglancer display the group; ``multiscales`` repeats each array's transform.
+
+    Attributes
+    ----------
+    multiscales : tuple[MultiscaleMetadata]
+        Exactly one element.
+    """
+
+    multiscales: Multiscales
+
+    @classmethod
+    def from_transforms(
+        cls, transforms: Mapping[str, STTransform], *, name: str | None = None
+    ) -> Self:
+        """Group attributes for arrays with these transforms, keyed by array name.
+
+        The full-resolution level is ``transforms["s0"]`` (or the first one, if there is no
+        ``s0``). ``scales`` are put in N5 order like ``axes``; the original left them in the
+        transforms' order, which only differs for anisotropic downsampling.
+        """
+        if not transforms:
+            raise ValueError("transforms is empty: a multiscale group needs at least one level")
+        s0 = transforms.get("s0") or next(iter(transforms.values()))
+        step = 1 if s0.order == "F" else -1
+        scales = tuple(
+            tuple(scale_ratio(a, b) for a, b in zip(t.scale, s0.scale, strict=True))[::step]
+            for t in transforms.values()
+        )
+        units = s0.units[::step]
+        return cls(
+            axes=s0.axes[::step],
+            units=units,
+            scales=scales,
+            pixelResolution=PixelResolution(dimensions=s0.scale[::step], unit=units[0]),
+            multiscales=(MultiscaleMetadata.from_transforms(transforms=transforms, name=name),),
+        )
+
+
+class Array(ArraySpec[ArrayMetadata], frozen=True, kw_only=True):
+    """A scale level of a COSEM group: an array spec with :class:`ArrayMetadata` attributes.
+
+    ``shape`` has one entry per axis of ``attributes.transform``.
+    """
+
+    attributes: ArrayMetadata
+
+    def __post_init__(self) -> None:
+        n = len(self.shape)
+        if len(self.chunks) != n or len(self.attributes.transform.axes) != n:
+            enforce_rules(self)
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        n = len(self.attributes.transform.axes)
+        if len(self.shape) != n:
+            yield "shape", f"has {len(self.shape)} entries but attributes.transform.axes has {n}"
+
+
+class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
+    """A COSEM multiscale group, as published on OpenOrganelle.
+
+    Beyond the Neuroglancer rule (an array ``s{i}`` per level), every
+    ``attributes.multiscales[0].datasets[i]`` names a member array whose transform equals the
+    dataset's transform, and the transform's axes equal ``attributes.axes`` (reversed unless the
+    transform's order is "F"). Every member is an :class:`Array`.
+
+    Attributes
+    ----------
+    attributes : GroupMetadata
+        Multiscale metadata.
+    members : dict[str, Array]
+        The scale levels.
+    """
+
+    attributes: GroupMetadata
+    members: dict[str, Array] = {}  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        # One pass over the levels with no generator; the wording is left to _problems.
+        attrs = self.attributes
+        members = self.members
+        for i in range(len(attrs.scales)):
+            if not isinstance(members.get(f"s{i}"), ArraySpec):
+                enforce_rules(self)
+                return
+        if not attrs.multiscales:
+            enforce_rules(self)
+            return
+        axes = attrs.axes
+        raxes = axes[::-1]
+        for ds in attrs.multiscales[0].datasets:
+            tx = ds.transform
+            member = members.get(ds.path)
+            if (
+                member is None
+                or not isinstance(member, ArraySpec)
+                or member.attributes.transform != tx
+                or tx.axes != (axes if tx.order == "F" else raxes)
+            ):
+                enforce_rules(self)
+                return
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from super()._problems()
+        attrs = self.attributes
+        if not attrs.multiscales:
+            return
+        axes = attrs.axes
+        for i, ds in enumerate(attrs.multiscales[0].datasets):
+            loc = f"attributes.multiscales[0].datasets[{i}]"
+            tx = ds.transform
+            member = self.members.get(ds.path)
+            if member is None:
+                yield f"{loc}.path", f"names {ds.path!r}, which is not a member of this group"
+            elif not isinstance(member, ArraySpec):
+                yield f"{loc}.path", f"names {ds.path!r}, which is a group, not an array"
+            elif member.attributes.transform != tx:
+                yield (
+                    join_loc(join_loc(join_loc("members", ds.path), "attributes"), "transform"),
+                    f"{_show(member.attributes.transform)} differs from {loc}.transform "
+                    f"{_show(tx)}",
+                )
+            if tx.order == "F":
+                if tx.axes != axes:
+                    yield (
+                        f"{loc}.transform.axes",
+                        f'{tx.axes} differs from attributes.axes {axes} (transform.order is "F", '
+                        "so they must be equal)",
+                    )
+            elif tx.axes != axes[::-1]:
+                yield (
+                    f"{loc}.transform.axes",
+                    f"{tx.axes} differs from attributes.axes reversed {axes[::-1]} "
+                    f"(transform.order is {tx.order!r}; attributes.axes are in F order)",
+                )
+
+    @classmethod
+    def from_arrays(  # type: ignore[override]
+        cls,
+        *,
+        arrays: Sequence[Any],
+        paths: Sequence[str],
+        transforms: Sequence[STTransform] | None = None,
+        scales: Sequence[Sequence[float]] | None = None,
+        translates: Sequence[Sequence[float]] | None = None,
+        axes: Sequence[str] | None = None,
+        units: Sequence[str] | None = None,
+        dimension_order: Order = "C",
+        name: str | None = None,
+        chunks: Literal["auto"] | Sequence[int] | Sequence[Sequence[int]] = "auto",
+        compressor: Literal["auto"] | dict[str, Any] | None = "auto",
+        fill_value: FillValue | Literal["auto"] = "auto",
+    ) -> Self:
+        """A COSEM multiscale group from array-likes and their spatial metadata.
+
+        Give either ``transforms`` (one :class:`STTransform` per array), or ``scales`` with
+        ``axes`` and ``units`` (and optionally ``translates``, zeros by default) in
+        ``dimension_order``, from which the transforms are built.
+
+        Parameters
+        ----------
+        arrays : Sequence[array-like]
+            The levels of the image, full resolution first.
+        paths : Sequence[str]
+            Member name of each level (``s0``, ``s1``, ...).
+        transforms : Sequence[STTransform], optional
+            The transform of each level.
+        scales, translates : Sequence[Sequence[float]], optional
+            Sample spacing and origin of each level, per axis (when ``transforms`` is not
+            given).
+        axes, units : Sequence[str], optional
+            Axis names and units (when ``transforms`` is not given).
+        dimension_order : {"C", "F"}
+            Order of ``axes``, ``units``, ``scales`` and ``translates``; becomes each built
+            transform's ``order``.
+        name : str, optional
+            Name of the multiscale image.
+        chunks : "auto" or tuple of ints or tuple of tuples of ints
+            See :func:`~cellmap_schemas.base.normalize_chunks`.
+        compressor : "auto" or dict or None
+            A numcodecs-style compressor config; "auto" takes the array's own, if any.
+        fill_value : "auto" or scalar
+            Fill value of every array; "auto" takes the array's own, or 0.
+
+        Returns
+        -------
+        Group
+        """
+        if transforms is None:
+            if scales is None or axes is None or units is None:
+                raise ValueError("give either transforms, or scales with axes and units")
+            if translates is None:
+                translates = [(0.0,) * len(axes)] * len(scales)
+            transforms = [
+                STTransform(
+                    order=dimension_order,
+                    axes=tuple(axes),
+                    units=tuple(units),
+                    translate=tuple(float(x) for x in t),
+                    scale=tuple(float(x) for x in s),
+                )
+                for s, t in zip(scales, translates, strict=True)
+            ]
+        chunk_shapes = normalize_chunks(chunks, arrays)
+        members = {
+            path: Array.from_array(
+                array,
+                chunks=chunk,
+                compressor=compressor,
+                fill_value=fill_value,
+                dimension_separator="/",
+                attributes=ArrayMetadata.from_transform(tx),
+            )
+            for path, array, tx, chunk in zip(paths, arrays, transforms, chunk_shapes, strict=True)
+        }
+        metadata = GroupMetadata.from_transforms(
+            {k: m.attributes.transform for k, m in members.items()}, name=name
+        )
+        return cls(attributes=metadata, members=members)
+
+
+def _show(tx: STTransform) -> str:
+    return (
+        f"(order={tx.order!r}, axes={tx.axes}, units={tx.units}, translate={tx.translate}, "
+        f"scale={tx.scale})"
+    )
+
+
+# ---- changing coordinates ------------------------------------------------------------------
+def new_sttransform(
+    meta: STTransform,
+    *,
+    scale: Sequence[float] | None = None,
+    axes: Sequence[str] | None = None,
+    order: Order | None = None,
+    translate: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+) -> STTransform:
+    """``meta`` with the given fields replaced (None keeps the old value)."""
+    return STTransform(
+        order=meta.order if order is None else order,
+        axes=meta.axes if axes is None else tuple(axes),
+        units=meta.units if units is None else tuple(units),
+        translate=meta.translate if translate is None else tuple(float(x) for x in translate),
+        scale=meta.scale if scale is None else tuple(float(x) for x in scale),
+    )
+
+
+def new_multiscalemetadata(
+    meta: MultiscaleMetadata,
+    *,
+    scale: Sequence[float] | None = None,
+    axes: Sequence[str] | None = None,
+    order: Order | None = None,
+    translate: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+) -> MultiscaleMetadata:
+    """``meta`` with the same replacement applied to every dataset's transform."""
+    return MultiscaleMetadata(
+        name=meta.name,
+        datasets=tuple(
+            ScaleMetadata(
+                path=ds.path,
+                transform=new_sttransform(
+                    ds.transform,
+                    scale=scale,
+                    axes=axes,
+                    order=order,
+                    translate=translate,
+                    units=units,
+                ),
+            )
+            for ds in meta.datasets
+        ),
+    )
+
+
+def new_groupmetadata(
+    meta: GroupMetadata,
+    *,
+    scale: Sequence[float] | None = None,
+    axes: Sequence[str] | None = None,
+    order: Order | None = None,
+    translate: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+) -> GroupMetadata:
+    """``meta`` with the replacement applied to its transforms and its Neuroglancer keys.
+
+    ``axes``, ``units`` and ``scale`` are given in ``order`` (C when None) and stored in N5
+    order at the group level.
+    """
+    c = order != "F"
+    new_axes = meta.axes if axes is None else (tuple(axes)[::-1] if c else tuple(axes))
+    new_units = meta.units if units is None else (tuple(units)[::-1] if c else tuple(units))
+    if scale is None:
+        pixr = meta.pixelResolution
+    else:
+        dims = tuple(float(x) for x in scale)
+        pixr = PixelResolution(dimensions=dims[::-1] if c else dims, unit=new_units[0])
+    return GroupMetadata(
+        axes=new_axes,
+        units=new_units,
+        scales=meta.scales,
+        pixelResolution=pixr,
+        multiscales=tuple(
+            new_multiscalemetadata(
+                m, scale=scale, axes=axes, order=order, translate=translate, units=units
+            )
+            for m in meta.multiscales
+        ),
+    )
+
+
+def change_coordinates(
+    group: Group,
+    *,
+    scale: Sequence[float] | None = None,
+    axes: Sequence[str] | None = None,
+    order: Order | None = None,
+    translate: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+) -> Group:
+    """``group`` with new coordinates; None keeps the old value.
+
+    ``axes``, ``units`` and ``order`` are replaced in every transform. ``scale`` and
+    ``translate`` are the new values for the largest array; every other array's scale is
+    multiplied, and its translation shifted, by the same amount, so the pyramid keeps its
+    geometry. Members come back ordered from largest to smallest, as in the original.
+    """
+    members = sorted(group.members.items(), key=lambda kv: -int(np.prod(kv[1].shape)))
+    if not members:
+        raise ValueError("the group has no members to change")
+    base_tx = members[0][1].attributes.transform
+    new_base = new_sttransform(
+        base_tx, scale=scale, axes=axes, order=order, translate=translate, units=units
+    )
+    factor = [a / b for a, b in zip(new_base.scale, base_tx.scale, strict=True)]
+    shift = [a - b for a, b in zip(new_base.translate, base_tx.translate, strict=True)]
+    transforms: dict[str, STTransform] = {}
+    for key, member in members:
+        old = member.attributes.transform
+        transforms[key] = new_sttransform(
+            old,
+            scale=[a * b for a, b in zip(old.scale, factor, strict=True)],
+            translate=[a + b for a, b in zip(old.translate, shift, strict=True)],
+            order=order,
+            units=units,
+            axes=axes,
+        )
+    attrs = GroupMetadata.from_transforms(transforms, name=group.attributes.multiscales[0].name)
+    return Group(
+        attributes=attrs,
+        members={
+            key: member.model_copy(
+                update={"attributes": ArrayMetadata.from_transform(transforms[key])}
+            )
+            for key, member in members
+        },
+    )

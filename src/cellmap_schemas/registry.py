@@ -114,12 +114,13 @@ def _attributes_type(model: type[Any]) -> Any:
     return Any
 
 
-def _struct(tp: Any) -> type[msgspec.Struct] | None:
+def _struct(tp: Any) -> Any:
+    """The struct type in ``tp`` (generic structs keep their parameters), or None."""
     while typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp) or tp
     if isinstance(origin, type) and issubclass(origin, msgspec.Struct):
-        return origin
+        return tp  # msgspec.structs.fields substitutes the parameters of ``Wrapper[Inner]``
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return _struct(args[0]) if len(args) == 1 else None
 

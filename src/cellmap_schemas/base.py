@@ -70,6 +70,23 @@ def _dec_hook(tp: type, obj: Any) -> Any:
     return msgspec.convert(obj, dispatch(obj), dec_hook=_dec_hook)
 
 
+class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-defined,call-arg]
+    """``Model[Params]``: validation classmethods called on it validate with the parameters.
+
+    A plain generic alias forwards ``ArraySpec[MyAttrs].model_validate`` to ``ArraySpec``,
+    where the attributes would be ``Any`` and silently pass unvalidated.
+    """
+
+    def model_validate(self, obj: Any) -> Any:
+        return validate(obj, self)
+
+    def model_validate_json(self, data: bytes | str) -> Any:
+        return validate_json(data, self)
+
+    def model_json_schema(self) -> dict[str, Any]:
+        return msgspec.json.schema(self)
+
+
 class Base(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every model.
 
@@ -82,6 +99,12 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     _decoders: ClassVar[dict[Any, msgspec.json.Decoder[Any]]] = {}
+
+    def __class_getitem__(cls, params: Any) -> Any:
+        alias = super().__class_getitem__(params)  # type: ignore[misc]
+        if type(alias) is typing._GenericAlias:  # type: ignore[attr-defined]
+            return _ModelAlias(alias.__origin__, alias.__args__)
+        return alias
 
     def _problems(self) -> Iterator[tuple[str, str]]:
         """Cross-field rules, as ``(loc, msg)`` pairs relative to this struct."""

@@ -6,6 +6,7 @@ callers can catch either::
     CellmapSchemasError(Exception)
     ├── ValidationError(…, ValueError)          every (loc, msg) problem found in one document
     ├── NodeNotFoundError(…, FileNotFoundError) no array or group metadata at a URL
+    ├── NodeExistsError(…, FileExistsError)     a write would replace an existing node
     ├── UnsupportedFormatError(…, ValueError)   metadata exists but is not N5 / Zarr v2 / Zarr v3
     └── StoreError(…, OSError)                  storage failed: permission, network, timeout
 
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "CellmapSchemasError",
+    "NodeExistsError",
     "NodeNotFoundError",
     "StoreError",
     "UnsupportedFormatError",
@@ -75,6 +77,10 @@ def _rebuild_validation_error(
 
 class NodeNotFoundError(CellmapSchemasError, FileNotFoundError):
     """No array or group metadata exists at the URL."""
+
+
+class NodeExistsError(CellmapSchemasError, FileExistsError):
+    """An array or group already exists where a write would create one (without overwrite)."""
 
 
 class UnsupportedFormatError(CellmapSchemasError, ValueError):

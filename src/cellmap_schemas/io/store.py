@@ -1,0 +1,322 @@
+"""Async reads of one hierarchy, whatever holds it: local disk, S3, GCS, HTTP or memory.
+
+Every reader (``inspect``/``check``, the tree reader, the bulk scanner) goes through
+:func:`open_store`. Three backends share the :class:`Store` interface:
+
+- local paths: plain ``os`` reads, many files per worker-thread call (``_local.py``);
+- ``s3://``: the aiobotocore client that s3fs builds, called directly (one GET per read, no HEAD),
+  anonymous when no credentials are found (``_s3.py``);
+- anything else: the fsspec filesystem for the protocol (:class:`FsspecStore`).
+
+A missing key is a value (``None``), not an error. Failures that may pass (throttling, 5xx,
+timeouts, resets) are retried with backoff; what remains becomes a one-line
+:class:`~cellmap_schemas.errors.StoreError` naming the URL and the cause.
+"""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io._retry import Transient, retrying
+from cellmap_schemas.io.url import Location, join_key, parse_url
+
+__all__ = ["FsspecStore", "Store", "StoreError", "open_store"]
+
+DEFAULT_CONCURRENCY = 64
+"""Requests in flight at once per remote store (local stores use a few worker threads)."""
+
+
+class Store:
+    """One hierarchy root and the reads below it; keys are "/"-separated, relative to the root.
+
+    Obtain one from :func:`open_store`. ``requests`` counts the requests sent (each retry counts),
+    which tests and the scanner's reports use to show the cost of a read.
+    """
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        retries: int = 3,
+        timeout: float | None = 30.0,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        self.location = location
+        self.retries = retries
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.requests = 0
+        self._limiter = anyio.CapacityLimiter(concurrency)
+
+    @property
+    def url(self) -> str:
+        """The root URL (local roots as plain absolute paths)."""
+        return self.location.url
+
+    def url_of(self, key: str) -> str:
+        """The URL of ``key``, for messages and reports."""
+        return self.location.join(key).url
+
+    def _count(self) -> None:
+        self.requests += 1
+
+    async def get(self, key: str) -> bytes | None:
+        """The bytes stored at ``key``, or ``None`` if there is no such object.
+
+        Raises
+        ------
+        StoreError
+            Access denied, unreachable storage, or transient failures that outlasted the retries.
+        """
+        raise NotImplementedError
+
+    async def get_many(self, keys: Iterable[str]) -> list[bytes | StoreError | None]:
+        """Read several keys concurrently; a failed key yields its ``StoreError`` in place."""
+        keys = list(keys)
+        results: list[bytes | StoreError | None] = [None] * len(keys)
+        pending = iter(enumerate(keys))
+
+        async def worker() -> None:
+            for i, key in pending:
+                try:
+                    results[i] = await self.get(key)
+                except StoreError as exc:
+                    results[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(len(keys), self.concurrency)):
+                tg.start_soon(worker)
+        return results
+
+    async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
+        """Names of the child directories and of the files directly below ``key``, sorted.
+
+        One level only; a missing directory lists as empty.
+        """
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release sessions and connections; :func:`open_store` calls it."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+@asynccontextmanager
+async def open_store(
+    url_or_location: str | Location,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    retries: int = 3,
+    timeout: float | None = 30.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> AsyncIterator[Store]:
+    """Open the hierarchy at a URL for reading; the store is closed on exit.
+
+    Parameters
+    ----------
+    url_or_location
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://``, ``memory://`` URL, or a
+        :class:`~cellmap_schemas.io.url.Location`.
+    storage_options
+        fsspec options, merged over those of a given ``Location``. For S3 they go to
+        ``s3fs.S3FileSystem`` (``anon``, ``endpoint_url``, ``profile``, ``key``/``secret``,
+        ``client_kwargs``, ``config_kwargs``, ``requester_pays``...). Without them the standard
+        AWS variables and files apply, and a public bucket is read anonymously when no
+        credentials are found.
+    retries
+        Extra attempts for a request that failed transiently (throttling, 5xx, timeout, reset).
+    timeout
+        Seconds allowed for one attempt of one request (``None``: no limit).
+    concurrency
+        Requests in flight at once for this store (``get_many`` and concurrent callers).
+
+    Yields
+    ------
+    Store
+
+    Raises
+    ------
+    StoreError
+        If the storage cannot be set up (unknown protocol, missing driver, bad profile).
+
+    Examples
+    --------
+    >>> import anyio
+    >>> async def main():
+    ...     async with open_store("memory://doc-example") as store:
+    ...         return await store.get("missing.json")
+    >>> anyio.run(main) is None
+    True
+    """
+    location = parse_url(url_or_location, storage_options)
+    kw: dict[str, Any] = {"retries": retries, "timeout": timeout, "concurrency": concurrency}
+    store: Store
+    if location.protocol == "file" and not location.storage_options:
+        from cellmap_schemas.io._local import LocalStore
+
+        store = LocalStore(location, **kw)
+    elif location.protocol == "s3":
+        from cellmap_schemas.io._s3 import open_s3
+
+        store = await open_s3(location, **kw)
+    else:
+        store = await FsspecStore.open(location, **kw)
+    try:
+        yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+
+
+class FsspecStore(Store):
+    """Any fsspec filesystem: async ones are awaited, sync ones run in a worker thread."""
+
+    def __init__(self, location: Location, fs: Any, **kw: Any) -> None:
+        super().__init__(location, **kw)
+        self.fs = fs
+        self._root: str = fs._strip_protocol(location.url)
+        self._session: Any = None
+
+    @classmethod
+    async def open(cls, location: Location, **kw: Any) -> FsspecStore:
+        """Build the filesystem inside the running loop, as fsspec asks for async use."""
+        try:
+            import fsspec
+
+            fs_cls = fsspec.get_filesystem_class(location.protocol)
+            options = dict(location.storage_options)
+            if fs_cls.async_impl:
+                options.setdefault("asynchronous", True)
+            fs = fs_cls(skip_instance_cache=True, **options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise StoreError(f"{location.url}: cannot open storage: {exc}") from exc
+        store = cls(location, fs, **kw)
+        if getattr(fs, "async_impl", False) and hasattr(fs, "set_session"):
+            try:
+                store._session = await fs.set_session()
+            except Exception as exc:
+                raise StoreError(f"{location.url}: cannot open storage: {exc}") from exc
+        return store
+
+    @property
+    def _async(self) -> bool:
+        return bool(getattr(self.fs, "async_impl", False)) and bool(
+            getattr(self.fs, "asynchronous", False)
+        )
+
+    def _path(self, key: str) -> str:
+        return join_key(self._root, key)
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        if self._async:
+            return await getattr(self.fs, f"_{method}")(*args)
+        if self.location.protocol == "memory":  # no I/O: a thread would only cost time
+            return getattr(self.fs, method)(*args)
+        return await anyio.to_thread.run_sync(lambda: getattr(self.fs, method)(*args))
+
+    async def get(self, key: str) -> bytes | None:
+        url = self.url_of(key)
+        path = self._path(key)
+
+        async def attempt() -> bytes | None:
+            try:
+                return bytes(await self._call("cat_file", path))
+            except Exception as exc:
+                return translate_error(exc, url)
+
+        async with self._limiter:
+            return await retrying(
+                attempt, url=url, retries=self.retries, timeout=self.timeout, on_attempt=self._count
+            )
+
+    async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
+        url = self.url_of(key)
+        path = self._path(key)
+
+        async def attempt() -> Sequence[Mapping[str, Any]] | None:
+            try:
+                return await self._call("ls", path, True)
+            except Exception as exc:
+                return translate_error(exc, url)
+
+        async with self._limiter:
+            entries = await retrying(
+                attempt, url=url, retries=self.retries, timeout=self.timeout, on_attempt=self._count
+            )
+        dirs: set[str] = set()
+        files: set[str] = set()
+        for entry in entries or ():
+            name = str(entry.get("name", "")).rstrip("/")
+            child = name.rsplit("/", 1)[-1]
+            if not child or name.rstrip("/") == path.rstrip("/"):
+                continue
+            (dirs if entry.get("type") == "directory" else files).add(child)
+        return sorted(dirs), sorted(files - dirs)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            closing = session.close()
+            if inspect.isawaitable(closing):
+                await closing
+
+
+def translate_error(exc: BaseException, url: str) -> None:
+    """Map a foreign exception to ``None`` (missing), :class:`Transient` or :class:`StoreError`.
+
+    Shared by the fsspec and local backends (S3 has its own, for botocore's errors).
+    """
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return None
+    if isinstance(exc, PermissionError):
+        raise StoreError(f"{url}: access denied ({exc.strerror or exc})") from exc
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ClientResponseError):
+            status = exc.status
+            if status in (404, 410):
+                return None
+            if status in (401, 403):
+                raise StoreError(f"{url}: access denied ({status})") from exc
+            if status in (408, 429) or status >= 500:
+                raise Transient(f"server error ({status} {exc.message})")
+            raise StoreError(f"{url}: HTTP {status} {exc.message}") from exc
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            cause = dns_failure(exc)
+            if cause is not None:
+                raise StoreError(f"{url}: {cause}") from exc
+            raise Transient(f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or exc})")
+        if isinstance(exc, aiohttp.ClientError):
+            raise Transient(f"connection failed ({type(exc).__name__}: {exc})")
+    if isinstance(exc, TimeoutError):
+        raise Transient("timed out")
+    if isinstance(exc, ConnectionError):
+        raise Transient(f"connection failed ({exc})")
+    if isinstance(exc, OSError):
+        raise StoreError(f"{url}: {exc.strerror or exc}") from exc
+    raise StoreError(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+
+def dns_failure(exc: BaseException) -> str | None:
+    """ "cannot resolve host ..." when ``exc`` comes from a permanent name-resolution failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            if current.errno == socket.EAI_AGAIN:  # temporary: let the caller retry
+                return None
+            host = getattr(exc, "host", None)
+            return f"cannot resolve host {host}" if host else "cannot resolve host"
+        nested = getattr(current, "os_error", None)
+        current = nested if isinstance(nested, BaseException) else current.__cause__
+    return None

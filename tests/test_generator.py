@@ -1,0 +1,299 @@
+"""The hierarchy generator (scripts/generate_hierarchy.py): determinism, truth, broken nodes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from cellmap_schemas.errors import UnsupportedFormatError, ValidationError
+from cellmap_schemas.io.read import METADATA_KEYS, parse_node
+from cellmap_schemas.registry import get_model
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "cellmap-bucket"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "generate_hierarchy", REPO / "scripts" / "generate_hierarchy.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # msgspec resolves the Struct annotations through the module
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gh = _load()
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in gh.iter_files(root)}
+
+
+def _small(out: Path, **kw: Any) -> Any:
+    args: dict[str, Any] = dict(
+        datasets=3, groups_per_dataset=12, levels="5-8", broken_fraction=0.3, seed=7
+    )
+    args.update(kw)
+    return gh.generate(out, **args)
+
+
+# ---- determinism -------------------------------------------------------------------------------
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    a = _small(tmp_path / "a", layout="mixed")
+    b = _small(tmp_path / "b", layout="mixed")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert a == b
+    assert (tmp_path / "a" / "truth.json").read_bytes() == (
+        tmp_path / "b" / "truth.json"
+    ).read_bytes()
+
+
+def test_other_seed_other_tree(tmp_path: Path) -> None:
+    _small(tmp_path / "a")
+    _small(tmp_path / "b", seed=8)
+    assert _files(tmp_path / "a") != _files(tmp_path / "b")
+
+
+def test_regenerating_replaces_the_tree_but_keeps_a_readme(tmp_path: Path) -> None:
+    _small(tmp_path, seed=1)
+    (tmp_path / "README.md").write_text("kept")
+    (tmp_path / "stale.json").write_text("{}")
+    _small(tmp_path, seed=2)
+    assert (tmp_path / "README.md").read_text() == "kept"
+    assert not (tmp_path / "stale.json").exists()
+    assert _files(tmp_path) == {
+        **_files(_regen(tmp_path.parent / "again", seed=2)),
+        "README.md": b"kept",
+    }
+
+
+def _regen(out: Path, **kw: Any) -> Path:
+    _small(out, **kw)
+    return out
+
+
+# ---- the example committed in the repo ---------------------------------------------------------
+def test_committed_example_equals_generator_output(tmp_path: Path) -> None:
+    truth = gh.generate(tmp_path, layout="example")
+    committed = _files(EXAMPLE)
+    committed.pop("README.md")
+    generated = _files(tmp_path)
+    assert sorted(committed) == sorted(generated)
+    assert committed == generated
+    assert (EXAMPLE / "truth.json").read_bytes() == (tmp_path / "truth.json").read_bytes()
+    assert gh.load_truth(EXAMPLE / "truth.json") == truth
+
+
+def test_example_has_the_documented_datasets_and_broken_nodes() -> None:
+    truth = gh.load_truth(EXAMPLE / "truth.json")
+    assert list(truth.datasets) == ["jrc_hela-2", "jrc_macrophage-2", "jrc_cos7-1a"]
+    assert truth.datasets["jrc_hela-2"].broken == []
+    kinds = {b.kind for b in truth.broken()}
+    assert kinds == {
+        "transform_mismatch",
+        "missing_level",
+        "malformed_json",
+        "unit_mismatch",
+        "missing_class_group",
+        "missing_coordinate_transformations",
+    }
+    readme = (EXAMPLE / "README.md").read_text()
+    for b in truth.broken():
+        assert b.path.split("/", 1)[1] in readme, b.path
+
+
+# ---- truth matches the files -------------------------------------------------------------------
+def _walk_counts(root: Path) -> dict[str, dict[str, int]]:
+    """Count files and classify nodes by reading the tree, independently of the generator."""
+    out: dict[str, dict[str, int]] = {}
+    for dirpath, _, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if not rel.parts:
+            continue
+        c = out.setdefault(
+            rel.parts[0], {"files": 0, "nodes": 0, "groups": 0, "arrays": 0, "unreadable": 0}
+        )
+        c["files"] += len(filenames)
+        meta = [f for f in filenames if f in METADATA_KEYS]
+        if not meta:
+            continue
+        c["nodes"] += 1
+        try:
+            docs = {f: json.loads((Path(dirpath) / f).read_bytes()) for f in meta}
+        except ValueError:
+            c["unreadable"] += 1
+            continue
+        if "zarr.json" in docs:
+            kind = docs["zarr.json"]["node_type"]
+        elif ".zarray" in docs:
+            kind = "array"
+        elif ".zgroup" in docs:
+            kind = "group"
+        else:
+            a = docs["attributes.json"]
+            kind = "array" if "dimensions" in a and "dataType" in a else "group"
+        c["groups" if kind == "group" else "arrays"] += 1
+    return out
+
+
+@pytest.mark.parametrize("layout", ["cosem", "mixed", "example"])
+def test_truth_counts_match_files_written(tmp_path: Path, layout: str) -> None:
+    truth = _small(tmp_path, layout=layout)
+    counts = _walk_counts(tmp_path)
+    assert set(counts) == set(truth.datasets)
+    for name, d in truth.datasets.items():
+        assert counts[name] == {
+            "files": d.files,
+            "nodes": d.nodes,
+            "groups": d.groups,
+            "arrays": d.arrays,
+            "unreadable": d.unreadable,
+        }, name
+        assert sum(m.valid + m.invalid for m in d.models.values()) == len(d.roots)
+        assert sum(m.invalid for m in d.models.values()) == len(d.broken)
+        for root in d.roots:
+            assert (tmp_path / root).is_dir()
+    assert truth.files == sum(c["files"] for c in counts.values())
+    assert truth.files == len(_files(tmp_path))
+
+
+def test_group_count_levels_and_broken_share(tmp_path: Path) -> None:
+    truth = gh.generate(tmp_path, datasets=4, groups=50, levels="5-10", broken_fraction=0.2, seed=3)
+    per = [d.models["multiscale.cosem.Group"] for d in truth.datasets.values()]
+    assert [m.valid + m.invalid for m in per] == [13, 13, 12, 12]
+    assert truth.roots == 50
+    broken = truth.broken()
+    assert len(broken) == 10
+    assert {b.kind for b in broken} == set(gh.BROKEN_KINDS)
+    levels = set()
+    for d in truth.datasets.values():
+        for root in d.roots:
+            doc = json.loads((tmp_path / root / "attributes.json").read_bytes())
+            levels.add(len(doc["scales"]))
+    assert min(levels) >= 5 and max(levels) <= 10 and len(levels) > 1
+
+
+def test_no_broken_groups_when_fraction_is_zero(tmp_path: Path) -> None:
+    truth = _small(tmp_path, broken_fraction=0.0)
+    assert truth.broken() == []
+    assert all(d.unreadable == 0 for d in truth.datasets.values())
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="layout"):
+        gh.generate(tmp_path, layout="nope")
+    with pytest.raises(ValueError, match="levels"):
+        gh.generate(tmp_path, levels="6-5")
+    with pytest.raises(ValueError, match="broken_fraction"):
+        gh.generate(tmp_path, broken_fraction=1.5)
+
+
+# ---- broken nodes are broken, the others conform (the models decide) --------------------------
+def _tree(path: Path) -> dict[str, Any] | None:
+    """The spec dict of the node at ``path`` with its members, as a reader would build it;
+    None when the directory holds no readable node."""
+    docs = {k: (path / k).read_bytes() for k in METADATA_KEYS if (path / k).is_file()}
+    try:
+        node = parse_node(docs, path.as_posix())
+    except UnsupportedFormatError:
+        return None
+    spec = dict(node.spec)
+    if node.kind == "group":
+        members = {}
+        for child in sorted(p for p in path.iterdir() if p.is_dir()):
+            sub = _tree(child)
+            if sub is not None:
+                members[child.name] = sub
+        spec["members"] = members
+    return spec
+
+
+def _verdict(root: Path, model: str) -> tuple[bool, str]:
+    spec = _tree(root)
+    assert spec is not None, root
+    try:
+        get_model(model).model_validate(spec)
+    except ValidationError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def test_example_verdicts_match_truth() -> None:
+    truth = gh.load_truth(EXAMPLE / "truth.json")
+    broken = {b.path for b in truth.broken()}
+    for d in truth.datasets.values():
+        for root, model in d.roots.items():
+            ok, why = _verdict(EXAMPLE / root, model)
+            assert ok is (root not in broken), f"{root} ({model}): {why}"
+
+
+def test_generated_sample_verdicts_match_truth(tmp_path: Path) -> None:
+    truth = _small(tmp_path, layout="mixed", groups_per_dataset=10, broken_fraction=0.5)
+    broken = {b.path: b for b in truth.broken()}
+    assert {b.kind for b in broken.values()} >= set(gh.BROKEN_KINDS)
+    checked = 0
+    for d in truth.datasets.values():
+        for root, model in d.roots.items():
+            ok, why = _verdict(tmp_path / root, model)
+            assert ok is (root not in broken), f"{root} ({model}): {why}"
+            checked += 1
+    assert checked == truth.roots
+
+
+def test_broken_documents_show_their_fault(tmp_path: Path) -> None:
+    truth = _small(tmp_path, broken_fraction=0.5)
+    for b in truth.broken():
+        node = tmp_path / b.node
+        if b.kind == "missing_level":
+            assert not node.exists()
+        elif b.kind == "malformed_json":
+            with pytest.raises(ValueError):
+                json.loads((node / "attributes.json").read_bytes())
+        elif b.kind == "unit_mismatch":
+            doc = json.loads((node / "attributes.json").read_bytes())
+            assert doc["pixelResolution"]["unit"] not in doc["units"]
+        elif b.kind == "axes_units_length":
+            doc = json.loads((node / "attributes.json").read_bytes())
+            assert len(doc["axes"]) != len(doc["units"])
+        else:
+            assert b.kind == "transform_mismatch"
+            group = json.loads((tmp_path / b.path / "attributes.json").read_bytes())
+            level = json.loads((node / "attributes.json").read_bytes())
+            listed = {ds["path"]: ds["transform"] for ds in group["multiscales"][0]["datasets"]}
+            assert level["transform"] != listed[node.name]
+
+
+# ---- S3 upload and the command line ------------------------------------------------------------
+def test_upload_to_s3(tmp_path: Path, s3: Any) -> None:
+    gh.generate(tmp_path, layout="example")
+    s3.public_bucket("cellmap")
+    n = gh.upload(tmp_path, "cellmap", endpoint_url=s3.endpoint, prefix="copy", workers=8)
+    local = _files(tmp_path)
+    assert n == len(local)
+    client = s3.client()
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket="cellmap"):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    assert sorted(keys) == sorted(f"copy/{k}" for k in local)
+    some = "jrc_hela-2/jrc_hela-2.n5/em/fibsem-uint8/attributes.json"
+    body = client.get_object(Bucket="cellmap", Key=f"copy/{some}")["Body"].read()
+    assert body == local[some]
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = gh.main(
+        ["--out", str(tmp_path), "--datasets", "2", "--groups-per-dataset", "3", "--seed", "5"]
+    )
+    assert rc == 0
+    truth = gh.load_truth(tmp_path / "truth.json")
+    assert truth.roots == 6 and truth.seed == 5
+    assert "6 model roots" in capsys.readouterr().err

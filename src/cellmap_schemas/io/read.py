@@ -319,7 +319,7 @@ async def read_node(store: Store, path: str = "") -> ParsedNode:
         except (FileNotFoundError, NodeNotFoundError):
             dirs, files = [], []
         if not dirs and not files:
-            raise NodeNotFoundError(f"{url}: nothing found there (no such file or directory)")
+            raise NodeNotFoundError(f"{url}: not found (no such file or directory)")
     return parse_node(docs, url)  # type: ignore[arg-type]
 
 
@@ -499,7 +499,8 @@ def check_family(model: Any, fmt: Format) -> None:
         return
     wanted = {"n5": "N5", "v2": "Zarr v2 / N5", "v3": "Zarr v3"}[family]  # type: ignore[index]
     name = getattr(model, "__qualname__", str(model))
-    msg = f"is {_FORMAT_NAMES[fmt]} node; {name} describes {wanted} nodes"
+    module = getattr(model, "__module__", "").removeprefix("cellmap_schemas.")
+    msg = f"is {_FORMAT_NAMES[fmt]} node; {module}.{name} describes {wanted} nodes"
     raise ValidationError([("", msg)], title=name)
 
 
@@ -563,9 +564,12 @@ def run_sync(func: Callable[[], Awaitable[T]]) -> T:
 
     try:
         asyncio.get_running_loop()
+        running = True
     except RuntimeError:
-        return anyio.run(func, backend="asyncio")
-    raise RuntimeError(
-        "cellmap_schemas' blocking API was called from a running event loop; "
-        "use cellmap_schemas.asynchronous (await read(...) / check(...)) instead"
-    )
+        running = False
+    if running:
+        raise RuntimeError(
+            "cellmap_schemas' blocking API was called from a running event loop; "
+            "use cellmap_schemas.asynchronous (await read(...) / check(...)) instead"
+        )
+    return anyio.run(func, backend="asyncio")

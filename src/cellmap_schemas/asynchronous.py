@@ -1,0 +1,132 @@
+"""The async API: read and check hierarchies from inside an event loop.
+
+Each call opens its own store and closes it before returning, so calls are independent and can
+run concurrently (``anyio`` task groups, ``asyncio.gather``). :mod:`cellmap_schemas.synchronous`
+has the same functions for blocking code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cellmap_schemas.io.read import read_model_async, read_spec
+
+__all__ = ["check", "read", "resolve_model"]
+
+
+def resolve_model(model: str | type[Any]) -> type[Any]:
+    """The model class for a CLI name (``"multiscale.cosem.Group"``) or a class.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is a name no model has; the message lists close matches.
+    TypeError
+        If ``model`` is a class that cannot validate documents.
+    """
+    if isinstance(model, str):
+        from cellmap_schemas.registry import get_model
+
+        try:
+            return get_model(model)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+    if not isinstance(model, type) or not callable(getattr(model, "model_validate", None)):
+        raise TypeError(f"expected a model class or name, got {model!r}")
+    return model
+
+
+async def read(
+    url: str,
+    depth: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """Read the array or group at ``url`` into a spec tree.
+
+    The format (N5, Zarr v2, Zarr v3) is detected from the metadata found, not from the URL.
+    N5 and Zarr v2 nodes become :class:`~cellmap_schemas.spec.ArraySpec` /
+    :class:`~cellmap_schemas.spec.GroupSpec`; Zarr v3 nodes become
+    :class:`~cellmap_schemas.spec.ArraySpecV3` / :class:`~cellmap_schemas.spec.GroupSpecV3`.
+
+    Parameters
+    ----------
+    url : str
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://`` URL of an array or group.
+    depth : int or None, optional
+        Levels of members to read below a group: ``None`` (default) reads the whole hierarchy,
+        ``0`` the node alone, ``1`` its direct members. Arrays are never read inside.
+    storage_options : mapping, optional
+        fsspec options for the storage, e.g. ``{"anon": True}`` or ``{"endpoint_url": ...}``.
+
+    Returns
+    -------
+    ArraySpec or GroupSpec or ArraySpecV3 or GroupSpecV3
+        The node, with its members (read concurrently) for a group.
+
+    Raises
+    ------
+    NodeNotFoundError
+        If nothing exists at ``url``.
+    UnsupportedFormatError
+        If there is no N5 / Zarr metadata there, or a document is not a JSON object.
+    ValidationError
+        If the metadata does not form a valid array or group spec.
+    StoreError
+        If storage fails (access denied, unreachable, timeout).
+
+    Examples
+    --------
+    >>> import anyio
+    >>> from cellmap_schemas.asynchronous import read
+    >>> spec = anyio.run(read, "/data/jrc_hela-2.n5/em/fibsem-uint16")  # doctest: +SKIP
+    >>> sorted(spec.members)  # doctest: +SKIP
+    ['s0', 's1', 's2']
+    """
+    return await read_spec(url, depth=depth, storage_options=storage_options)
+
+
+async def check(
+    url: str,
+    model: str | type[Any],
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """Read the node at ``url`` as deep as ``model`` needs and validate it.
+
+    Parameters
+    ----------
+    url : str
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://`` URL of an array or group.
+    model : str or type
+        A model class, or its name as the CLI spells it (``"multiscale.cosem.Group"``; see
+        :data:`cellmap_schemas.registry.MODELS`).
+    storage_options : mapping, optional
+        fsspec options for the storage, e.g. ``{"anon": True}`` or ``{"endpoint_url": ...}``.
+
+    Returns
+    -------
+    object
+        The validated model instance.
+
+    Raises
+    ------
+    ValidationError
+        If the node does not conform; ``.problems`` lists every problem, ``.url`` the node.
+    ValueError
+        If ``model`` is a name no model has.
+    NodeNotFoundError
+        If nothing exists at ``url``.
+    UnsupportedFormatError
+        If there is no N5 / Zarr metadata there, or a document is not a JSON object.
+    StoreError
+        If storage fails (access denied, unreachable, timeout).
+
+    Examples
+    --------
+    >>> import anyio
+    >>> from cellmap_schemas.asynchronous import check
+    >>> url = "/data/jrc_hela-2.n5/em/fibsem-uint16"
+    >>> group = anyio.run(check, url, "multiscale.cosem.Group")  # doctest: +SKIP
+    """
+    cls = resolve_model(model)
+    return await read_model_async(cls, url, storage_options=storage_options)

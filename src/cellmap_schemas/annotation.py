@@ -13,7 +13,6 @@ differences are listed in ``docs/coercion.md``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import suppress
 from datetime import date
 from enum import StrEnum
 from typing import Any, Generic, Literal, Self, TypeVar
@@ -359,6 +358,22 @@ class AnnotationGroup(GroupSpec[Any], frozen=True, kw_only=True):
     members: dict[str, AnnotationArray]
 
 
+def _strict_group(raw: Any) -> Any:
+    """``raw`` as an :class:`AnnotationGroup` if it is one, with every rule enforced; else ``raw``.
+
+    Rules are enforced even while the slow path collects problems (when they would not raise),
+    so a member breaking a rule stays raw and :meth:`CropGroup._problems` diagnoses it.
+    """
+    previous = _mode.collect
+    _mode.collect = False
+    try:
+        return msgspec.convert(raw, AnnotationGroup)
+    except msgspec.ValidationError:
+        return raw
+    finally:
+        _mode.collect = previous
+
+
 class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
     """A crop: wrapped :class:`CropGroupAttrs` and one :class:`AnnotationGroup` per class.
 
@@ -386,11 +401,8 @@ class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
                 if name not in self.members:
                     continue
                 member = self.members[name]
-                # While the slow path collects problems, rules do not raise, so a converted
-                # member could hide its own; keep it raw and let _problems diagnose it.
-                if not isinstance(member, AnnotationGroup) and not _mode.collect:
-                    with suppress(msgspec.ValidationError):  # else kept raw for _problems
-                        member = msgspec.convert(member, AnnotationGroup)
+                if not isinstance(member, AnnotationGroup):
+                    member = _strict_group(member)
                 kept[name] = member
             msgspec.structs.force_setattr(self, "members", kept)
         enforce_rules(self)

@@ -197,10 +197,8 @@ def join_loc(loc: str, key: str | int) -> str:
 def _split_msgspec(exc: Exception, loc: str) -> tuple[str, str]:
     text = str(exc)
     m = _MSGSPEC_PATH.match(text)
-    if m is None:
-        return loc, text
-    path = m["path"]
-    msg = m["msg"]
+    # A top-level error (e.g. a union member's missing tag) carries no path; it is at ``loc``.
+    path, msg = (m["path"], m["msg"]) if m else ("", text)
     # msgspec renders dict keys as `[...]`; drop that part, the walker already descended.
     path = path.replace("[...]", "")
     if path.startswith("."):

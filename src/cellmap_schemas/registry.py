@@ -67,6 +67,26 @@ MODELS: dict[str, ModelInfo] = {
             "OME-NGFF 0.5 multiscale image (Zarr v3, `ome.multiscales` in zarr.json)",
         ),
         ModelInfo(
+            "multiscale.ome_ngff.v04.ImageLabelGroup",
+            "group",
+            "OME-NGFF 0.4 label image: `image-label` plus `multiscales`, integer arrays",
+        ),
+        ModelInfo(
+            "multiscale.ome_ngff.v04.LabelsGroup",
+            "group",
+            "OME-NGFF 0.4 `labels` group: the paths of its label images",
+        ),
+        ModelInfo(
+            "multiscale.ome_ngff.v05.ImageLabelGroup",
+            "group",
+            "OME-NGFF 0.5 label image: `ome.image-label` plus `ome.multiscales`, integer arrays",
+        ),
+        ModelInfo(
+            "multiscale.ome_ngff.v05.LabelsGroup",
+            "group",
+            "OME-NGFF 0.5 `labels` group: `ome.labels`, the paths of its label images",
+        ),
+        ModelInfo(
             "annotation.CropGroup",
             "group",
             "Annotation crop: a group of class groups listed in `class_names`",

@@ -1,0 +1,690 @@
+"""Pieces of OME-NGFF ``multiscales`` metadata that 0.4 and 0.5 share.
+
+The "axes", "coordinateTransformations", "multiscales" and "image-label" rules read the same in
+both versions of the specification, so the structs and their rules live here once; the version
+modules add the container (Zarr v2 ``.zattrs`` for 0.4, the ``ome`` namespace of a Zarr v3
+``zarr.json`` for 0.5) and the group-level checks.
+
+Every rule's message ends with the words of the specification it enforces and the section they
+come from (``#axes-md``, ``#trafo-md``, ``#multiscale-md``, ``#labels-md``, ``#label-md``), so a
+user can look it up at https://ngff.openmicroscopy.org/0.4/ or /0.5/.
+
+Structs use ``omit_defaults=True``: an unset optional key (``name``, ``unit``, a top-level
+``coordinateTransformations``) is left out of the JSON instead of written as ``null``, which the
+official JSON schemas would reject for string-typed keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any
+
+import msgspec
+
+from cellmap_schemas.base import Base, enforce_rules
+
+__all__ = [
+    "SPACE_UNITS",
+    "TIME_UNITS",
+    "Axis",
+    "Color",
+    "Dataset",
+    "Identity",
+    "ImageLabel",
+    "MultiscaleBase",
+    "Scale",
+    "Source",
+    "Transform",
+    "Translation",
+]
+
+SPACE_UNITS: frozenset[str] = frozenset(
+    (
+        "angstrom",
+        "attometer",
+        "centimeter",
+        "decimeter",
+        "exameter",
+        "femtometer",
+        "foot",
+        "gigameter",
+        "hectometer",
+        "inch",
+        "kilometer",
+        "megameter",
+        "meter",
+        "micrometer",
+        "mile",
+        "millimeter",
+        "nanometer",
+        "parsec",
+        "petameter",
+        "picometer",
+        "terameter",
+        "yard",
+        "yoctometer",
+        "yottameter",
+        "zeptometer",
+        "zettameter",
+    )
+)
+"""The UDUNITS-2 names the specification lists for axes of type "space"."""
+
+TIME_UNITS: frozenset[str] = frozenset(
+    (
+        "attosecond",
+        "centisecond",
+        "day",
+        "decisecond",
+        "exasecond",
+        "femtosecond",
+        "gigasecond",
+        "hectosecond",
+        "hour",
+        "kilosecond",
+        "megasecond",
+        "microsecond",
+        "millisecond",
+        "minute",
+        "nanosecond",
+        "petasecond",
+        "picosecond",
+        "second",
+        "terasecond",
+        "yoctosecond",
+        "yottasecond",
+        "zeptosecond",
+        "zettasecond",
+    )
+)
+"""The UDUNITS-2 names the specification lists for axes of type "time"."""
+
+# Abbreviations that Cellmap's older conventions (N5 pixelResolution, COSEM transforms) use, so a
+# message can say what to write instead.
+_ABBREVIATIONS = {
+    "nm": "nanometer",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "μm": "micrometer",
+    "micron": "micrometer",
+    "microns": "micrometer",
+    "mm": "millimeter",
+    "cm": "centimeter",
+    "m": "meter",
+    "pm": "picometer",
+    "A": "angstrom",
+    "Å": "angstrom",
+    "s": "second",
+    "sec": "second",
+    "ms": "millisecond",
+    "us": "microsecond",
+    "µs": "microsecond",
+    "ns": "nanosecond",
+    "min": "minute",
+    "h": "hour",
+}
+
+KNOWN_AXIS_TYPES = ("space", "time", "channel")
+
+
+def rule(section: str, text: str) -> str:
+    """The citation that ends a message: the specification's words and their section."""
+    return f'(spec #{section}: "{text}")'
+
+
+R_AXES_LEN = rule("multiscale-md", 'The length of "axes" must be between 2 and 5')
+R_AXES_NAMES = rule("axes-md", 'The values MUST be unique across all "name" fields')
+R_AXES_SPACE = rule("multiscale-md", 'The "axes" MUST contain 2 or 3 entries of "type:space"')
+R_AXES_TIME = rule("multiscale-md", 'MAY contain one additional entry of "type:time"')
+R_AXES_CHANNEL = rule(
+    "multiscale-md",
+    'MAY contain one additional entry of "type:channel" or a null / custom type',
+)
+R_AXES_ORDER = rule(
+    "multiscale-md",
+    'the "time" axis must come first (if present), followed by the "channel" or custom axis '
+    '(if present) and the axes of type "space"',
+)
+R_SPACE_UNIT = rule(
+    "axes-md",
+    "The value SHOULD be one of the following strings, which are valid units according to "
+    'UDUNITS-2 [Units for "space" axes]',
+)
+R_TIME_UNIT = rule(
+    "axes-md",
+    "The value SHOULD be one of the following strings, which are valid units according to "
+    'UDUNITS-2 [Units for "time" axes]',
+)
+R_TRAFO_TYPES = rule(
+    "multiscale-md", "The transformation MUST only be of type translation or scale"
+)
+R_TRAFO_SCALE = rule("multiscale-md", "They MUST contain exactly one scale transformation")
+R_TRAFO_TRANSLATION = rule("multiscale-md", "It MAY contain exactly one translation")
+R_TRAFO_ORDER = rule("multiscale-md", "If translation is given it MUST be listed after scale")
+R_TRAFO_LEN = rule(
+    "multiscale-md",
+    'The length of the scale and translation array MUST be the same as the length of "axes"',
+)
+R_DATASETS = rule(
+    "multiscale-md",
+    'Each "multiscales" dictionary MUST contain the field "datasets", which is a list of '
+    "dictionaries describing the arrays storing the individual resolution levels",
+)
+R_DATASETS_ORDER = rule(
+    "multiscale-md",
+    'The "path"s MUST be ordered from largest (i.e. highest resolution) to smallest',
+)
+R_PATH_EXISTS = rule(
+    "multiscale-md",
+    "the path to the array for this resolution relative to the current zarr group",
+)
+R_NDIM = rule(
+    "axes-md",
+    'The length of "axes" MUST be equal to the number of dimensions of the arrays that contain '
+    "the image data",
+)
+R_RGBA = rule(
+    "label-md",
+    "the rgba key MAY be present, the value for which is an RGBA unsigned-int 4-tuple: "
+    "[uint8, uint8, uint8, uint8]",
+)
+R_LABEL_VALUES_UNIQUE = rule("label-md", "All label-values must be unique")
+R_PROPERTY_LABEL_VALUE = rule(
+    "label-md", 'Each entry in the list MUST contain the key "label-value" with the pixel value'
+)
+R_LABELS_PATHS = rule(
+    "labels-md",
+    'The special group "labels" found under an image Zarr contains the key labels containing '
+    "the paths to label objects which can be found underneath the group",
+)
+R_LABEL_DTYPE = rule(
+    "labels-md",
+    "The pixels of the label images MUST be integer data types",
+)
+
+Number = float
+
+
+# ---- axes ------------------------------------------------------------------------------------
+class Axis(Base, frozen=True, kw_only=True, omit_defaults=True):
+    """One dimension of the image (spec #axes-md).
+
+    Attributes
+    ----------
+    name : str
+        Unique among the axes of a multiscale.
+    type : str, optional
+        "space", "time", "channel", or a custom type; absent (or null) for an untyped axis.
+    unit : str, optional
+        For "space" and "time" axes, a UDUNITS-2 name from the specification's lists (checked by
+        :class:`Multiscale`, which knows the axis type); free for other axes.
+    """
+
+    name: str
+    type: str | None = None
+    unit: str | None = None
+
+
+def unit_hint(unit: str, allowed: frozenset[str]) -> str:
+    """A "did you mean" for a unit that is not in the specification's list."""
+    guess = _ABBREVIATIONS.get(unit) or _ABBREVIATIONS.get(unit.lower())
+    if guess is None or guess not in allowed:
+        close = difflib.get_close_matches(unit.lower(), sorted(allowed), n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    return f' (did you mean "{guess}"?)' if guess else ""
+
+
+def axes_problems(axes: Sequence[Axis], loc: str = "axes") -> Iterator[tuple[str, str]]:
+    """The rules on a multiscale's axes: count, names, types, their order, and units."""
+    n = len(axes)
+    if not 2 <= n <= 5:
+        yield loc, f"has {n} entries {R_AXES_LEN}"
+    counts = Counter(a.name for a in axes)
+    for i, a in enumerate(axes):
+        if counts[a.name] > 1:
+            yield f"{loc}[{i}].name", f"{a.name!r} is used by {counts[a.name]} axes {R_AXES_NAMES}"
+    types = [a.type for a in axes]
+    n_space = types.count("space")
+    if n_space not in (2, 3):
+        yield loc, f"has {n_space} axes of type 'space' {R_AXES_SPACE}"
+    if types.count("time") > 1:
+        yield loc, f"has {types.count('time')} axes of type 'time' {R_AXES_TIME}"
+    if types.count("channel") > 1:
+        yield loc, f"has {types.count('channel')} axes of type 'channel' {R_AXES_CHANNEL}"
+    custom = [t for t in types if t not in KNOWN_AXIS_TYPES]
+    if len(custom) > 1:
+        yield loc, f"has {len(custom)} axes of null or custom type {custom!r} {R_AXES_CHANNEL}"
+    ranks = [0 if t == "time" else 2 if t == "space" else 1 for t in types]
+    if ranks != sorted(ranks):
+        yield loc, f"types are in the order {types!r} {R_AXES_ORDER}"
+    for i, a in enumerate(axes):
+        if a.unit is None:
+            continue
+        if a.type == "space" and a.unit not in SPACE_UNITS:
+            hint = unit_hint(a.unit, SPACE_UNITS)
+            yield f"{loc}[{i}].unit", f"{a.unit!r} is not a space unit{hint} {R_SPACE_UNIT}"
+        elif a.type == "time" and a.unit not in TIME_UNITS:
+            hint = unit_hint(a.unit, TIME_UNITS)
+            yield f"{loc}[{i}].unit", f"{a.unit!r} is not a time unit{hint} {R_TIME_UNIT}"
+
+
+# ---- coordinate transformations ----------------------------------------------------------------
+class Scale(Base, frozen=True, kw_only=True, tag_field="type", tag="scale"):
+    """``{"type": "scale", "scale": [...]}``: the sample spacing of each axis (spec #trafo-md).
+
+    The binary ``"path"`` form of the table in #trafo-md is not supported: the official JSON
+    schema of the multiscales metadata requires the ``scale`` list.
+    """
+
+    scale: tuple[Number, ...]
+
+
+class Translation(Base, frozen=True, kw_only=True, tag_field="type", tag="translation"):
+    """``{"type": "translation", "translation": [...]}``: the offset of the first sample."""
+
+    translation: tuple[Number, ...]
+
+
+class Identity(Base, frozen=True, kw_only=True, tag_field="type", tag="identity"):
+    """``{"type": "identity"}``: defined by #trafo-md but never allowed in multiscales.
+
+    It is decoded (rather than refused as an unknown type) so that the message can cite the rule.
+    """
+
+
+Transform = Scale | Translation | Identity
+"""An entry of a ``coordinateTransformations`` list, told apart by ``type``."""
+
+Transforms = tuple[Transform, ...]
+
+
+def transforms_problems(ts: Sequence[Transform], loc: str) -> Iterator[tuple[str, str]]:
+    """The rules every ``coordinateTransformations`` list of a multiscale obeys."""
+    for i, t in enumerate(ts):
+        if isinstance(t, Identity):
+            yield f"{loc}[{i}]", f"is of type 'identity' {R_TRAFO_TYPES}"
+    kinds = [type(t).__name__.lower() for t in ts if not isinstance(t, Identity)]
+    n_scale = kinds.count("scale")
+    n_trans = kinds.count("translation")
+    if n_scale != 1:
+        yield loc, f"has {n_scale} scale transformations {R_TRAFO_SCALE}"
+    if n_trans > 1:
+        yield loc, f"has {n_trans} translation transformations {R_TRAFO_TRANSLATION}"
+    if n_scale == 1 and n_trans == 1 and kinds.index("translation") < kinds.index("scale"):
+        yield loc, f"lists translation before scale {R_TRAFO_ORDER}"
+
+
+def transforms_length_problems(
+    ts: Sequence[Transform], ndim: int, loc: str
+) -> Iterator[tuple[str, str]]:
+    for i, t in enumerate(ts):
+        if isinstance(t, Scale) and len(t.scale) != ndim:
+            yield (
+                f"{loc}[{i}].scale",
+                f"has {len(t.scale)} entries but there are {ndim} axes {R_TRAFO_LEN}",
+            )
+        elif isinstance(t, Translation) and len(t.translation) != ndim:
+            yield (
+                f"{loc}[{i}].translation",
+                f"has {len(t.translation)} entries but there are {ndim} axes {R_TRAFO_LEN}",
+            )
+
+
+def scale_of(ts: Sequence[Transform]) -> tuple[float, ...] | None:
+    """The scale vector of a transformation list (None when it has none)."""
+    for t in ts:
+        if isinstance(t, Scale):
+            return t.scale
+    return None
+
+
+def translation_of(ts: Sequence[Transform]) -> tuple[float, ...] | None:
+    """The translation vector of a transformation list (None when it has none)."""
+    for t in ts:
+        if isinstance(t, Translation):
+            return t.translation
+    return None
+
+
+def build_transforms(
+    scale: Sequence[float], translation: Sequence[float] | None
+) -> tuple[Scale] | tuple[Scale, Translation]:
+    """The ``[scale]`` or ``[scale, translation]`` list the specification asks for."""
+    s = Scale(scale=tuple(float(x) for x in scale))
+    if translation is None:
+        return (s,)
+    return s, Translation(translation=tuple(float(x) for x in translation))
+
+
+class Dataset(Base, frozen=True, kw_only=True):
+    """One resolution level of a multiscale (spec #multiscale-md, "datasets").
+
+    Attributes
+    ----------
+    path : str
+        Path of the level's array, relative to the multiscale group.
+    coordinateTransformations : tuple of Scale and Translation
+        Exactly one scale, optionally followed by one translation.
+    """
+
+    path: str
+    coordinateTransformations: Transforms
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from transforms_problems(self.coordinateTransformations, "coordinateTransformations")
+        scale = scale_of(self.coordinateTransformations)
+        trans = translation_of(self.coordinateTransformations)
+        if scale is not None and trans is not None and len(scale) != len(trans):
+            i = next(
+                i
+                for i, t in enumerate(self.coordinateTransformations)
+                if isinstance(t, Translation)
+            )
+            yield (
+                f"coordinateTransformations[{i}].translation",
+                f"has {len(trans)} entries but the scale has {len(scale)} {R_TRAFO_LEN}",
+            )
+
+    def __post_init__(self) -> None:
+        ts = self.coordinateTransformations
+        if len(ts) == 1 and type(ts[0]) is Scale:
+            return
+        if (
+            len(ts) == 2
+            and type(ts[0]) is Scale
+            and type(ts[1]) is Translation
+            and len(ts[0].scale) == len(ts[1].translation)
+        ):
+            return
+        enforce_rules(self)
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        """The level's scale vector."""
+        return scale_of(self.coordinateTransformations) or ()
+
+    @property
+    def translation(self) -> tuple[float, ...] | None:
+        """The level's translation vector, if it has one."""
+        return translation_of(self.coordinateTransformations)
+
+
+# ---- multiscale --------------------------------------------------------------------------------
+class MultiscaleBase(Base, frozen=True, kw_only=True, omit_defaults=True):
+    """The fields and rules of one entry of ``multiscales`` shared by 0.4 and 0.5.
+
+    Attributes
+    ----------
+    axes : tuple[Axis, ...]
+        2 to 5 axes: at most one "time" first, at most one "channel" (or custom) next, then 2 or
+        3 "space" axes.
+    datasets : tuple[Dataset, ...]
+        The levels, highest resolution first (at least one).
+    coordinateTransformations : tuple, optional
+        Transformations applied to every level after its own, with the same rules.
+    name : str, optional
+        Name of the multiscale image (SHOULD be present).
+    type : str, optional
+        The downscaling method (SHOULD be present).
+    metadata : dict, optional
+        Parameters of the downscaling method (SHOULD be present).
+    """
+
+    axes: tuple[Axis, ...]
+    datasets: tuple[Dataset, ...]
+    coordinateTransformations: Transforms | None = None
+    name: str | None = None
+    type: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        yield from axes_problems(self.axes)
+        ndim = len(self.axes)
+        if not self.datasets:
+            yield "datasets", f"is empty {R_DATASETS}"
+        for j, ds in enumerate(self.datasets):
+            yield from transforms_length_problems(
+                ds.coordinateTransformations, ndim, f"datasets[{j}].coordinateTransformations"
+            )
+        if self.coordinateTransformations is not None:
+            yield from transforms_problems(
+                self.coordinateTransformations, "coordinateTransformations"
+            )
+            yield from transforms_length_problems(
+                self.coordinateTransformations, ndim, "coordinateTransformations"
+            )
+        scales = [ds.scale for ds in self.datasets]
+        for j in range(1, len(scales)):
+            prev, cur = scales[j - 1], scales[j]
+            if len(prev) == len(cur) == ndim and any(c < p for p, c in zip(prev, cur, strict=True)):
+                yield (
+                    f"datasets[{j}]",
+                    f"has a finer scale {list(cur)} than datasets[{j - 1}] {list(prev)} "
+                    f"{R_DATASETS_ORDER}",
+                )
+
+    __post_init__ = enforce_rules
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes, which every level's array must have as dimensions."""
+        return len(self.axes)
+
+
+# ---- image-label -------------------------------------------------------------------------------
+Uint8 = Annotated[int, msgspec.Meta(ge=0, le=255)]
+
+
+class Color(Base, frozen=True, kw_only=True, omit_defaults=True):
+    """The display colour of one label value (spec #label-md, "colors")."""
+
+    label_value: int = msgspec.field(name="label-value")
+    rgba: tuple[Uint8, ...] | None = None
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        if self.rgba is not None and len(self.rgba) != 4:
+            yield "rgba", f"has {len(self.rgba)} entries {R_RGBA}"
+
+    __post_init__ = enforce_rules
+
+
+class Source(Base, frozen=True, kw_only=True, omit_defaults=True):
+    """Where the labelled image is: ``image`` is a relative path (default ``../../``)."""
+
+    image: str | None = None
+
+
+class ImageLabel(Base, frozen=True, kw_only=True, omit_defaults=True):
+    """The ``image-label`` object of a label image (spec #label-md).
+
+    ``properties`` entries are kept as plain objects: beside the required integer
+    ``label-value`` they carry arbitrary keys that a struct would drop.
+    """
+
+    version: str | None = None
+    colors: tuple[Color, ...] | None = None
+    properties: tuple[dict[str, Any], ...] | None = None
+    source: Source | None = None
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        if self.colors is not None:
+            counts = Counter(c.label_value for c in self.colors)
+            for i, c in enumerate(self.colors):
+                if counts[c.label_value] > 1:
+                    yield (
+                        f"colors[{i}].label-value",
+                        f"{c.label_value} appears {counts[c.label_value]} times "
+                        f"{R_LABEL_VALUES_UNIQUE}",
+                    )
+        for i, p in enumerate(self.properties or ()):
+            value = p.get("label-value")
+            if "label-value" not in p:
+                yield f"properties[{i}]", f'has no "label-value" {R_PROPERTY_LABEL_VALUE}'
+            elif not isinstance(value, int) or isinstance(value, bool):
+                yield (
+                    f'properties[{i}]["label-value"]',
+                    f"must be an integer, got {value!r} {R_PROPERTY_LABEL_VALUE}",
+                )
+
+    __post_init__ = enforce_rules
+
+
+# ---- group helpers -----------------------------------------------------------------------------
+def split_path(path: str) -> list[str]:
+    """The member names along a dataset path (``"./a//b/"`` -> ``["a", "b"]``)."""
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def resolve(members: Mapping[str, Any], path: str) -> Any:
+    """The node at ``path`` below a group's members, or None."""
+    parts = split_path(path)
+    if not parts:
+        return None
+    node: Any = None
+    current: Mapping[str, Any] | None = members
+    for part in parts:
+        if current is None or part not in current:
+            return None
+        node = current[part]
+        current = getattr(node, "members", None)
+    return node
+
+
+def dataset_problems(
+    multiscales: Sequence[MultiscaleBase],
+    members: Mapping[str, Any],
+    is_array: Any,
+    loc: str,
+) -> Iterator[tuple[str, str, Any, int, int]]:
+    """Existence and dimensionality of every level's array.
+
+    Yields ``(loc, msg, array_or_None, i, j)``; callers that add per-array rules (Zarr v3
+    ``dimension_names``) use the array.
+    """
+    for i, ms in enumerate(multiscales):
+        for j, ds in enumerate(ms.datasets):
+            sub = f"{loc}[{i}].datasets[{j}].path"
+            node = resolve(members, ds.path)
+            if node is None:
+                yield sub, f"{ds.path!r} names no member of this group {R_PATH_EXISTS}", None, i, j
+            elif not is_array(node):
+                yield sub, f"{ds.path!r} names a group, not an array {R_PATH_EXISTS}", None, i, j
+            elif len(node.shape) != ms.ndim:
+                yield (
+                    sub,
+                    f"{ds.path!r} is an array with {len(node.shape)} dimensions but the multiscale "
+                    f"has {ms.ndim} axes {R_NDIM}",
+                    None,
+                    i,
+                    j,
+                )
+            else:
+                yield "", "", node, i, j
+
+
+def insert_member(members: dict[str, Any], path: str, node: Any, group: Any) -> None:
+    """Put ``node`` at ``path``, creating intermediate groups with the ``group`` factory."""
+    parts = split_path(path)
+    if not parts:
+        raise ValueError(f"empty array path {path!r}")
+    current = members
+    for part in parts[:-1]:
+        sub = current.get(part)
+        if sub is None:
+            sub = current[part] = {}
+        elif not isinstance(sub, dict):
+            raise ValueError(f"path {path!r} passes through array {part!r}")
+        current = sub
+    if parts[-1] in current:
+        raise ValueError(f"two arrays at path {path!r}")
+    current[parts[-1]] = node
+
+
+def build_members(tree: dict[str, Any], group: Any) -> dict[str, Any]:
+    """Turn the nested dicts of :func:`insert_member` into group specs."""
+    return {
+        k: group(members=build_members(v, group)) if isinstance(v, dict) else v
+        for k, v in tree.items()
+    }
+
+
+def infer_axis_type(name: str) -> str:
+    """The axis type that a conventional name implies (``t`` time, ``c`` channel, else space)."""
+    lowered = name.lower()
+    if lowered in ("t", "time"):
+        return "time"
+    if lowered in ("c", "ch", "channel", "channels"):
+        return "channel"
+    return "space"
+
+
+def make_axes(
+    axes: Sequence[str | Axis],
+    units: Sequence[str | None] | str | None,
+    types: Sequence[str | None] | None,
+) -> tuple[Axis, ...]:
+    """Axis structs from names (or structs), with units and types given or inferred."""
+    n = len(axes)
+    if isinstance(units, str) or units is None:
+        unit_list: list[str | None] = [None] * n
+    else:
+        unit_list = list(units)
+        if len(unit_list) != n:
+            raise ValueError(f"got {len(unit_list)} units for {n} axes")
+    if types is not None and len(types) != n:
+        raise ValueError(f"got {len(types)} axis types for {n} axes")
+    out = []
+    for i, a in enumerate(axes):
+        if isinstance(a, Axis):
+            out.append(a)
+            continue
+        t = types[i] if types is not None else infer_axis_type(a)
+        u = unit_list[i]
+        if isinstance(units, str) and t == "space":
+            u = units
+        out.append(Axis(name=a, type=t, unit=u))
+    return tuple(out)
+
+
+def is_integer_dtype(dtype: Any) -> bool:
+    """Whether a Zarr v2 ``dtype`` or v3 ``data_type`` is a (u)int type."""
+    import numpy as np
+
+    if not isinstance(dtype, str):
+        return False
+    try:
+        return np.dtype(dtype).kind in "iu"
+    except TypeError:
+        return False
+
+
+def build_datasets(
+    paths: Sequence[str],
+    scales: Sequence[Sequence[float]],
+    translations: Sequence[Sequence[float] | None] | None,
+    n: int,
+) -> tuple[Dataset, ...]:
+    if not len(paths) == len(scales) == n:
+        raise ValueError(
+            f"got {n} arrays, {len(paths)} paths and {len(scales)} scales; give one of each per "
+            "level"
+        )
+    trans = list(translations) if translations is not None else [None] * n
+    if len(trans) != n:
+        raise ValueError(f"got {len(trans)} translations for {n} arrays")
+    return tuple(
+        Dataset(path=p, coordinateTransformations=build_transforms(s, t))
+        for p, s, t in zip(paths, scales, trans, strict=True)
+    )
+
+
+def global_transforms(
+    scale: Sequence[float] | None, translation: Sequence[float] | None
+) -> tuple[Transform, ...] | None:
+    if scale is None and translation is None:
+        return None
+    if scale is None:
+        raise ValueError("global_translation needs global_scale (a scale must come first)")
+    return build_transforms(scale, translation)

@@ -119,6 +119,14 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def model_validate_json(cls, data: bytes | str) -> Self:
         """Decode and validate a JSON document as this model."""
+        # Inlined fast path (a scan calls this once per document): the cached decoder and no
+        # further frames. Any failure goes through validate_json, which words it.
+        dec = Base._decoders.get(cls)
+        if dec is not None:
+            try:
+                return dec.decode(data)
+            except msgspec.DecodeError:
+                pass
         return validate_json(data, cls)
 
     # ---- serialisation ----------------------------------------------------------------------
@@ -405,6 +413,11 @@ def _normalize_exclude(exclude: Exclude) -> Mapping[str, Any]:
     return dict.fromkeys(exclude, True)
 
 
+def _nested_exclude(sub: Any) -> Mapping[str, Any] | None:
+    """What to exclude below a key: pydantic allows a dict or a set there (``{"a": {"b"}}``)."""
+    return None if sub is None or sub is False else _normalize_exclude(sub)
+
+
 def _dump(value: Any, exclude: Mapping[str, Any] | None = None) -> Any:
     if isinstance(value, msgspec.Struct):
         return _dump_struct(value, exclude or {})
@@ -418,7 +431,7 @@ def _dump(value: Any, exclude: Mapping[str, Any] | None = None) -> Any:
             sub = (exclude or {}).get(k)
             if sub is True:
                 continue
-            out[k] = _dump(v, sub if isinstance(sub, Mapping) else None)
+            out[k] = _dump(v, _nested_exclude(sub))
         return out
     return value
 
@@ -432,7 +445,7 @@ def _dump_struct(value: msgspec.Struct, exclude: Mapping[str, Any]) -> dict[str,
         sub = exclude.get(name, exclude.get(key))
         if sub is True:
             continue
-        out[key] = _dump(getattr(value, name), sub if isinstance(sub, Mapping) else None)
+        out[key] = _dump(getattr(value, name), _nested_exclude(sub))
     return out
 
 

@@ -19,12 +19,22 @@ __all__ = ["model_from_zarr", "node_from_zarr"]
 T = TypeVar("T")
 
 
-def _builtin(value: Any) -> Any:
-    """numpy scalars and arrays (zarr may put them in fill values) as plain Python data."""
-    item = getattr(value, "tolist", None)
-    if callable(item):
-        return item()
-    raise NotImplementedError(f"cannot represent {type(value).__name__} in a spec")
+def _plain(value: Any) -> Any:
+    """zarr's ``to_dict`` output as JSON-shaped data: lists for tuples, numbers for numpy.
+
+    The same document read from storage has lists, and specs keep free-form parts (codec
+    configurations, attributes) as given, so both routes must give identical values.
+    """
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays
+    if callable(tolist):
+        return _plain(tolist())
+    return msgspec.to_builtins(value)
 
 
 def _is_group(node: Any) -> bool:
@@ -50,7 +60,7 @@ def node_from_zarr(node: Any, depth: int | None = None) -> ParsedNode:
     to_dict = getattr(meta, "to_dict", None)
     if not callable(to_dict):
         raise TypeError(f"expected a zarr-python 3 Array or Group, got {type(node).__name__}")
-    doc: dict[str, Any] = msgspec.to_builtins(to_dict(), enc_hook=_builtin)
+    doc: dict[str, Any] = _plain(to_dict())
     url = str(getattr(node, "store_path", "")) or repr(node)
     group = _is_group(node)
     if doc.get("zarr_format", 2) == 2:

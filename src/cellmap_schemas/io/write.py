@@ -324,7 +324,8 @@ def write_pyramid(
         data = dict(zip(specs, arrays, strict=True))
     unknown = [name for name in data if name not in specs]
     if unknown:
-        raise ValueError(f"{', '.join(unknown)}: not arrays of the group ({', '.join(specs)})")
+        names = ", ".join(repr(name) for name in unknown)
+        raise ValueError(f"{names}: not arrays of the group ({', '.join(specs)})")
     for name, array in data.items():
         if tuple(np.shape(array)) != tuple(specs[name].shape):
             raise ValueError(

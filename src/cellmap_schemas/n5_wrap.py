@@ -35,12 +35,20 @@ __all__ = [
     "compression_to_n5",
     "dtype_from_n5",
     "dtype_to_n5",
+    "from_zarr",
     "is_n5_array",
     "n5_array_to_spec_dict",
+    "n5_array_unwrapper",
+    "n5_array_wrapper",
     "n5_group_to_spec_dict",
+    "n5_group_unwrapper",
+    "n5_group_wrapper",
+    "n5_spec_unwrapper",
+    "n5_spec_wrapper",
     "spec_to_n5_array",
     "spec_to_n5_group",
     "unwrap",
+    "update_n5_attrs",
     "wrap",
 ]
 
@@ -291,3 +299,75 @@ def unwrap(spec: ArraySpec[Any]) -> ArraySpec[Any]:
         dimension_separator="/",
         compressor=comp,
     )
+
+
+# ---- the original's names for the wrapped / unwrapped views -----------------------------------
+def n5_array_wrapper(spec: ArraySpec[Any]) -> ArraySpec[Any]:
+    """``spec`` with the ``"."`` separator zarr-python 2's ``N5FSStore`` needs (same class)."""
+    return msgspec.structs.replace(spec, dimension_separator=".")
+
+
+def n5_group_wrapper(spec: GroupSpec[Any]) -> GroupSpec[Any]:
+    """:func:`n5_array_wrapper` applied to every array below ``spec``."""
+    return msgspec.structs.replace(
+        spec, members={k: n5_spec_wrapper(m) for k, m in spec.members.items()}
+    )
+
+
+def n5_spec_wrapper(spec: Any) -> Any:
+    """:func:`n5_array_wrapper` for arrays, :func:`n5_group_wrapper` for groups."""
+    return n5_array_wrapper(spec) if hasattr(spec, "shape") else n5_group_wrapper(spec)
+
+
+def n5_array_unwrapper(spec: ArraySpec[Any]) -> ArraySpec[Any]:
+    """``spec`` with the ``"/"`` separator and the ``n5_wrapper`` compressor unwrapped."""
+    comp = spec.compressor
+    if comp is not None and comp.get("id") == "n5_wrapper":
+        comp = comp.get("compressor_config")
+    return msgspec.structs.replace(spec, dimension_separator="/", compressor=comp)
+
+
+def n5_group_unwrapper(spec: GroupSpec[Any]) -> GroupSpec[Any]:
+    """:func:`n5_array_unwrapper` applied to every array below ``spec``."""
+    return msgspec.structs.replace(
+        spec, members={k: n5_spec_unwrapper(m) for k, m in spec.members.items()}
+    )
+
+
+def n5_spec_unwrapper(spec: Any) -> Any:
+    """:func:`n5_array_unwrapper` for arrays, :func:`n5_group_unwrapper` for groups."""
+    return n5_array_unwrapper(spec) if hasattr(spec, "shape") else n5_group_unwrapper(spec)
+
+
+def from_zarr(element: Any) -> N5ArraySpec | N5GroupSpec:
+    """The N5 spec (tree) of a zarr node; refuses nodes that are not stored as N5.
+
+    zarr-python 3 cannot open N5, so in practice read N5 with ``N5GroupSpec.from_url``.
+    """
+    if callable(getattr(element, "members", None)):
+        return N5GroupSpec.from_zarr(element)
+    return N5ArraySpec.from_zarr(element)
+
+
+def update_n5_attrs(node: Any, new_spec: N5GroupSpec | N5ArraySpec) -> Any:
+    """Replace the attributes of an N5 node and its members by those of a same-shaped spec.
+
+    Raises
+    ------
+    ValueError
+        If ``new_spec`` differs from the node in anything but attributes.
+    """
+    from cellmap_schemas.base import structure_equal
+
+    if not structure_equal(from_zarr(node), new_spec):
+        raise ValueError(
+            f"{node} differs from the new spec in more than attributes; only attributes can "
+            "be updated"
+        )
+    attrs = new_spec.attributes
+    node.update_attributes(
+        msgspec.to_builtins(attrs) if isinstance(attrs, msgspec.Struct) else attrs
+    )
+    for name, member in getattr(new_spec, "members", {}).items():
+        update_n5_attrs(node[name], member)
+    return node

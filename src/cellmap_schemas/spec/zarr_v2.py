@@ -237,10 +237,13 @@ Node = either(ArraySpec, GroupSpec)
 
 def _zarr_compressor(array: Any) -> dict[str, Any] | None:
     """The numcodecs-style config of a zarr array's compressor, or None for other arrays."""
-    comp = getattr(array, "compressor", None)
-    if comp is None:
-        compressors = getattr(array, "compressors", None)
+    # zarr-python 3 has `compressors` for both formats; its `compressor` is deprecated and
+    # raises TypeError on Zarr v3 arrays. zarr-python 2 arrays only have `compressor`.
+    compressors = getattr(array, "compressors", None)
+    if compressors is not None:
         comp = compressors[0] if compressors else None
+    else:
+        comp = getattr(array, "compressor", None)
     if comp is None:
         return None
     config = getattr(comp, "get_config", None)
@@ -248,5 +251,8 @@ def _zarr_compressor(array: Any) -> dict[str, Any] | None:
         return dict(config())
     to_dict = getattr(comp, "to_dict", None)
     if callable(to_dict):
-        return dict(to_dict())
+        doc = dict(to_dict())
+        if "name" in doc:  # a Zarr v3 codec: {"name", "configuration"} -> numcodecs style
+            return {"id": doc["name"], **(doc.get("configuration") or {})}
+        return doc
     return None

@@ -1,6 +1,7 @@
 """cellmap-schemas: typed, fast validation of Cellmap N5 / Zarr hierarchies."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from cellmap_schemas.errors import (
     CellmapSchemasError,
@@ -9,6 +10,9 @@ from cellmap_schemas.errors import (
     UnsupportedFormatError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    from cellmap_schemas.synchronous import check, read
 
 try:
     __version__ = version("cellmap-schemas")
@@ -22,4 +26,15 @@ __all__ = [
     "UnsupportedFormatError",
     "ValidationError",
     "__version__",
+    "check",
+    "read",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # read/check load the I/O layer on first use, keeping `import cellmap_schemas` light.
+    if name in ("check", "read"):
+        from cellmap_schemas import synchronous
+
+        return getattr(synchronous, name)
+    raise AttributeError(f"module 'cellmap_schemas' has no attribute {name!r}")

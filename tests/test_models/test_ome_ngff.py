@@ -780,3 +780,36 @@ def test_registry_names_and_signatures() -> None:
         WILD / "irregular__zarr3_group_zarr.json_multiscales_without_ome_namespace.json"
     )
     assert not looks_like(v05.Group, irregular["attributes"])
+
+
+# ---- storage round trip (to_zarr with tensorstore, from_url) -----------------------------------
+@pytest.mark.parametrize("module", [v04, v05], ids=["0.4", "0.5"])
+def test_write_and_read_back(module: Any, tmp_path: Path) -> None:
+    arrays = pyramid()
+    group = module.Group.from_arrays(
+        arrays,
+        ["s0", "lower/s1"],
+        ["z", "y", "x"],
+        [(4.0, 4.0, 4.0), (8.0, 8.0, 8.0)],
+        [(0.0, 0.0, 0.0), (2.0, 2.0, 2.0)],
+        units="nanometer",
+        name="raw",
+    )
+    url = str(tmp_path / "image.zarr")
+    handle = group.to_zarr(url)
+    handle["s0"][...] = arrays[0]
+    handle["lower/s1"][...] = arrays[1]
+    back = module.Group.from_url(url)
+    assert back == group
+    assert np.array_equal(np.asarray(handle["lower/s1"]), arrays[1])
+    key = "zarr.json" if module is v05 else ".zattrs"
+    written = load(tmp_path / "image.zarr" / key)
+    multiscales = written["attributes"]["ome"] if module is v05 else written
+    assert multiscales["multiscales"][0]["name"] == "raw"
+
+
+def test_read_back_rejects_the_other_zarr_format(tmp_path: Path) -> None:
+    url = str(tmp_path / "image.zarr")
+    v05.Group.from_arrays(pyramid(), ["s0", "s1"], "zyx", [(1, 1, 1), (2, 2, 2)]).to_zarr(url)
+    with pytest.raises(ValidationError, match="Zarr v3"):
+        v04.Group.from_url(url)

@@ -625,3 +625,30 @@ def test_every_spec_example_and_wild_ome_document_is_judged() -> None:
         "cellmap zarrify 0.5",
         "zarr3 multiscales without ome namespace, as 0.5",
     } <= judged
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_what_we_write_is_read_by_ome_zarr_models(version: str, tmp_path: Path) -> None:
+    import numpy as np
+    import zarr
+
+    module, their_image = (v04, TheirImage04) if version == "0.4" else (v05, TheirImage05)
+    base = np.arange(2 * 8 * 8, dtype="uint8").reshape(2, 8, 8)
+    arrays = [base, base[:, ::2, ::2]]
+    group = module.Group.from_arrays(
+        arrays,
+        ["0", "1"],
+        ["c", "y", "x"],
+        [(1.0, 0.5, 0.5), (1.0, 1.0, 1.0)],
+        units=[None, "micrometer", "micrometer"],
+    )
+    url = str(tmp_path / "image.zarr")
+    handle = group.to_zarr(url)
+    for path, data in zip(["0", "1"], arrays, strict=True):
+        handle[path][...] = data
+    image = their_image.from_zarr(zarr.open_group(url, mode="r"))
+    their_ms = image.ome_attributes.multiscales[0]
+    assert [a.name for a in their_ms.axes] == ["c", "y", "x"]
+    assert [a.type for a in their_ms.axes] == ["channel", "space", "space"]
+    assert [d.path for d in their_ms.datasets] == ["0", "1"]
+    assert np.array_equal(zarr.open_array(f"{url}/1", mode="r")[...], arrays[1])

@@ -1,0 +1,538 @@
+"""The concurrent crawler behind ``cellmap-schemas scan``.
+
+Work items are directories. A dispatcher starts one task per item while a ``CapacityLimiter``
+has tokens (``concurrency``), so at most that many tasks exist; waiting items are small records
+in a deque. Each item costs as few requests as the format allows:
+
+- below a node whose format is known, a child's metadata is fetched *before* listing it (N5:
+  ``attributes.json``; Zarr v3: ``zarr.json``; Zarr v2: ``.zarray`` + ``.zattrs``). An array is
+  then finished: its directory (the chunks) is never listed;
+- a group is listed once (one level); metadata files the listing shows and that were not fetched
+  yet are fetched, so nothing is probed blindly;
+- a group with consolidated metadata (``.zmetadata``, ``zarr.json`` ``consolidated_metadata``)
+  is not listed below: its descendants come from that document;
+- above any node (the bucket, dataset folders) directories are listed first, then the metadata
+  files the listing names are fetched.
+
+Results stream out as nodes finish. A group that some applicable model must validate waits for
+its members' spec dicts (the crawler reads them anyway); only those waiting groups and the
+members they need are held in memory. The deque is popped at the end where children were pushed
+last, so each subtree is finished soon after it is started and few groups wait at a time.
+
+Nothing a hierarchy holds crashes the crawl: unreadable documents, denied prefixes, member names
+such as ``..``, symlink loops (the local store leaves them out of listings) and documents of any
+size become results with a reason.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectSendStream
+
+from cellmap_schemas.errors import NodeNotFoundError, StoreError, UnsupportedFormatError
+from cellmap_schemas.io.read import METADATA_KEYS, ParsedNode, parse_node
+from cellmap_schemas.io.store import Store
+from cellmap_schemas.scan.classify import Classifier, ModelResult, Status
+from cellmap_schemas.scan.report import NodeResult
+
+__all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError"]
+
+MEMBER_DEPTH = 2
+"""Levels of members a group model sees: a crop's class groups and their arrays."""
+
+MAX_DEPTH = 64
+"""Directories nested deeper than this are reported, not followed (a guard against cycles on
+stores without symlinks to detect, and against pathological trees)."""
+
+_META = frozenset(METADATA_KEYS)
+_DEFINING = frozenset({"zarr.json", ".zarray", ".zgroup", "attributes.json"})
+
+# Documents fetched before listing, by the format of the nearest node above (None: unknown).
+_PROBES: dict[str | None, tuple[str, ...]] = {
+    None: (),
+    "n5": ("attributes.json",),
+    "zarr": ("zarr.json", ".zarray", ".zattrs"),
+    "zarr2": (".zarray", ".zattrs"),
+    "zarr3": ("zarr.json",),
+}
+# Where a thread hop costs more than a missing file (local disk), a Zarr v2 group's .zgroup is
+# fetched with the first batch instead of after the listing.
+_EAGER_PROBES: dict[str | None, tuple[str, ...]] = {
+    **_PROBES,
+    "zarr": ("zarr.json", ".zarray", ".zattrs", ".zgroup"),
+    "zarr2": (".zarray", ".zattrs", ".zgroup"),
+}
+
+
+class RootError(StoreError):
+    """The scanned root itself cannot be read (missing, denied, unreachable)."""
+
+
+def _hint(name: str) -> str | None:
+    lowered = name.lower()
+    if lowered.endswith(".n5"):
+        return "n5"
+    if lowered.endswith(".zarr"):
+        return "zarr"
+    return None
+
+
+def _unsafe(name: str) -> str | None:
+    """Why a member name must not be followed, or None."""
+    if name in ("", ".", ".."):
+        return f"unsafe member name {name!r}: not followed"
+    if "/" in name or "\\" in name or "\x00" in name:
+        return f"unsafe member name {name!r} (contains a path separator or NUL): not followed"
+    return None
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
+def _format_of_key(key: str) -> str | None:
+    if key == "attributes.json":
+        return "n5"
+    if key == "zarr.json":
+        return "zarr3"
+    if key in (".zarray", ".zgroup", ".zattrs", ".zmetadata"):
+        return "zarr2"
+    return None
+
+
+def _kind_of_keys(keys: Iterable[str]) -> str | None:
+    keys = set(keys)
+    if ".zarray" in keys:
+        return "array"
+    if ".zgroup" in keys or ".zmetadata" in keys:
+        return "group"
+    return None
+
+
+def _numeric(names: Iterable[str]) -> bool:
+    return all(n.isdigit() for n in names)
+
+
+def _truncate(spec: dict[str, Any], depth: int) -> dict[str, Any]:
+    """A spec whose members are kept ``depth`` levels deep (0: ``members`` emptied)."""
+    members = spec.get("members")
+    if not members:
+        return spec
+    if depth <= 0:
+        return {**spec, "members": {}}
+    return {**spec, "members": {k: _truncate(v, depth - 1) for k, v in members.items()}}
+
+
+class _Consolidated:
+    """The descendants a consolidated-metadata document lists, indexed by directory."""
+
+    __slots__ = ("base", "children", "nodes")
+
+    def __init__(self, base: str, nodes: Mapping[str, ParsedNode]) -> None:
+        self.base = base
+        self.nodes = nodes
+        children: dict[str, set[str]] = collections.defaultdict(set)
+        for rel in nodes:
+            parts = rel.split("/")
+            for i in range(len(parts)):
+                children["/".join(parts[:i])].add(parts[i])
+                if _unsafe(parts[i]):
+                    break  # reported at this level, nothing below is followed
+        self.children = {k: sorted(v) for k, v in children.items()}
+
+    def rel(self, path: str) -> str:
+        if not self.base:
+            return path
+        return path[len(self.base) + 1 :] if path != self.base else ""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A group waiting for its members before it can be validated or handed up."""
+
+    path: str
+    name: str
+    parent: _Pending | None
+    need: int
+    node: ParsedNode
+    models: tuple[tuple[str, type[Any]], ...]
+    waiting: int = 0
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Item:
+    """A directory to visit."""
+
+    path: str
+    name: str
+    ctx: str | None
+    parent: _Pending | None = None
+    need: int = 0
+    cons: _Consolidated | None = None
+    depth: int = 0
+
+
+class Crawler:
+    """Crawls one store and sends a :class:`NodeResult` for every node it meets.
+
+    Parameters
+    ----------
+    store
+        An open store; keys are relative to the scanned root.
+    classifier
+        The models of the scan.
+    concurrency
+        Directories processed at once (each may have several requests in flight).
+    """
+
+    def __init__(self, store: Store, classifier: Classifier, *, concurrency: int = 64) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.store = store
+        self.classifier = classifier
+        self.concurrency = concurrency
+        self.root_is_node: bool | None = None
+        self.root_name = store.location.path.rstrip("/").rsplit("/", 1)[-1] or store.url
+        self.found = 0
+        """Nodes whose metadata has been read (or failed to read)."""
+        self.emitted = 0
+        """Results sent."""
+        from cellmap_schemas.io._local import LocalStore
+
+        self._probes = _EAGER_PROBES if isinstance(store, LocalStore) else _PROBES
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._send: ObjectSendStream[NodeResult] | None = None
+        self._array_models = classifier.has_models("array")
+
+    # ---- public -----------------------------------------------------------------------------
+    def dataset_of(self, path: str) -> str:
+        """The dataset a node belongs to: the first path component, or the root container."""
+        if self.root_is_node or not path:
+            return self.root_name
+        return path.split("/", 1)[0]
+
+    async def run(self, send: ObjectSendStream[NodeResult]) -> None:
+        """Crawl everything below the root; ``send`` is closed when done.
+
+        Raises
+        ------
+        RootError
+            The root cannot be read: nothing there, access denied, storage unreachable.
+        """
+        self._send = send
+        async with send:
+            await self._visit(_Item("", self.root_name, None), root=True)
+            limiter = anyio.CapacityLimiter(self.concurrency)
+            wake = anyio.Event()
+            running = 0
+
+            async def run_one(item: _Item, token: object) -> None:
+                nonlocal running, wake
+                try:
+                    await self._visit(item)
+                except Exception as exc:  # a bug must not end the scan: report the node
+                    await self._unreadable(item, None, None, f"internal error: {exc!r}")
+                finally:
+                    running -= 1
+                    limiter.release_on_behalf_of(token)
+                    wake.set()
+
+            async with anyio.create_task_group() as tg:
+                queue = self._queue
+                while True:
+                    while queue and limiter.available_tokens:
+                        token = object()
+                        limiter.acquire_on_behalf_of_nowait(token)
+                        running += 1
+                        tg.start_soon(run_one, queue.pop(), token)
+                    if not queue and not running:
+                        break
+                    await wake.wait()
+                    wake = anyio.Event()
+
+    # ---- one directory ------------------------------------------------------------------------
+    async def _visit(self, it: _Item, *, root: bool = False) -> None:
+        if it.cons is not None:
+            await self._visit_consolidated(it)
+            return
+        store = self.store
+        url = store.url_of(it.path)
+        probe = METADATA_KEYS if root else self._probes.get(it.ctx or _hint(it.name), ())
+        docs: dict[str, bytes | None] = {}
+        if probe:
+            results = await store.get_many([_join(it.path, k) for k in probe])
+            for key, value in zip(probe, results, strict=True):
+                if isinstance(value, BaseException):
+                    if root:
+                        raise RootError(str(value))
+                    await self._unreadable(it, _format_of_key(key), _kind_of_keys([key]), value)
+                    return
+                docs[key] = value
+        node: ParsedNode | None = None
+        if any(docs.get(k) is not None for k in _DEFINING):
+            try:
+                node = parse_node(docs, url)
+            except UnsupportedFormatError as exc:
+                await self._bad_document(it, docs, exc, root)
+                return
+            if node.kind == "array":
+                await self._array(it, node, root)
+                return
+            if node.consolidated is not None:
+                await self._group(it, node, root, cons=_Consolidated(it.path, node.consolidated))
+                return
+        if it.depth >= MAX_DEPTH:
+            await self._unreadable(
+                it, node.format if node else None, node.kind if node else None,
+                f"{url}: nested deeper than {MAX_DEPTH} levels; not followed",
+            )  # fmt: skip
+            return
+        try:
+            dirs, files = await store.list_dir(it.path)
+        except StoreError as exc:
+            if root and node is None:
+                raise RootError(str(exc)) from None
+            kind = node.kind if node else None
+            await self._unreadable(it, node.format if node else None, kind, exc, listing=True)
+            return
+        extra = [f for f in files if f in _META and f not in docs]
+        if extra:
+            results = await store.get_many([_join(it.path, k) for k in extra])
+            for key, value in zip(extra, results, strict=True):
+                if isinstance(value, BaseException):
+                    if root:
+                        raise RootError(str(value))
+                    kind = node.kind if node else _kind_of_keys([key])
+                    await self._unreadable(it, _format_of_key(key), kind, value)
+                    return
+                docs[key] = value
+            if any(docs.get(k) is not None for k in extra):
+                try:
+                    node = parse_node(docs, url)
+                except UnsupportedFormatError as exc:
+                    node = self._without_consolidated(docs, url)
+                    if node is None:
+                        await self._bad_document(it, docs, exc, root)
+                        return
+        if node is None:
+            if root:
+                if not dirs and not files:
+                    raise NodeNotFoundError(f"{url}: nothing found there (no such directory)")
+                self.root_is_node = False
+            await self._plain(it, dirs, files)
+            return
+        if node.kind == "array":  # only reached above any known format
+            await self._array(it, node, root)
+            return
+        if node.consolidated is not None:
+            await self._group(it, node, root, cons=_Consolidated(it.path, node.consolidated))
+            return
+        await self._group(it, node, root, names=dirs)
+
+    async def _visit_consolidated(self, it: _Item) -> None:
+        cons = it.cons
+        assert cons is not None
+        rel = cons.rel(it.path)
+        node = cons.nodes.get(rel)
+        names = cons.children.get(rel, [])
+        if node is None:
+            await self._plain(it, names, ())
+        elif node.kind == "array":
+            await self._array(it, node, False)
+        else:
+            await self._group(it, node, False, names=names)
+
+    def _without_consolidated(self, docs: dict[str, bytes | None], url: str) -> ParsedNode | None:
+        """A broken ``.zmetadata`` must not hide a readable group: crawl it instead."""
+        if docs.get(".zmetadata") is None:
+            return None
+        rest = {k: v for k, v in docs.items() if k != ".zmetadata"}
+        try:
+            return parse_node(rest, url)
+        except UnsupportedFormatError:
+            return None
+
+    # ---- outcomes ---------------------------------------------------------------------------
+    async def _emit(self, result: NodeResult) -> None:
+        assert self._send is not None
+        self.emitted += 1
+        await self._send.send(result)
+
+    async def _bad_document(
+        self, it: _Item, docs: Mapping[str, bytes | None], exc: Exception, root: bool
+    ) -> None:
+        present = [k for k, v in docs.items() if v is not None]
+        fmt = next((_format_of_key(k) for k in present if k in _DEFINING), None)
+        fmt = fmt or next((_format_of_key(k) for k in present), None)
+        if root:
+            self.root_is_node = True
+        await self._unreadable(it, fmt, _kind_of_keys(present), exc)
+
+    async def _unreadable(
+        self,
+        it: _Item,
+        fmt: str | None,
+        kind: str | None,
+        reason: BaseException | str,
+        *,
+        listing: bool = False,
+    ) -> None:
+        self.found += 1
+        text = " ".join(str(reason).split()) or type(reason).__name__
+        if listing:
+            text = f"cannot list members: {text}"
+        await self._emit(
+            NodeResult(
+                path=it.path,
+                kind=kind,  # type: ignore[arg-type]
+                format=fmt,  # type: ignore[arg-type]
+                status="unreadable",
+                error=text,
+            )
+        )
+        await self._done(it.parent, it.name, None, {it.name: text})
+
+    async def _array(self, it: _Item, node: ParsedNode, root: bool) -> None:
+        self.found += 1
+        if root:
+            self.root_is_node = True
+        spec = node.spec
+        status: Status = "not_applicable"
+        results: dict[str, ModelResult] = {}
+        if self._array_models:
+            models = self.classifier.applicable("array", spec.get("attributes"))
+            if models:
+                status, results = self.classifier.judge(models, spec)
+        await self._emit(
+            NodeResult(
+                path=it.path, kind="array", format=node.format, status=status, results=results
+            )
+        )
+        await self._done(it.parent, it.name, spec if it.need else None, None)
+
+    async def _group(
+        self,
+        it: _Item,
+        node: ParsedNode,
+        root: bool,
+        *,
+        names: Sequence[str] = (),
+        cons: _Consolidated | None = None,
+    ) -> None:
+        """A group: validated now if no model needs its members, else once they are read.
+
+        ``cons``: the group's own consolidated metadata, which then replaces listings below it.
+        """
+        self.found += 1
+        if root:
+            self.root_is_node = True
+        if cons is not None:
+            names = cons.children.get("", [])
+        else:
+            cons = it.cons
+        models = self.classifier.applicable("group", node.spec.get("attributes"))
+        child_need = max(MEMBER_DEPTH if models else 0, it.need - 1)
+        safe = [n for n in names if _unsafe(n) is None]
+        unsafe = [n for n in names if _unsafe(n) is not None]
+        fmt = node.format
+        depth = it.depth + 1
+        if child_need == 0:
+            await self._emit(
+                NodeResult(path=it.path, kind="group", format=fmt, status="not_applicable")
+            )
+            await self._done(it.parent, it.name, node.spec if it.need else None)
+            self._push(safe, it.path, fmt, None, 0, cons, depth)
+            for name in unsafe:
+                child = _Item(_join(it.path, name), name, fmt, None, 0, cons, depth)
+                await self._unreadable(child, None, None, _unsafe(name) or "")
+            return
+        pending = _Pending(it.path, it.name, it.parent, it.need, node, models, len(names))
+        if not names:
+            await self._finish(pending)
+            return
+        self._push(safe, it.path, fmt, pending, child_need, cons, depth)
+        for name in unsafe:
+            child = _Item(_join(it.path, name), name, fmt, pending, child_need, cons, depth)
+            await self._unreadable(child, None, None, _unsafe(name) or "")
+
+    async def _plain(self, it: _Item, dirs: Sequence[str], files: Iterable[str]) -> None:
+        """A directory without metadata: not a node; look below it unless it holds chunks."""
+        ctx = _hint(it.name) or it.ctx
+        files = list(files)
+        if ctx is not None and (dirs or files) and _numeric(dirs) and _numeric(files):
+            dirs = ()  # chunk keys of an array whose metadata is missing: never crawled
+        safe = [n for n in dirs if _unsafe(n) is None]
+        self._push(safe, it.path, ctx, None, 0, it.cons, it.depth + 1)
+        for name in dirs:
+            if _unsafe(name) is not None:
+                child = _Item(_join(it.path, name), name, ctx, None, 0, it.cons, it.depth + 1)
+                await self._unreadable(child, None, None, _unsafe(name) or "")
+        await self._done(it.parent, it.name, None, None)
+
+    def _push(
+        self,
+        names: Sequence[str],
+        path: str,
+        ctx: str | None,
+        parent: _Pending | None,
+        need: int,
+        cons: _Consolidated | None,
+        depth: int,
+    ) -> None:
+        # Pushed in reverse so that popping from the right visits them in name order.
+        append = self._queue.append
+        for name in reversed(names):
+            append(_Item(_join(path, name), name, ctx, parent, need, cons, depth))
+
+    async def _done(
+        self,
+        parent: _Pending | None,
+        name: str,
+        spec: dict[str, Any] | None,
+        failures: Mapping[str, str] | None = None,
+    ) -> None:
+        """A member of ``parent`` is finished: record its spec or why it failed."""
+        while parent is not None:
+            if failures:
+                parent.failures.update(failures)
+            elif spec is not None:
+                parent.members[name] = spec
+            parent.waiting -= 1
+            if parent.waiting > 0:
+                return
+            # the group is complete: validate it, then report to its own parent
+            spec, failures = await self._judge(parent)
+            name, parent = parent.name, parent.parent
+
+    async def _finish(self, pending: _Pending) -> None:
+        spec, failures = await self._judge(pending)
+        await self._done(pending.parent, pending.name, spec, failures)
+
+    async def _judge(self, p: _Pending) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+        spec = dict(p.node.spec)
+        spec["members"] = dict(sorted(p.members.items()))
+        if not p.models:
+            status: Status = "not_applicable"
+            results: dict[str, ModelResult] = {}
+        elif p.failures:
+            status, results = self.classifier.judge_failed_members(p.models, p.failures)
+        else:
+            status, results = self.classifier.judge(p.models, spec)
+        await self._emit(
+            NodeResult(
+                path=p.path, kind="group", format=p.node.format, status=status, results=results
+            )
+        )
+        if not p.need:
+            return None, None
+        failures = None
+        if p.need >= 2 and p.failures:
+            failures = {f"{p.name}/{k}": v for k, v in p.failures.items()}
+        return _truncate(spec, p.need - 1), failures

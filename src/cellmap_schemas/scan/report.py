@@ -1,0 +1,413 @@
+"""What a scan found: per-node results, per-dataset totals, and the four output formats.
+
+The JSON document has exactly this shape (``ScanReport`` encodes to it)::
+
+    {"root": str, "models": [str],
+     "summary": {"nodes", "groups", "arrays", "valid", "invalid", "unreadable", "datasets",
+                 "elapsed_s", "requests"},
+     "datasets": [{"name", "nodes", "valid", "invalid", "unreadable", "conforms"}],
+     "nodes": [{"path", "kind", "format", "status",
+                "results": {MODEL: {"valid", "errors": [{"loc", "msg"}]}}, "error"}]}
+
+Writers consume nodes as the crawler finishes them. ``ndjson``, ``csv`` and ``table`` keep no node
+in memory (the table keeps a bounded list of failures); ``json`` keeps each node as its encoded
+bytes, since the document's summary precedes its nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, Literal, Protocol
+
+import msgspec
+
+from cellmap_schemas.scan.classify import Kind, ModelResult, Status
+
+__all__ = [
+    "FORMATS",
+    "DatasetSummary",
+    "FailOn",
+    "Format",
+    "NodeResult",
+    "ScanReport",
+    "Summary",
+    "Tally",
+    "Writer",
+    "atomic_output",
+    "exit_code",
+    "make_writer",
+]
+
+Format = Literal["table", "json", "ndjson", "csv"]
+FailOn = Literal["invalid", "unreadable", "never"]
+FORMATS: tuple[str, ...] = ("table", "json", "ndjson", "csv")
+NodeFormat = Literal["n5", "zarr2", "zarr3"]
+
+
+class NodeResult(msgspec.Struct, frozen=True):
+    """One node's verdict.
+
+    ``path`` is relative to the scanned root, ``/``-separated, without a leading slash (the root
+    itself is ``""``). ``kind`` and ``format`` are ``None`` only when an unreadable node gave no
+    clue. ``results`` has one entry per applicable model (CLI name); ``error`` says why an
+    ``unreadable`` node could not be read.
+    """
+
+    path: str
+    kind: Kind | None
+    format: NodeFormat | None
+    status: Status
+    results: dict[str, ModelResult] = {}
+    error: str | None = None
+
+
+class DatasetSummary(msgspec.Struct):
+    """Totals of one dataset (the first path component below the root, or the root container)."""
+
+    name: str
+    nodes: int = 0
+    valid: int = 0
+    invalid: int = 0
+    unreadable: int = 0
+    conforms: bool = True
+
+
+class Summary(msgspec.Struct):
+    """Totals of a whole scan."""
+
+    nodes: int = 0
+    groups: int = 0
+    arrays: int = 0
+    valid: int = 0
+    invalid: int = 0
+    unreadable: int = 0
+    datasets: int = 0
+    elapsed_s: float = 0.0
+    requests: int = 0
+
+
+class ScanReport(msgspec.Struct):
+    """A finished scan, as returned by :func:`cellmap_schemas.scan` (``msgspec.json.encode`` of
+    it is the ``--format json`` document)."""
+
+    root: str
+    models: list[str]
+    summary: Summary
+    datasets: list[DatasetSummary]
+    nodes: list[NodeResult]
+
+    @property
+    def conforms(self) -> bool:
+        """Whether no node is invalid or unreadable."""
+        return self.summary.invalid == 0 and self.summary.unreadable == 0
+
+    def exit_code(self, fail_on: FailOn = "invalid") -> int:
+        """The CLI's exit code for this report (0 or 1)."""
+        return exit_code(self.summary, fail_on)
+
+    def to_json(self) -> bytes:
+        """The ``--format json`` document."""
+        return msgspec.json.encode(self)
+
+
+def exit_code(summary: Summary, fail_on: FailOn = "invalid") -> int:
+    """0 when the scan passes, 1 when it fails.
+
+    ``invalid`` (default): any invalid or unreadable node fails the scan (a node that could not be
+    read cannot be said to conform). ``unreadable``: only unreadable nodes fail it. ``never``:
+    report, never fail.
+    """
+    if fail_on == "never":
+        return 0
+    bad = summary.unreadable + (summary.invalid if fail_on == "invalid" else 0)
+    return 1 if bad else 0
+
+
+class Tally:
+    """Running totals per dataset and overall; constant memory per dataset."""
+
+    def __init__(self) -> None:
+        self.summary = Summary()
+        self._datasets: dict[str, DatasetSummary] = {}
+
+    def add(self, node: NodeResult, dataset: str) -> None:
+        s = self.summary
+        s.nodes += 1
+        if node.kind == "group":
+            s.groups += 1
+        elif node.kind == "array":
+            s.arrays += 1
+        d = self._datasets.get(dataset)
+        if d is None:
+            d = self._datasets[dataset] = DatasetSummary(name=dataset)
+        d.nodes += 1
+        status = node.status
+        if status == "valid":
+            s.valid += 1
+            d.valid += 1
+        elif status == "invalid":
+            s.invalid += 1
+            d.invalid += 1
+            d.conforms = False
+        elif status == "unreadable":
+            s.unreadable += 1
+            d.unreadable += 1
+            d.conforms = False
+
+    def finish(self, *, elapsed_s: float, requests: int) -> tuple[Summary, list[DatasetSummary]]:
+        self.summary.elapsed_s = round(elapsed_s, 3)
+        self.summary.requests = requests
+        self.summary.datasets = len(self._datasets)
+        return self.summary, [self._datasets[k] for k in sorted(self._datasets)]
+
+
+# ---- writers --------------------------------------------------------------------------------
+class Writer(Protocol):
+    """Receives nodes as they finish, then the totals."""
+
+    def node(self, node: NodeResult, dataset: str) -> None: ...
+
+    def finish(
+        self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
+    ) -> None: ...
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class JsonWriter:
+    """One document; nodes sorted by path so that two scans of a tree compare equal."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._nodes: list[tuple[str, bytes]] = []
+
+    def node(self, node: NodeResult, dataset: str) -> None:
+        self._nodes.append((node.path, _encoder.encode(node)))
+
+    def finish(
+        self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
+    ) -> None:
+        self._nodes.sort(key=lambda item: item[0])
+        enc = _encoder.encode
+        out = self._out
+        out.write(b'{"root":' + enc(root) + b',"models":' + enc(models))
+        out.write(b',"summary":' + enc(summary) + b',"datasets":' + enc(datasets))
+        out.write(b',"nodes":[')
+        for i, (_, raw) in enumerate(self._nodes):
+            if i:
+                out.write(b",")
+            out.write(raw)
+        out.write(b"]}\n")
+        self._nodes.clear()
+
+
+class NdjsonWriter:
+    """One node per line as it finishes; the last line holds the summary and the datasets."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+
+    def node(self, node: NodeResult, dataset: str) -> None:
+        self._out.write(_encoder.encode(node) + b"\n")
+
+    def finish(
+        self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
+    ) -> None:
+        line = _encoder.encode({"summary": summary, "datasets": datasets})
+        self._out.write(line + b"\n")
+
+
+CSV_COLUMNS = ("path", "kind", "format", "status", "model", "valid", "errors", "error")
+
+
+def _join_errors(result: ModelResult) -> str:
+    return "; ".join(f"{e.loc}: {e.msg}" if e.loc else e.msg for e in result.errors)
+
+
+class CsvWriter:
+    """One row per node and model (a node without applicable model gets one row, model empty)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self._csv = csv.writer(self._text)
+        self._csv.writerow(CSV_COLUMNS)
+
+    def node(self, node: NodeResult, dataset: str) -> None:
+        head = (node.path, node.kind or "", node.format or "", node.status)
+        error = node.error or ""
+        if not node.results:
+            self._csv.writerow((*head, "", "", "", error))
+            return
+        for name, result in node.results.items():
+            valid = "true" if result.valid else "false"
+            self._csv.writerow((*head, name, valid, _join_errors(result), error))
+
+    def finish(
+        self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
+    ) -> None:
+        self._text.flush()
+        self._text.detach()
+
+
+class TableWriter:
+    """A rich table per dataset, then the first failures (the full list is in json/ndjson)."""
+
+    MAX_FAILURES = 50
+
+    def __init__(self, out: IO[bytes] | None, *, terminal: bool) -> None:
+        self._out = out
+        self._terminal = terminal
+        self._failures: list[tuple[str, NodeResult]] = []
+        self._more = 0
+
+    def node(self, node: NodeResult, dataset: str) -> None:
+        if node.status in ("invalid", "unreadable"):
+            if len(self._failures) < self.MAX_FAILURES:
+                self._failures.append((dataset, node))
+            else:
+                self._more += 1
+
+    def finish(
+        self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
+    ) -> None:
+        from rich.table import Table
+
+        with self._console() as console:
+            table = Table(title=f"cellmap-schemas scan {root}", title_justify="left")
+            for col, justify in (
+                ("dataset", "left"),
+                ("nodes", "right"),
+                ("valid", "right"),
+                ("invalid", "right"),
+                ("unreadable", "right"),
+                ("n/a", "right"),
+                ("verdict", "left"),
+            ):
+                table.add_column(col, justify=justify)  # type: ignore[arg-type]
+            for d in datasets:
+                na = d.nodes - d.valid - d.invalid - d.unreadable
+                verdict = "[green]conforms[/]" if d.conforms else "[red]fails[/]"
+                table.add_row(
+                    _escape(d.name),
+                    str(d.nodes),
+                    str(d.valid),
+                    str(d.invalid),
+                    str(d.unreadable),
+                    str(na),
+                    verdict,
+                )
+            console.print(table)
+            if self._failures:
+                fails = Table(title="failures", title_justify="left")
+                for col in ("path", "status", "reason"):
+                    fails.add_column(col, overflow="fold")
+                for _, node in self._failures:
+                    fails.add_row(_escape(node.path or "."), node.status, _escape(_reason(node)))
+                console.print(fails)
+                if self._more:
+                    console.print(f"... and {self._more} more (see --format json)")
+            s = summary
+            console.print(
+                f"{s.nodes} nodes ({s.groups} groups, {s.arrays} arrays) in {s.datasets} "
+                f"datasets: {s.valid} valid, {s.invalid} invalid, {s.unreadable} unreadable; "
+                f"{s.requests} requests in {s.elapsed_s:.2f} s"
+                + (f"; models: {', '.join(models)}" if len(models) < len(_all_models()) else "")
+            )
+
+    @contextlib.contextmanager
+    def _console(self) -> Iterator[Any]:
+        from rich.console import Console
+
+        if self._out is None:
+            yield Console(highlight=False)
+            return
+        text = io.TextIOWrapper(self._out, encoding="utf-8", newline="\n", write_through=True)
+        try:
+            yield Console(
+                file=text,
+                force_terminal=self._terminal,
+                no_color=not self._terminal,
+                width=None if self._terminal else 160,
+                highlight=False,
+            )
+        finally:
+            text.flush()
+            text.detach()
+
+
+def _all_models() -> tuple[str, ...]:
+    from cellmap_schemas.registry import MODELS
+
+    return tuple(MODELS)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _reason(node: NodeResult) -> str:
+    if node.error:
+        return node.error
+    parts = []
+    for name, result in node.results.items():
+        if not result.valid:
+            first = result.errors[0] if result.errors else None
+            detail = (
+                f"{first.loc}: {first.msg}" if first and first.loc else first.msg if first else ""
+            )
+            extra = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+            parts.append(f"{name}: {detail}{extra}")
+    return "; ".join(parts)
+
+
+def make_writer(fmt: Format, out: IO[bytes] | None, *, terminal: bool = False) -> Writer:
+    """The writer of a format; ``out`` None means stdout (the table prints through rich)."""
+    if fmt == "table":
+        return TableWriter(out, terminal=terminal)
+    if out is None:
+        raise ValueError(f"format {fmt!r} needs an output stream")
+    writers: dict[str, Callable[[IO[bytes]], Writer]] = {
+        "json": JsonWriter,
+        "ndjson": NdjsonWriter,
+        "csv": CsvWriter,
+    }
+    return writers[fmt](out)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``path`` only when the block succeeds.
+
+    The data goes to a temporary file in the same directory (so ``os.replace`` is a rename on
+    one filesystem); on any error the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

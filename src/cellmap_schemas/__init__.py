@@ -12,7 +12,7 @@ from cellmap_schemas.errors import (
 )
 
 if TYPE_CHECKING:
-    from cellmap_schemas.synchronous import check, read
+    from cellmap_schemas.synchronous import check, read, scan
 
 try:
     __version__ = version("cellmap-schemas")
@@ -28,12 +28,13 @@ __all__ = [
     "__version__",
     "check",
     "read",
+    "scan",
 ]
 
 
 def __getattr__(name: str) -> object:
     # read/check load the I/O layer on first use, keeping `import cellmap_schemas` light.
-    if name in ("check", "read"):
+    if name in ("check", "read", "scan"):
         from cellmap_schemas import synchronous
 
         return getattr(synchronous, name)

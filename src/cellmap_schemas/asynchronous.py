@@ -7,12 +7,15 @@ has the same functions for blocking code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from cellmap_schemas.io.read import read_model_async, read_spec
 
-__all__ = ["check", "read", "resolve_model"]
+if TYPE_CHECKING:
+    from cellmap_schemas.scan.report import ScanReport
+
+__all__ = ["check", "read", "resolve_model", "scan"]
 
 
 def resolve_model(model: str | type[Any]) -> type[Any]:
@@ -130,3 +133,71 @@ async def check(
     """
     cls = resolve_model(model)
     return await read_model_async(cls, url, storage_options=storage_options)
+
+
+async def scan(
+    url: str,
+    models: Iterable[str] | None = None,
+    concurrency: int = 64,
+    retries: int = 3,
+    timeout: float | None = 30.0,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ScanReport:
+    """Crawl every node below ``url`` concurrently and judge each by the models it looks like.
+
+    The metadata of every array and group is read once (chunks are never touched; consolidated
+    metadata replaces listings), each node is validated against the models whose convention it
+    looks most like (or only ``models``), and totals are kept per dataset (the first path
+    component below ``url``; ``url`` itself when it is a container). For results as they come,
+    use :func:`cellmap_schemas.scan.open_scan`.
+
+    Parameters
+    ----------
+    url : str
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://`` URL of a bucket, a
+        folder of datasets or one container.
+    models : iterable of str, optional
+        CLI names of the models to judge by (``"multiscale.cosem.Group"``); default: all.
+    concurrency : int, optional
+        Directories read at once (default 64).
+    retries : int, optional
+        Extra attempts for a request that failed transiently (default 3).
+    timeout : float or None, optional
+        Seconds allowed for one attempt of one request (default 30).
+    storage_options : mapping, optional
+        fsspec options for the storage, e.g. ``{"anon": True}`` or ``{"endpoint_url": ...}``.
+
+    Returns
+    -------
+    ScanReport
+        ``nodes`` (sorted by path, each with its status and per-model results), ``datasets``
+        and ``summary``; ``msgspec.json.encode(report)`` is the CLI's JSON report.
+
+    Raises
+    ------
+    UnknownModelError
+        If a model name is not registered (a ``KeyError``; the message lists close matches).
+    NodeNotFoundError
+        If nothing exists at ``url``.
+    StoreError
+        If ``url`` itself cannot be read (access denied, unreachable). Failures below it are
+        reported per node, never raised.
+
+    Examples
+    --------
+    >>> import anyio
+    >>> from cellmap_schemas.asynchronous import scan
+    >>> report = anyio.run(scan, "examples/cellmap-bucket")  # doctest: +SKIP
+    >>> [(d.name, d.conforms) for d in report.datasets]  # doctest: +SKIP
+    [('jrc_cos7-1a', False), ('jrc_hela-2', True), ('jrc_macrophage-2', False)]
+    """
+    from cellmap_schemas.scan import collect
+
+    return await collect(
+        url,
+        models=models,
+        concurrency=concurrency,
+        retries=retries,
+        timeout=timeout,
+        storage_options=storage_options,
+    )

@@ -7,14 +7,17 @@ and returns when the store is closed. Inside a running event loop use
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellmap_schemas import asynchronous as _async
 from cellmap_schemas.io.read import run_sync
 
-__all__ = ["check", "read"]
+if TYPE_CHECKING:
+    from cellmap_schemas.scan.report import ScanReport
+
+__all__ = ["check", "read", "scan"]
 
 
 def read(
@@ -107,3 +110,72 @@ def check(
     ... # doctest: +SKIP
     """
     return run_sync(partial(_async.check, url, model, storage_options=storage_options))
+
+
+def scan(
+    url: str,
+    models: Iterable[str] | None = None,
+    concurrency: int = 64,
+    retries: int = 3,
+    timeout: float | None = 30.0,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ScanReport:
+    """Crawl every node below ``url`` concurrently and judge each by the models it looks like.
+
+    The metadata of every array and group is read once (chunks are never touched; consolidated
+    metadata replaces listings), each node is validated against the models whose convention it
+    looks most like (or only ``models``), and totals are kept per dataset (the first path
+    component below ``url``; ``url`` itself when it is a container). For results as they come,
+    use :func:`cellmap_schemas.scan.open_scan`.
+
+    Parameters
+    ----------
+    url : str
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://`` URL of a bucket, a
+        folder of datasets or one container.
+    models : iterable of str, optional
+        CLI names of the models to judge by (``"multiscale.cosem.Group"``); default: all.
+    concurrency : int, optional
+        Directories read at once (default 64).
+    retries : int, optional
+        Extra attempts for a request that failed transiently (default 3).
+    timeout : float or None, optional
+        Seconds allowed for one attempt of one request (default 30).
+    storage_options : mapping, optional
+        fsspec options for the storage, e.g. ``{"anon": True}`` or ``{"endpoint_url": ...}``.
+
+    Returns
+    -------
+    ScanReport
+        ``nodes`` (sorted by path, each with its status and per-model results), ``datasets``
+        and ``summary``; ``msgspec.json.encode(report)`` is the CLI's JSON report.
+
+    Raises
+    ------
+    UnknownModelError
+        If a model name is not registered (a ``KeyError``; the message lists close matches).
+    NodeNotFoundError
+        If nothing exists at ``url``.
+    StoreError
+        If ``url`` itself cannot be read (access denied, unreachable). Failures below it are
+        reported per node, never raised.
+
+    Examples
+    --------
+    >>> from cellmap_schemas import scan
+    >>> report = scan("examples/cellmap-bucket", models=["multiscale.cosem.Group"])
+    ... # doctest: +SKIP
+    >>> report.summary.invalid  # doctest: +SKIP
+    4
+    """
+    return run_sync(
+        partial(
+            _async.scan,
+            url,
+            models=models,
+            concurrency=concurrency,
+            retries=retries,
+            timeout=timeout,
+            storage_options=storage_options,
+        )
+    )

@@ -3,13 +3,14 @@
 A model applies to a node of its kind whose attributes look like the model's convention
 (:func:`cellmap_schemas.registry.looks_like`: they share at least one attribute key path).
 Conventions overlap: a COSEM group carries ``multiscales`` (the OME-NGFF 0.4 key) and the four
-Neuroglancer keys, a crop's class group is also an OME-NGFF image. A node is therefore judged by
-the models it looks *most* like: those covering the most top-level attribute keys of the node,
-then the most key paths. A COSEM group is judged as ``multiscale.cosem.Group``, not as an
-OME-NGFF image it was never meant to be; an OME-NGFF 0.4 image, which shares only
-``multiscales`` with COSEM, is judged by both and is ``valid`` when it conforms to either.
+Neuroglancer keys; a crop's class group is also an OME-NGFF image. So every registered model
+competes for a node, and the node is judged by the ones it looks *most* like (:func:`match`):
+a COSEM group by ``multiscale.cosem.Group``, not by OME-NGFF 0.4, and an OME-NGFF 0.4 image by
+OME-NGFF, not by COSEM, even when ``--model multiscale.cosem.Group`` is the only model asked for
+(the image is then ``not_applicable``). When a node matches several models equally well, it is
+``valid`` if it conforms to any of them; ``results`` shows each verdict.
 
-The candidates are the models named with ``--model`` or, without it, every registered model.
+With ``--model`` (repeatable) only the named models judge; without it, all of them.
 Validation works on the spec dicts the crawler built from documents it already decoded: no I/O
 and no second JSON decode here.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "ModelResult",
     "Status",
     "UnknownModelError",
+    "match",
 ]
 
 Kind = Literal["array", "group"]
@@ -89,32 +91,40 @@ class Classifier:
                 raise UnknownModelError(name, close_matches(name))
         self.explicit = bool(requested)
         self.names: tuple[str, ...] = tuple(requested or MODELS)
-        self._by_kind: dict[str, tuple[tuple[str, type[Any]], ...]] = {
+        wanted = set(self.names)
+        # Every registered model competes for a node, so that a node is never judged by a
+        # requested model it only resembles (an OME-NGFF image shares `multiscales` with COSEM).
+        self._all: dict[str, tuple[tuple[str, type[Any], bool], ...]] = {
             kind: tuple(
-                (name, MODELS[name].load()) for name in self.names if MODELS[name].kind == kind
+                (name, info.load(), name in wanted)
+                for name, info in MODELS.items()
+                if info.kind == kind
             )
             for kind in ("array", "group")
         }
+        self._wanted = {kind: any(w for *_, w in models) for kind, models in self._all.items()}
 
     def has_models(self, kind: Kind) -> bool:
         """Whether any model of the scan is of this kind (else nodes of the kind need no work)."""
-        return bool(self._by_kind[kind])
+        return self._wanted.get(kind, False)
 
     def applicable(self, kind: Kind, attributes: Any) -> tuple[tuple[str, type[Any]], ...]:
-        """The ``(name, model)`` pairs the node is judged by: of the models whose convention
-        its attributes look like, those it looks most like."""
-        models = self._by_kind.get(kind, ())
-        if not models or not isinstance(attributes, Mapping):
+        """The ``(name, model)`` pairs a node is judged by.
+
+        Of every registered model of the node's kind whose convention its attributes look like,
+        those it looks most like (see :func:`match`), restricted to the models of the scan.
+        """
+        if not self._wanted.get(kind) or not isinstance(attributes, Mapping):
             return ()
-        best: list[tuple[str, type[Any]]] = []
-        best_score = (0, 0)
-        for name, model in models:
-            score = _score(model, attributes)
+        best: list[tuple[str, type[Any], bool]] = []
+        best_score: tuple[float, ...] = (0, 0.0, 0)
+        for entry in self._all[kind]:
+            score = match(entry[1], attributes)
             if score > best_score:
-                best, best_score = [(name, model)], score
-            elif score == best_score and score[1]:
-                best.append((name, model))
-        return tuple(best)
+                best, best_score = [entry], score
+            elif score == best_score and score[0]:
+                best.append(entry)
+        return tuple((name, model) for name, model, wanted in best if wanted)
 
     def judge(
         self, models: Sequence[tuple[str, type[Any]]], spec: Mapping[str, Any]
@@ -132,7 +142,7 @@ class Classifier:
         if not models:
             return "not_applicable", {}
         errors = tuple(
-            ErrorItem(join_loc("members", name), f"member unreadable: {reason}")
+            ErrorItem(_member_loc(name), f"member unreadable: {reason}")
             for name, reason in sorted(failures.items())
         )
         result = ModelResult(valid=False, errors=errors)
@@ -144,10 +154,27 @@ class Classifier:
         return "valid" if any(r.valid for r in results.values()) else "invalid"
 
 
-def _score(model: type[Any], attributes: Mapping[str, Any]) -> tuple[int, int]:
-    """How much of a node's attributes a model's convention covers: (top-level keys, paths)."""
-    present = [path for path in signature(model) if _has(attributes, path)]
-    return len({path[0] for path in present}), len(present)
+def match(model: type[Any], attributes: Mapping[str, Any]) -> tuple[int, float, int]:
+    """How well a node's attributes match a model's convention; higher is better, 0 none.
+
+    ``(top-level keys in common, share of the convention's key paths present, paths present)``:
+    a COSEM group (five keys) beats Neuroglancer (four of them) and OME-NGFF 0.4 (one); an
+    OME-NGFF 0.4 image (``multiscales``: all of OME-NGFF's paths, a fifth of COSEM's) is judged
+    as OME-NGFF.
+    """
+    sig = signature(model)
+    present = [path for path in sig if _has(attributes, path)]
+    if not present:
+        return (0, 0.0, 0)
+    return len({path[0] for path in present}), len(present) / len(sig), len(present)
+
+
+def _member_loc(path: str) -> str:
+    """``mito/s0`` -> ``members.mito.members.s0``."""
+    loc = ""
+    for name in path.split("/"):
+        loc = join_loc(join_loc(loc, "members"), name)
+    return loc
 
 
 def _has(attrs: Any, path: tuple[str, ...]) -> bool:

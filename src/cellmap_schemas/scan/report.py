@@ -308,7 +308,7 @@ class TableWriter:
                 fails = Table(title="failures", title_justify="left")
                 for col in ("path", "status", "reason"):
                     fails.add_column(col, overflow="fold")
-                for _, node in self._failures:
+                for _, node in sorted(self._failures, key=lambda f: f[1].path):
                     fails.add_row(_escape(node.path or "."), node.status, _escape(_reason(node)))
                 console.print(fails)
                 if self._more:

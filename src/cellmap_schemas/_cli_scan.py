@@ -1,0 +1,247 @@
+"""The ``cellmap-schemas scan`` command (registered lazily by :mod:`cellmap_schemas.cli`).
+
+The command parses, streams the crawler's results into the chosen writer and returns the exit
+status; the work is in :mod:`cellmap_schemas.scan`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack, nullcontext
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
+
+from cyclopts import Parameter
+
+if TYPE_CHECKING:
+    from cellmap_schemas.scan import ScanStream
+    from cellmap_schemas.scan.report import Format
+
+__all__ = ["scan"]
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_SUFFIXES = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
+
+
+def scan(
+    url: str,
+    *,
+    model: Annotated[list[str] | None, Parameter(name="--model", negative=())] = None,
+    concurrency: int = 64,
+    retries: int = 3,
+    timeout: float = 30.0,
+    format: Annotated[
+        Literal["table", "json", "ndjson", "csv"] | None, Parameter(name="--format")
+    ] = None,
+    output: Annotated[Path | None, Parameter(name=["--output", "-o"])] = None,
+    progress: bool | None = None,
+    fail_on: Literal["invalid", "unreadable", "never"] = "invalid",
+    storage_option: Annotated[
+        list[str] | None, Parameter(name="--storage-option", negative=())
+    ] = None,
+) -> int:
+    """Audit every node below URL (a bucket, a folder of datasets or one container).
+
+    Every array and group is read once, concurrently (chunks are never touched), and judged
+    against the models it looks like (or only those given with --model). A dataset is the first
+    path component below URL (URL itself when it is a container). The report gives each
+    dataset's totals and verdict; --format json/ndjson/csv list every node.
+
+    Examples:
+
+        cellmap-schemas scan s3://janelia-cosem-datasets --model multiscale.cosem.Group
+        cellmap-schemas scan examples/cellmap-bucket --format ndjson | jq -c 'select(.status)'
+        cellmap-schemas scan /data/jrc_hela-2 -o report.csv --fail-on unreadable
+
+    Exit status: 0 every applicable node conforms, 1 a node is invalid or unreadable (see
+    --fail-on), 2 URL cannot be read, unknown model or bad usage.
+
+    Parameters
+    ----------
+    url: str
+        Local path or s3://, gs://, http(s):// URL to scan.
+    model: list[str] | None
+        Judge nodes only by this model (repeatable; see `cellmap-schemas models`). Default:
+        every model, each node by the ones it looks most like.
+    concurrency: int
+        Directories read at once (each with its few requests).
+    retries: int
+        Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
+    timeout: float
+        Seconds allowed for one attempt of one request.
+    format: Literal["table", "json", "ndjson", "csv"] | None
+        Report format. Default: table on a terminal, else json (with -o: from the file suffix,
+        else json).
+    output: Path | None
+        Write the report to this file (replaced atomically when the scan ends) instead of stdout.
+    progress: bool | None
+        Show progress on stderr (nodes found and validated, requests, errors). Default: when
+        stderr is a terminal.
+    fail_on: Literal["invalid", "unreadable", "never"]
+        What makes the exit status 1: an invalid or unreadable node (invalid), only an
+        unreadable node (unreadable), nothing (never).
+    storage_option: list[str] | None
+        fsspec storage option key=value (repeatable), e.g. anon=true.
+    """
+    from cellmap_schemas.scan.classify import Classifier, UnknownModelError
+
+    try:
+        Classifier(model)  # unknown names fail before any I/O
+    except UnknownModelError as exc:
+        _err(f"{exc} (`cellmap-schemas models` lists them)")
+        return EXIT_ERROR
+    except (ImportError, AttributeError) as exc:
+        _err(f"a model cannot be loaded: {_one_line(str(exc))}")
+        return EXIT_ERROR
+    problems = [
+        f"--concurrency must be at least 1, got {concurrency}" if concurrency < 1 else "",
+        f"--retries must be 0 or more, got {retries}" if retries < 0 else "",
+        f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
+    ]
+    if any(problems):
+        _err(next(p for p in problems if p))
+        return EXIT_ERROR
+
+    fmt: Format = format or _default_format(output)
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        from cellmap_schemas.io.read import run_sync
+        from cellmap_schemas.io.url import parse_storage_options
+
+        options = parse_storage_options(storage_option or ())
+        return run_sync(
+            lambda: _run(
+                url,
+                models=model,
+                concurrency=concurrency,
+                retries=retries,
+                timeout=timeout,
+                options=options,
+                fmt=fmt,
+                output=output,
+                show=show,
+                fail_on=fail_on,
+            )
+        )
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
+            raise
+        _err(_describe(url, exc, output))
+        return EXIT_ERROR
+
+
+def _default_format(output: Path | None) -> Format:
+    if output is not None:
+        return _SUFFIXES.get(output.suffix.lower(), "json")  # type: ignore[return-value]
+    return "table" if sys.stdout.isatty() else "json"
+
+
+async def _run(
+    url: str,
+    *,
+    models: Sequence[str] | None,
+    concurrency: int,
+    retries: int,
+    timeout: float,
+    options: dict[str, Any],
+    fmt: Format,
+    output: Path | None,
+    show: bool,
+    fail_on: Literal["invalid", "unreadable", "never"],
+) -> int:
+    from cellmap_schemas.scan import open_scan
+    from cellmap_schemas.scan.report import atomic_output, exit_code, make_writer
+
+    async with open_scan(
+        url,
+        models=models,
+        concurrency=concurrency,
+        retries=retries,
+        timeout=timeout,
+        storage_options=options,
+    ) as stream:
+        with ExitStack() as stack:
+            out: IO[bytes] | None
+            if output is not None:
+                out = stack.enter_context(atomic_output(output))
+            elif fmt == "table":
+                out = None
+            else:
+                sys.stdout.flush()
+                out = sys.stdout.buffer
+            writer = make_writer(fmt, out, terminal=False)
+            add = writer.node
+            dataset_of = stream.dataset_of
+            with _progress(stream) if show else nullcontext():
+                async for node in stream:
+                    add(node, dataset_of(node.path))
+            summary, datasets = stream.finish()
+            writer.finish(stream.root, stream.models, summary, datasets)
+            if out is not None:
+                out.flush()
+    return exit_code(summary, fail_on)
+
+
+def _progress(stream: ScanStream) -> Any:
+    """A live line on stderr; rich refreshes it from its own thread, reading the counters."""
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class Counters(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            s = stream.summary
+            return Text(
+                f"{stream.found} nodes found, {stream.done} validated, "
+                f"{stream.requests} requests, {s.invalid + s.unreadable} errors"
+            )
+
+    return Progress(
+        SpinnerColumn(),
+        Counters(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        refresh_per_second=8,
+    )
+
+
+def _describe(url: str, exc: BaseException, output: Path | None) -> str:
+    text = _one_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, OSError) and output is not None and str(output) in text:
+        return text
+    from cellmap_schemas.errors import CellmapSchemasError
+
+    if not isinstance(exc, CellmapSchemasError | OSError | ValueError | TimeoutError):
+        text = (
+            f"unexpected {type(exc).__name__}: {text} (CELLMAP_SCHEMAS_DEBUG=1 shows a traceback)"
+        )
+    if url in text or _canonical(url) in text:
+        return text
+    return f"{url}: {text}"
+
+
+def _canonical(url: str) -> str:
+    from cellmap_schemas.io.url import parse_url
+
+    try:
+        return parse_url(url).url
+    except ValueError:
+        return url
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)

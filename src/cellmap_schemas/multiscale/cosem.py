@@ -21,7 +21,7 @@ import numpy as np
 
 from cellmap_schemas.base import Base, enforce_rules, join_loc, normalize_chunks
 from cellmap_schemas.multiscale import neuroglancer_n5
-from cellmap_schemas.multiscale.neuroglancer_n5 import PixelResolution, scale_ratio
+from cellmap_schemas.multiscale.neuroglancer_n5 import PixelResolution, levels_present, scale_ratio
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec
 
 __all__ = [
@@ -272,29 +272,28 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
     members: dict[str, Array] = {}  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        # One pass over the levels with no generator; the wording is left to _problems.
+        # The hot path of a scan: one pass over the datasets, one over the level names, no
+        # generator; _problems words the failures only when something is off.
         attrs = self.attributes
         members = self.members
-        for i in range(len(attrs.scales)):
-            if not isinstance(members.get(f"s{i}"), ArraySpec):
-                enforce_rules(self)
-                return
-        if not attrs.multiscales:
-            enforce_rules(self)
-            return
-        axes = attrs.axes
-        raxes = axes[::-1]
-        for ds in attrs.multiscales[0].datasets:
-            tx = ds.transform
-            member = members.get(ds.path)
-            if (
-                member is None
-                or not isinstance(member, ArraySpec)
-                or member.attributes.transform != tx
-                or tx.axes != (axes if tx.order == "F" else raxes)
-            ):
-                enforce_rules(self)
-                return
+        multiscales = attrs.multiscales
+        if multiscales:
+            axes = attrs.axes
+            raxes = axes[::-1]
+            for ds in multiscales[0].datasets:
+                tx = ds.transform
+                member = members.get(ds.path)
+                if (
+                    member is None
+                    or (type(member) is not Array and not isinstance(member, Array))
+                    or member.attributes.transform != tx
+                    or tx.axes != (axes if tx.order == "F" else raxes)
+                ):
+                    break
+            else:
+                if levels_present(members, len(attrs.scales)):
+                    return
+        enforce_rules(self)
 
     def _problems(self) -> Iterator[tuple[str, str]]:
         yield from super()._problems()
@@ -308,8 +307,12 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
             member = self.members.get(ds.path)
             if member is None:
                 yield f"{loc}.path", f"names {ds.path!r}, which is not a member of this group"
-            elif not isinstance(member, ArraySpec):
-                yield f"{loc}.path", f"names {ds.path!r}, which is a group, not an array"
+            elif not isinstance(member, Array):
+                kind = "an array" if isinstance(member, ArraySpec) else "a group"
+                yield (
+                    f"{loc}.path",
+                    f"names {ds.path!r}, which is {kind} but not a COSEM array (no transform)",
+                )
             elif member.attributes.transform != tx:
                 yield (
                     join_loc(join_loc(join_loc("members", ds.path), "attributes"), "transform"),

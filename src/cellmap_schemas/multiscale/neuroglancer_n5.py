@@ -15,7 +15,7 @@ Validation speed matters (a scan validates thousands of these), so each model's
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
 import msgspec
@@ -37,6 +37,7 @@ __all__ = [
     "GroupMetadata",
     "N5GroupSpec",
     "PixelResolution",
+    "levels_present",
     "normalize_chunks",
     "scale_ratio",
 ]
@@ -168,11 +169,8 @@ class Group(N5GroupSpec, frozen=True, kw_only=True):
     members: dict[str, ArrayOrGroup] = {}  # type: ignore[valid-type]
 
     def __post_init__(self) -> None:
-        members = self.members
-        for i in range(len(self.attributes.scales)):
-            if not isinstance(members.get(f"s{i}"), ArraySpec):
-                enforce_rules(self)
-                return
+        if not levels_present(self.members, len(self.attributes.scales)):
+            enforce_rules(self)
 
     def _problems(self) -> Iterator[tuple[str, str]]:
         yield from _level_problems(self)
@@ -252,6 +250,23 @@ class Group(N5GroupSpec, frozen=True, kw_only=True):
             )
         }
         return cls(attributes=attributes, members=members)
+
+
+_LEVEL_NAMES = tuple(f"s{i}" for i in range(32))
+
+
+def levels_present(members: Mapping[str, Any], levels: int) -> bool:
+    """Whether ``s0`` ... ``s{levels-1}`` are all arrays in ``members`` (the fast check)."""
+    names = _LEVEL_NAMES[:levels] if levels <= len(_LEVEL_NAMES) else _level_names(levels)
+    for name in names:
+        member = members.get(name)
+        if member is None or not isinstance(member, ArraySpec):
+            return False
+    return True
+
+
+def _level_names(levels: int) -> tuple[str, ...]:
+    return tuple(f"s{i}" for i in range(levels))
 
 
 def _level_problems(group: Group) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,183 @@
+"""Decode + validate speed of the COSEM models: ours, the original, and untyped msgspec.
+
+Each document is validated from its JSON bytes (``Model.model_validate_json``), the way a scan
+meets it. The same bytes are decoded untyped with ``msgspec.json.decode`` (the floor: parsing
+alone) and validated by the original implementation (pydantic 2 + pydantic-zarr), whose timing
+runs in its own virtual environment as a subprocess of this run, so all figures come from one
+run on one machine.
+
+Usage::
+
+    uv run python benchmarks/bench_models.py [--json] [--no-original] [--original-python PATH]
+
+The original's environment is made with ``scripts/setup-original-env.sh`` when not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "tests" / "data" / "models"  # shared with the model tests
+
+# (label, model path below cellmap_schemas, data file)
+CASES: list[tuple[str, str, str]] = [
+    ("cosem GroupMetadata (6 levels)", "multiscale.cosem.GroupMetadata", "cosem_group_attributes"),
+    ("cosem ArrayMetadata", "multiscale.cosem.ArrayMetadata", "cosem_array_attributes"),
+    ("cosem Group spec (attrs + 6 arrays)", "multiscale.cosem.Group", "cosem_group_spec"),
+]
+
+# Timing code shared by both interpreters (ours, and the original's via ``python -c``). Each
+# figure is the minimum over repeats of ~0.1 s of CPU time of this process (process_time, not
+# wall time): on a machine shared with other jobs, time spent descheduled is not counted.
+TIMER = r'''
+import importlib, json, sys, time, timeit
+
+def load(cases, data_dir):
+    out = []
+    for label, model, name in cases:
+        module, _, cls = model.rpartition(".")
+        tp = getattr(importlib.import_module("cellmap_schemas." + module), cls)
+        raw = open(f"{data_dir}/{name}.json", "rb").read()
+        tp.model_validate_json(raw)  # must be valid; also warms caches
+        out.append((label, tp, raw))
+    return out
+
+def time_calls(fns, repeat):
+    """Per-call seconds of each function, timed in alternation so load spikes hit all alike."""
+    timers = {k: timeit.Timer(fn, timer=time.process_time) for k, fn in fns.items()}
+    numbers = {k: max(1, t.autorange()[0] // 2) for k, t in timers.items()}
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for k, t in timers.items():
+            best[k] = min(best[k], t.timeit(numbers[k]) / numbers[k])
+    return best
+
+def time_models(cases, data_dir, repeat=5):
+    return time_calls(
+        {label: (lambda tp=tp, raw=raw: tp.model_validate_json(raw))
+         for label, tp, raw in load(cases, data_dir)},
+        repeat,
+    )
+'''
+
+namespace: dict[str, Any] = {}
+exec(TIMER, namespace)
+load = namespace["load"]
+time_calls: Callable[[dict[str, Callable[[], Any]], int], dict[str, float]] = namespace[
+    "time_calls"
+]
+
+
+def original_python(explicit: str | None) -> str:
+    """The original implementation's interpreter, installing it when needed."""
+    if explicit:
+        return explicit
+    script = ROOT / "scripts" / "setup-original-env.sh"
+    out = subprocess.run([str(script)], check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def time_original(python: str) -> dict[str, float]:
+    """Per-call seconds of the original's models, measured in its own interpreter."""
+    code = TIMER + (
+        "\nimport json, sys\nprint(json.dumps(time_models(json.loads(sys.argv[1]), sys.argv[2])))\n"
+    )
+    # Run outside the project directory so the original's package, not ours, is imported.
+    out = subprocess.run(
+        [python, "-c", code, json.dumps(CASES), str(DATA)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    return json.loads(out.stdout)
+
+
+def time_ours_and_untyped(repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Our models and untyped ``msgspec.json.decode`` on the same bytes, in alternation."""
+    decode = msgspec.json.decode
+    fns: dict[str, Callable[[], Any]] = {}
+    for label, tp, raw in load(CASES, str(DATA)):
+        fns[f"ours:{label}"] = lambda tp=tp, raw=raw: tp.model_validate_json(raw)
+        fns[f"untyped:{label}"] = lambda raw=raw: decode(raw)
+    best = time_calls(fns, repeat)
+    ours = {label: best[f"ours:{label}"] for label, _, _ in CASES}
+    untyped = {label: best[f"untyped:{label}"] for label, _, _ in CASES}
+    return ours, untyped
+
+
+def _keep_min(best: dict[str, float], new: dict[str, float]) -> None:
+    for k, v in new.items():
+        best[k] = min(v, best.get(k, v))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--no-original", action="store_true", help="skip the original")
+    parser.add_argument("--original-python", help="interpreter with cellmap-schemas 0.8.1")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of (ours, untyped, original); min is kept"
+    )
+    args = parser.parse_args(argv)
+
+    python = None if args.no_original else original_python(args.original_python)
+    ours: dict[str, float] = {}
+    untyped: dict[str, float] = {}
+    original: dict[str, float] = {}
+    for _ in range(max(1, args.rounds)):
+        o, u = time_ours_and_untyped(repeat=5)
+        _keep_min(ours, o)
+        _keep_min(untyped, u)
+        if python is not None:
+            _keep_min(original, time_original(python))
+
+    rows = []
+    for label, model, name in CASES:
+        row: dict[str, Any] = {
+            "document": label,
+            "model": model,
+            "bytes": (DATA / f"{name}.json").stat().st_size,
+            "ours_us": ours[label] * 1e6,
+            "untyped_msgspec_us": untyped[label] * 1e6,
+            "ours_over_untyped": ours[label] / untyped[label],
+        }
+        if label in original:
+            row["original_us"] = original[label] * 1e6
+            row["original_over_ours"] = original[label] / ours[label]
+        rows.append(row)
+
+    if args.json:
+        print(json.dumps({"python": sys.version.split()[0], "results": rows}, indent=2))
+        return 0
+    head = (
+        f"{'document':<36} {'bytes':>6} {'ours us':>9} {'untyped us':>11} {'original us':>12} "
+        f"{'ours/untyped':>13} {'speedup vs original':>20}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        orig = f"{r['original_us']:12.2f}" if "original_us" in r else f"{'-':>12}"
+        ratio = f"{r['original_over_ours']:19.1f}x" if "original_us" in r else f"{'-':>20}"
+        print(
+            f"{r['document']:<36} {r['bytes']:>6} {r['ours_us']:9.2f} "
+            f"{r['untyped_msgspec_us']:11.2f} {orig} {r['ours_over_untyped']:12.2f}x {ratio}"
+        )
+    print(
+        f"\nbest of {args.rounds} rounds; targets: speedup vs original >= 3x, ours/untyped <= 1.5x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,7 +45,25 @@ _TRANSIENT = frozenset(
         "500",
     }
 )
-_CREDENTIAL_OPTIONS = ("key", "secret", "token", "username", "password", "session")
+_CREDENTIAL_OPTIONS = ("key", "secret", "token", "username", "password")
+
+_LOADERS: dict[str, Any] = {}
+
+
+def _shared_loader(session: Any) -> Any:
+    """One botocore data loader per data path for the whole process.
+
+    A fresh session would parse botocore's endpoint and S3 model JSON again (about 0.1-0.5 s per
+    store); the loader caches them, and holds only immutable data, so sharing it across sessions,
+    event loops and threads is safe.
+    """
+    from botocore.loaders import create_loader
+
+    data_path = session.get_config_variable("data_path") or ""
+    loader = _LOADERS.get(data_path)
+    if loader is None:
+        loader = _LOADERS[data_path] = create_loader(data_path or None)
+    return loader
 
 
 async def open_s3(location: Location, **kw: Any) -> S3Store:
@@ -67,11 +85,13 @@ async def open_s3(location: Location, **kw: Any) -> S3Store:
         config.setdefault("read_timeout", timeout)
     anonymous = bool(options.get("anon", False))
     try:
-        if "anon" not in options and not any(options.get(k) for k in _CREDENTIAL_OPTIONS):
-            session = aiobotocore.session.AioSession(profile=options.get("profile"))
-            if await session.get_credentials() is None:
-                anonymous = True
+        if options.get("session") is None:
+            session = aiobotocore.session.AioSession(profile=options.pop("profile", None))
+            session.register_component("data_loader", _shared_loader(session))
             options["session"] = session
+            if "anon" not in options and not any(options.get(k) for k in _CREDENTIAL_OPTIONS):
+                # botocore's chain: variables, profile files, SSO, container and instance roles
+                anonymous = await session.get_credentials() is None
         options["anon"] = anonymous
         fs = S3FileSystem(
             asynchronous=True, skip_instance_cache=True, config_kwargs=config, **options

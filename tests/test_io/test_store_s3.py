@@ -1,0 +1,337 @@
+"""The S3 store against the real moto server (the ``s3`` fixture), with and without credentials."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io import open_store
+from cellmap_schemas.io._s3 import S3Store
+from conftest import S3Server, _free_port
+from faults import FaultProxy
+
+
+def run(coro_fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    return anyio.run(functools.partial(coro_fn, *args, **kwargs), backend="asyncio")
+
+
+def put(s3: S3Server, bucket: str, objects: dict[str, bytes]) -> None:
+    client = s3.client()
+    for key, body in objects.items():
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+LAYOUT = {
+    "data/x.n5/attributes.json": b'{"n5": "2.0.0"}',
+    "data/x.n5/s0/attributes.json": b'{"dimensions": [4]}',
+    "data/x.n5/s0/0/0": b"\x00\x01",
+    "data/x.n5/labels/a/attributes.json": b"{}",
+}
+
+
+@pytest.fixture
+def private(s3: S3Server) -> str:
+    s3.client().create_bucket(Bucket="private")
+    put(s3, "private", LAYOUT)
+    return "private"
+
+
+@pytest.fixture
+def public(s3: S3Server) -> str:
+    s3.public_bucket("public")
+    put(s3, "public", LAYOUT)
+    return "public"
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS credentials anywhere: variables deleted, config and credential files empty."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    empty = tmp_path / "empty-aws-file"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    # keep the credential chain from probing an instance-metadata service
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+async def read_everything(url: str, **kw: object) -> dict[str, object]:
+    async with open_store(url, **kw) as store:  # type: ignore[arg-type]
+        assert isinstance(store, S3Store)
+        return {
+            "root": await store.get("attributes.json"),
+            "s0": await store.get("s0/attributes.json"),
+            "missing": await store.get("missing.json"),
+            "top": await store.list_dir(),
+            "s0/": await store.list_dir("s0"),
+            "nothing/": await store.list_dir("nothing"),
+            "many": await store.get_many(["labels/a/attributes.json", "nope", "s0/0/0"]),
+            "url": store.url_of("s0/attributes.json"),
+            "anonymous": store.anonymous,
+            "requests": store.requests,
+        }
+
+
+def expected(bucket: str, *, anonymous: bool) -> dict[str, object]:
+    return {
+        "root": b'{"n5": "2.0.0"}',
+        "s0": b'{"dimensions": [4]}',
+        "missing": None,
+        "top": (["labels", "s0"], ["attributes.json"]),
+        "s0/": (["0"], ["attributes.json"]),
+        "nothing/": ([], []),
+        "many": [b"{}", None, b"\x00\x01"],
+        "url": f"s3://{bucket}/data/x.n5/s0/attributes.json",
+        "anonymous": anonymous,
+        "requests": 9,
+    }
+
+
+def test_signed_access_through_aws_endpoint_url(private: str) -> None:
+    assert run(read_everything, "s3://private/data/x.n5/") == expected(private, anonymous=False)
+
+
+def test_anonymous_access_to_a_public_bucket(public: str, no_credentials: None) -> None:
+    assert run(read_everything, "s3://public/data/x.n5") == expected(public, anonymous=True)
+
+
+def test_private_bucket_without_credentials_is_access_denied(
+    private: str, no_credentials: None
+) -> None:
+    async def main() -> None:
+        async with open_store("s3://private/data/x.n5") as store:
+            await store.get("attributes.json")
+
+    with pytest.raises(StoreError) as info:
+        run(main)
+    message = str(info.value)
+    assert message.startswith("s3://private/data/x.n5/attributes.json: access denied (403)")
+    assert "no AWS credentials found" in message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_profile_from_aws_profile_and_from_storage_options(
+    private: str, no_credentials: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[reader]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+
+    async def main(**kw: object) -> tuple[bytes | None, bool]:
+        async with open_store("s3://private/data/x.n5", **kw) as store:  # type: ignore[arg-type]
+            assert isinstance(store, S3Store)
+            return await store.get("attributes.json"), store.anonymous
+
+    assert run(main, storage_options={"profile": "reader"}) == (b'{"n5": "2.0.0"}', False)
+    monkeypatch.setenv("AWS_PROFILE", "reader")
+    assert run(main) == (b'{"n5": "2.0.0"}', False)
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(StoreError, match=r"s3://private/data/x\.n5: .*no-such-profile"):
+        run(main)
+
+
+def test_explicit_anon_and_credentials_in_storage_options(private: str, public: str) -> None:
+    async def main(url: str, options: dict[str, object]) -> tuple[bytes | None, bool]:
+        async with open_store(url, storage_options=options) as store:
+            assert isinstance(store, S3Store)
+            return await store.get("attributes.json"), store.anonymous
+
+    assert run(main, "s3://public/data/x.n5", {"anon": True}) == (b'{"n5": "2.0.0"}', True)
+    signed = {"key": "testing", "secret": "testing"}
+    assert run(main, "s3://private/data/x.n5", signed) == (b'{"n5": "2.0.0"}', False)
+    with pytest.raises(StoreError, match="access denied"):
+        run(main, "s3://private/data/x.n5", {"anon": True})
+
+
+def test_endpoint_url_as_a_storage_option(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+
+    async def main() -> bytes | None:
+        options = {"endpoint_url": s3.endpoint}
+        async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+            return await store.get("s0/attributes.json")
+
+    assert run(main) == b'{"dimensions": [4]}'
+
+
+def test_missing_bucket_is_a_store_error(s3: S3Server) -> None:
+    async def main() -> None:
+        async with open_store("s3://no-such-bucket/x.n5") as store:
+            await store.get("attributes.json")
+
+    with pytest.raises(StoreError, match=r"^s3://no-such-bucket/x\.n5/attributes\.json: bucket"):
+        run(main)
+
+
+def test_reads_send_one_get_and_no_head(private: str, s3: S3Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    with FaultProxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> int:
+            async with open_store("s3://private/data/x.n5") as store:
+                await store.get("attributes.json")
+                await store.get("missing")
+                await store.get_many(["s0/attributes.json", "s0/0/0", "nope"])
+                return store.requests
+
+        assert run(main) == 5
+        assert proxy.requests == 5
+
+
+def test_listing_is_paginated(private: str, s3: S3Server) -> None:
+    put(s3, "private", {f"data/x.n5/s0/0/{i}": b"" for i in range(1, 5)})
+    put(s3, "private", {f"data/x.n5/s{i}/attributes.json": b"{}" for i in range(1, 4)})
+
+    async def main() -> tuple[object, ...]:
+        # MaxKeys=2 applies to listings only (get_object takes no such parameter)
+        options = {"s3_additional_kwargs": {"MaxKeys": 2}}
+        async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+            before = store.requests
+            top = await store.list_dir()
+            pages = store.requests - before
+            return top, pages, await store.list_dir("s0/0"), await store.get("attributes.json")
+
+    top, pages, deep, doc = run(main)
+    assert top == (["labels", "s0", "s1", "s2", "s3"], ["attributes.json"])
+    assert pages == 3
+    assert deep == ([], ["0", "1", "2", "3", "4"])
+    assert doc == b'{"n5": "2.0.0"}'
+
+
+def test_bucket_root_listing(private: str) -> None:
+    async def main() -> tuple[list[str], list[str]]:
+        async with open_store("s3://private") as store:
+            return await store.list_dir()
+
+    assert run(main) == (["data"], [])
+
+
+def test_get_many_concurrent(private: str, s3: S3Server) -> None:
+    objects = {f"data/many/{i}.json": str(i).encode() for i in range(40)}
+    put(s3, "private", objects)
+    keys = [f"{i}.json" for i in range(40)] + ["missing"]
+
+    async def main() -> tuple[list[bytes | StoreError | None], int]:
+        async with open_store("s3://private/data/many", concurrency=8) as store:
+            return await store.get_many(keys), store.requests
+
+    results, requests = run(main)
+    assert results == [str(i).encode() for i in range(40)] + [None]
+    assert requests == 41
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+def test_unreachable_endpoint_fails_fast_after_retries(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", closed)
+
+    attempts: list[int] = []
+
+    async def main() -> None:
+        async with open_store("s3://bucket/x.n5", retries=2, timeout=5) as store:
+            try:
+                await store.get("attributes.json")
+            finally:
+                attempts.append(store.requests)
+
+    start = time.monotonic()
+    with pytest.raises(StoreError) as info:
+        run(main)
+    assert time.monotonic() - start < 10
+    assert str(info.value) == (
+        f"s3://bucket/x.n5/attributes.json: cannot connect to {closed[7:]} "
+        "(gave up after 3 attempts)"
+    )
+    assert attempts == [3]
+
+
+def test_throttling_and_server_errors_are_retried(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FaultProxy(s3.endpoint, first_faults=["503", "500", "503"]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> tuple[bytes | None, int]:
+            async with open_store("s3://private/data/x.n5", retries=3) as store:
+                return await store.get("attributes.json"), store.requests
+
+        assert run(main) == (b'{"n5": "2.0.0"}', 4)
+        assert (proxy.requests, proxy.injected) == (4, 3)
+
+
+def test_persistent_throttling_becomes_a_store_error(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FaultProxy(s3.endpoint, error_rate=1.0, statuses=["503"]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> None:
+            async with open_store("s3://private/data/x.n5", retries=2) as store:
+                await store.list_dir()
+
+        with pytest.raises(StoreError) as info:
+            run(main)
+        assert str(info.value) == (
+            "s3://private/data/x.n5: SlowDown (503) (gave up after 3 attempts)"
+        )
+        assert proxy.requests == 3
+
+
+def test_slow_answers_time_out_then_succeed(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FaultProxy(s3.endpoint, first_faults=["slow"], delay=2.0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> tuple[bytes | None, int]:
+            async with open_store("s3://private/data/x.n5", retries=1, timeout=0.5) as store:
+                return await store.get("attributes.json"), store.requests
+
+        start = time.monotonic()
+        assert run(main) == (b'{"n5": "2.0.0"}', 2)
+        assert time.monotonic() - start < 2.0
+
+
+def test_timeouts_exhaust_retries(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FaultProxy(s3.endpoint, first_faults=["slow"] * 2, delay=1.5) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> None:
+            async with open_store("s3://private/data/x.n5", retries=1, timeout=0.3) as store:
+                await store.get("attributes.json")
+
+        with pytest.raises(StoreError, match=r"attributes\.json: timed out .*after 2 attempts"):
+            run(main)
+
+
+def test_random_faults_under_load(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = {f"data/f/{i}": str(i).encode() for i in range(30)}
+    put(s3, "private", objects)
+    with FaultProxy(s3.endpoint, error_rate=0.3, cut_rate=0.1, seed=7) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> list[bytes | StoreError | None]:
+            async with open_store("s3://private/data/f", retries=8) as store:
+                return await store.get_many([str(i) for i in range(30)])
+
+        assert run(main) == [str(i).encode() for i in range(30)]
+        assert proxy.injected > 0
+        assert proxy.forwarded == 30

@@ -149,7 +149,7 @@ def inspect(
     original cellmap-schemas showed them. Output is coloured on a terminal and plain JSON when
     piped.
 
-    Examples:
+    For example:
 
         cellmap-schemas inspect /data/jrc_hela-2.n5/em/fibsem-uint16
         cellmap-schemas inspect s3://janelia-cosem-datasets/jrc_hela-2/jrc_hela-2.n5/em --depth 1
@@ -214,7 +214,7 @@ def check(
     is read as deep as the model looks (a multiscale group and its arrays, a crop and its
     classes), then validated; on failure every problem is printed with its location.
 
-    Examples:
+    For example:
 
         cellmap-schemas check /data/jrc_hela-2.n5/em/fibsem-uint16 multiscale.cosem.Group
         cellmap-schemas check s3://bucket/data.n5/em/s0 multiscale.cosem.Array
@@ -265,17 +265,28 @@ def check(
 
 
 @app.command
-def models() -> int:
+def models(*, as_json: Annotated[bool, Parameter(name="--json", negative=())] = False) -> int:
     """List the models `check` and `scan` know, with what each describes.
 
-    Examples:
+    For example:
 
         cellmap-schemas models
+        cellmap-schemas models --json | jq -r '.[] | select(.kind == "group") | .name'
 
     Exit status: 0.
+
+    Parameters
+    ----------
+    as_json: bool
+        Print a JSON list of {name, kind, description} objects instead of a table.
     """
     from cellmap_schemas.registry import MODELS
 
+    if as_json:
+        import msgspec
+
+        _print_json(msgspec.json.encode([vars(info) for info in MODELS.values()]))
+        return EXIT_OK
     width = max(len(name) for name in MODELS)
     for name, info in MODELS.items():
         print(f"{name:<{width}}  {info.kind:<5}  {info.description}")

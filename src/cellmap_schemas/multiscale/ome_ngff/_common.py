@@ -17,6 +17,7 @@ official JSON schemas would reject for string-typed keys.
 from __future__ import annotations
 
 import difflib
+import operator
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any
@@ -465,12 +466,70 @@ class MultiscaleBase(Base, frozen=True, kw_only=True, omit_defaults=True):
                     f"{R_DATASETS_ORDER}",
                 )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        if not multiscale_ok(self):
+            enforce_rules(self)
 
     @property
     def ndim(self) -> int:
         """The number of axes, which every level's array must have as dimensions."""
         return len(self.axes)
+
+
+_RANK = {"time": 0, "channel": 1, "space": 2}
+
+
+def _transforms_ok(ts: Sequence[Transform], ndim: int) -> bool:
+    if not ts or type(ts[0]) is not Scale or len(ts[0].scale) != ndim:
+        return False
+    if len(ts) == 1:
+        return True
+    return len(ts) == 2 and type(ts[1]) is Translation and len(ts[1].translation) == ndim
+
+
+def multiscale_ok(m: MultiscaleBase) -> bool:
+    """Whether a multiscale obeys every rule, in one pass (``False`` may also mean "unsure").
+
+    The fast path of decoding: valid documents (nearly all of them) skip the generators of
+    :meth:`MultiscaleBase._problems`, which run only when this says no.
+    """
+    axes = m.axes
+    n = len(axes)
+    if n < 2 or n > 5 or len({a.name for a in axes}) != n:
+        return False
+    rank = 0
+    counts = {"space": 0, "time": 0, "channel": 0}
+    custom = 0
+    for a in axes:
+        t = a.type
+        r = _RANK.get(t, 1)  # type: ignore[arg-type]
+        if r < rank:
+            return False
+        rank = r
+        if t in counts:
+            counts[t] += 1  # type: ignore[index]
+        else:
+            custom += 1
+        u = a.unit
+        if u is not None and (
+            (t == "space" and u not in SPACE_UNITS) or (t == "time" and u not in TIME_UNITS)
+        ):
+            return False
+    if counts["space"] not in (2, 3) or counts["time"] > 1 or counts["channel"] > 1 or custom > 1:
+        return False
+    if not m.datasets:
+        return False
+    prev: tuple[float, ...] | None = None
+    for d in m.datasets:
+        ts = d.coordinateTransformations
+        if not _transforms_ok(ts, n):
+            return False
+        scale = ts[0].scale  # type: ignore[union-attr]
+        if prev is not None and not all(map(operator.le, prev, scale)):
+            return False
+        prev = scale
+    top = m.coordinateTransformations
+    return top is None or _transforms_ok(top, n)
 
 
 # ---- image-label -------------------------------------------------------------------------------

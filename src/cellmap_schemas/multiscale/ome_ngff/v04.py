@@ -43,6 +43,7 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     insert_member,
     is_integer_dtype,
     make_axes,
+    multiscale_ok,
     resolve,
     rule,
 )
@@ -89,7 +90,10 @@ class Multiscale(MultiscaleBase, frozen=True, kw_only=True, omit_defaults=True):
             yield "version", f"is {self.version!r}, expected {VERSION!r} {R_VERSION}"
         yield from super()._problems()
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        if (self.version is None or self.version == VERSION) and multiscale_ok(self):
+            return
+        enforce_rules(self)
 
 
 def _multiscales_problems(ms: Sequence[Multiscale]) -> Iterator[tuple[str, str]]:
@@ -111,7 +115,9 @@ class GroupAttrs(Base, frozen=True, kw_only=True):
     def _problems(self) -> Iterator[tuple[str, str]]:
         yield from _multiscales_problems(self.multiscales)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        if len(self.multiscales) != 1:  # a single multiscale is neither missing nor repeated
+            enforce_rules(self)
 
 
 def _is_array(node: Any) -> bool:

@@ -118,7 +118,9 @@ class ImageMetadata(Base, frozen=True, kw_only=True):
         yield from _version_problems(self.version)
         yield from _multiscales_problems(self.multiscales)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        if self.version != VERSION or len(self.multiscales) != 1:
+            enforce_rules(self)
 
 
 class GroupAttrs(Base, frozen=True, kw_only=True):
@@ -270,7 +272,9 @@ class ImageLabelMetadata(Base, frozen=True, kw_only=True):
         yield from _version_problems(self.version)
         yield from _multiscales_problems(self.multiscales)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        if self.version != VERSION or len(self.multiscales) != 1:
+            enforce_rules(self)
 
 
 class ImageLabelAttrs(Base, frozen=True, kw_only=True):

@@ -56,7 +56,8 @@ class STTransform(Base, frozen=True, kw_only=True):
     ----------
     order : {"C", "F"} or None
         The indexing order of ``axes`` (and of the other fields): "C" is NumPy's (lexicographic)
-        order, "F" is N5's (colexicographic) order. Missing or null means "C".
+        order, "F" is N5's (colexicographic) order. Missing means "C". The original read a
+        null order as C in group rules and as "not C" in :class:`ArrayMetadata`; so do we.
     axes : tuple[str, ...]
         Axis names.
     units : tuple[str, ...]
@@ -91,7 +92,10 @@ class ArrayMetadata(Base, frozen=True, kw_only=True):
 
     ``pixelResolution`` repeats a subset of ``transform`` (in N5 order) for Neuroglancer, so the
     two must agree: every unit equals ``pixelResolution.unit``, and ``pixelResolution.dimensions``
-    equals ``transform.scale``, reversed unless ``transform.order`` is "F" (exact comparison).
+    equals ``transform.scale``, reversed when ``transform.order`` is "C" (exact comparison).
+    As in the original, a null order counts as "not C" here (no reversal), while the group-level
+    rules and constructors treat it as C: documents with a null order are rare, and agreeing with
+    the original's verdicts matters more than tidying that up.
 
     Attributes
     ----------
@@ -108,7 +112,7 @@ class ArrayMetadata(Base, frozen=True, kw_only=True):
         pixr = self.pixelResolution
         tx = self.transform
         if tx.units.count(pixr.unit) != len(tx.units) or pixr.dimensions != (
-            tx.scale if tx.order == "F" else tx.scale[::-1]
+            tx.scale[::-1] if tx.order == "C" else tx.scale
         ):
             enforce_rules(self)
 
@@ -121,28 +125,28 @@ class ArrayMetadata(Base, frozen=True, kw_only=True):
                     f"transform.units[{i}]",
                     f"{u!r} differs from pixelResolution.unit {pixr.unit!r}",
                 )
-        if tx.order == "F":
-            if pixr.dimensions != tx.scale:
+        if tx.order == "C":
+            if pixr.dimensions != tx.scale[::-1]:
                 yield (
                     "pixelResolution.dimensions",
-                    f"{pixr.dimensions} differs from transform.scale {tx.scale} "
-                    '(transform.order is "F", so they must be equal)',
+                    f"{pixr.dimensions} differs from transform.scale reversed {tx.scale[::-1]} "
+                    '(transform.order is "C", so pixelResolution, which is in F order, must be '
+                    "the reverse of transform.scale)",
                 )
-        elif pixr.dimensions != tx.scale[::-1]:
+        elif pixr.dimensions != tx.scale:
             yield (
                 "pixelResolution.dimensions",
-                f"{pixr.dimensions} differs from transform.scale reversed {tx.scale[::-1]} "
-                f"(transform.order is {tx.order!r}, so pixelResolution, which is in F order, "
-                "must be the reverse of transform.scale)",
+                f"{pixr.dimensions} differs from transform.scale {tx.scale} "
+                f"(transform.order is {tx.order!r}, so they must be equal)",
             )
 
     @classmethod
     def from_transform(cls, transform: STTransform) -> Self:
         """The attributes of an array with this transform (``pixelResolution`` derived)."""
-        if transform.order == "F":
-            pixr = PixelResolution(dimensions=transform.scale, unit=transform.units[0])
-        else:
+        if transform.order == "C":
             pixr = PixelResolution(dimensions=transform.scale[::-1], unit=transform.units[-1])
+        else:
+            pixr = PixelResolution(dimensions=transform.scale, unit=transform.units[0])
         return cls(pixelResolution=pixr, transform=transform)
 
 

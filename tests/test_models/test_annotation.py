@@ -778,3 +778,31 @@ def test_wild_instance_array_round_trips_byte_for_byte_in_content() -> None:
     raw = (WILD / "verbatim__crop_array_zattrs_instance__csc_issue132.json").read_bytes()
     parsed = ARRAY.model_validate_json(raw)
     assert msgspec.json.decode(parsed.model_dump_json()) == json.loads(raw)
+
+
+def _write_zarr_v2(path: Path, node: dict[str, Any]) -> None:
+    """Write a spec dict as real Zarr v2 metadata files (no chunks: only metadata is read)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if "shape" in node:
+        zarray = {k: v for k, v in node.items() if k not in ("attributes", "zarr_version")}
+        (path / ".zarray").write_text(json.dumps({"zarr_format": 2, **zarray}))
+    else:
+        (path / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+        for name, member in node["members"].items():
+            _write_zarr_v2(path / name, member)
+    (path / ".zattrs").write_text(json.dumps(node["attributes"]))
+
+
+def test_wild_crop_read_from_disk(tmp_path: Path) -> None:
+    root = tmp_path / "jrc_hela-2.zarr" / "crop1"
+    _write_zarr_v2(root, crop_doc())
+    crop = CropGroup.from_url(str(root))
+    assert crop == CropGroup.model_validate(crop_doc())
+    assert list(crop.members) == ["mito_mem", "mito"]
+    for child in (root / "mito").rglob("*"):
+        if child.is_file():
+            child.unlink()
+    with pytest.raises(ValidationError) as exc:
+        CropGroup.from_url(str(root))
+    assert list(problems(exc)) == ["members.mito"]
+    assert exc.value.url is not None and exc.value.url.endswith("crop1")

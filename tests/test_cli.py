@@ -286,7 +286,10 @@ def test_check_wrong_kind_is_invalid(tmp_path: Path, capsys: pytest.CaptureFixtu
     em = write_cosem(tmp_path / "data.n5")
     rc, out, _ = run(["check", str(em), "multiscale.cosem.Array"], capsys)
     assert rc == 1
-    assert "shape: field required" in out
+    assert "  (root): is a group; multiscale.cosem.Array describes arrays" in out
+    rc, out, _ = run(["check", str(em / "s0"), "multiscale.neuroglancer_n5.Group"], capsys)
+    assert rc == 1
+    assert "  (root): is an array; multiscale.neuroglancer_n5.Group describes groups" in out
 
 
 def test_check_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

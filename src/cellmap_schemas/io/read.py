@@ -469,39 +469,49 @@ def _depth(tp: Any, seen: frozenset[type]) -> int | None:
     return best
 
 
-def _family(model: Any) -> Literal["n5", "v2", "v3"] | None:
+def _family(model: Any) -> tuple[Literal["n5", "v2", "v3"] | None, Kind | None]:
     from cellmap_schemas.n5_wrap import N5ArraySpec, N5GroupSpec
 
     origin = _origin(model)
     if not isinstance(origin, type):
-        return None
+        return None, None
+    kind: Kind | None = (
+        "array"
+        if issubclass(origin, ArraySpec | ArraySpecV3)
+        else "group"
+        if issubclass(origin, GroupSpec | GroupSpecV3)
+        else None
+    )
     if issubclass(origin, ArraySpecV3 | GroupSpecV3):
-        return "v3"
+        return "v3", kind
     if issubclass(origin, N5ArraySpec | N5GroupSpec):
-        return "n5"
+        return "n5", kind
     if issubclass(origin, ArraySpec | GroupSpec):
-        return "v2"
-    return None
+        return "v2", kind
+    return None, kind
 
 
 _FORMAT_NAMES = {"n5": "an N5", "zarr2": "a Zarr v2", "zarr3": "a Zarr v3"}
 
 
-def check_family(model: Any, fmt: Format) -> None:
-    """Raise a :class:`ValidationError` when a node's format is not one a model describes.
+def check_family(model: Any, fmt: Format, kind: Kind | None = None) -> None:
+    """Raise a :class:`ValidationError` when a node is not the format or kind a model describes.
 
-    Without this a Zarr v3 group would pass as a v2 group model (its keys are a superset), and
-    a Zarr group would pass as an N5 model (the original refused non-N5 stores for those).
+    Without this a Zarr v3 group would pass as a v2 group model (its keys are a superset), a Zarr
+    group as an N5 model (the original refused non-N5 stores for those), and an array as a group
+    model whose rules happen not to look at members.
     """
-    family = _family(model)
-    allowed = {"n5": ("n5",), "v2": ("n5", "zarr2"), "v3": ("zarr3",)}.get(family or "")
-    if allowed is None or fmt in allowed:
-        return
-    wanted = {"n5": "N5", "v2": "Zarr v2 / N5", "v3": "Zarr v3"}[family]  # type: ignore[index]
+    family, model_kind = _family(model)
     name = getattr(model, "__qualname__", str(model))
-    module = getattr(model, "__module__", "").removeprefix("cellmap_schemas.")
-    msg = f"is {_FORMAT_NAMES[fmt]} node; {module}.{name} describes {wanted} nodes"
-    raise ValidationError([("", msg)], title=name)
+    full = f"{getattr(model, '__module__', '').removeprefix('cellmap_schemas.')}.{name}"
+    allowed = {"n5": ("n5",), "v2": ("n5", "zarr2"), "v3": ("zarr3",)}.get(family or "")
+    if allowed is not None and fmt not in allowed:
+        wanted = {"n5": "N5", "v2": "Zarr v2 / N5", "v3": "Zarr v3"}[family]  # type: ignore[index]
+        msg = f"is {_FORMAT_NAMES[fmt]} node; {full} describes {wanted} nodes"
+        raise ValidationError([("", msg)], title=name)
+    if kind is not None and model_kind is not None and kind != model_kind:
+        msg = f"is {'an array' if kind == 'array' else 'a group'}; {full} describes {model_kind}s"
+        raise ValidationError([("", msg)], title=name)
 
 
 def generic_spec_type(node: ParsedNode) -> type[Any]:
@@ -514,7 +524,7 @@ def generic_spec_type(node: ParsedNode) -> type[Any]:
 def validate_node(model: type[T], node: ParsedNode) -> T:
     """Validate a node (tree) read from storage as ``model``; errors carry the node's URL."""
     try:
-        check_family(model, node.format)
+        check_family(model, node.format, node.kind)
         return model.model_validate(node.spec)  # type: ignore[attr-defined,no-any-return]
     except ValidationError as exc:
         raise exc.with_url(node.url) from None

@@ -806,3 +806,10 @@ def test_wild_crop_read_from_disk(tmp_path: Path) -> None:
         CropGroup.from_url(str(root))
     assert list(problems(exc)) == ["members.mito"]
     assert exc.value.url is not None and exc.value.url.endswith("crop1")
+
+
+@pytest.mark.parametrize("model", [CropGroup, AnnotationGroup, AnnotationArray, LabelList])
+def test_json_schema_names_the_segmentation_tags(model: Any) -> None:
+    text = json.dumps(model.model_json_schema())
+    assert ("semantic_segmentation" in text) is (model is not CropGroup)
+    assert "cellmap" in text or model is LabelList

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellmap_schemas.errors import ValidationError
 from cellmap_schemas.multiscale.ome_ngff import v04, v05
+from cellmap_schemas.multiscale.ome_ngff._common import multiscale_ok
 from cellmap_schemas.registry import MODELS, get_model, looks_like, signature
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3
@@ -813,3 +816,89 @@ def test_read_back_rejects_the_other_zarr_format(tmp_path: Path) -> None:
     v05.Group.from_arrays(pyramid(), ["s0", "s1"], "zyx", [(1, 1, 1), (2, 2, 2)]).to_zarr(url)
     with pytest.raises(ValidationError, match="Zarr v3"):
         v04.Group.from_url(url)
+
+
+# ---- the fast path agrees with the rules -------------------------------------------------------
+
+_axis = st.fixed_dictionaries(
+    {"name": st.sampled_from("tczyx")},
+    optional={
+        "type": st.sampled_from(["space", "time", "channel", "angle"]),
+        "unit": st.sampled_from(["nanometer", "nm", "second", "ms", "wavelength"]),
+    },
+)
+
+
+def _vector(n: int) -> st.SearchStrategy[list[float]]:
+    return st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=max(n - 1, 0), max_size=n + 1)
+
+
+@st.composite
+def _transforms(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
+    kinds = draw(st.lists(st.sampled_from(["scale", "translation", "identity"]), max_size=3))
+    out: list[dict[str, Any]] = []
+    for k in kinds:
+        if k == "identity":
+            out.append({"type": "identity"})
+        else:
+            out.append({"type": k, k: draw(_vector(n))})
+    return out
+
+
+@st.composite
+def _valid_multiscale(draw: st.DrawFn) -> dict[str, Any]:
+    layout = ["time"] * draw(st.integers(0, 1))
+    layout += [draw(st.sampled_from(["channel", "angle", None]))] * draw(st.integers(0, 1))
+    layout += ["space"] * draw(st.integers(2, 3))
+    axes = []
+    for name, type_ in zip("tcqzyx"[-len(layout) :], layout, strict=True):
+        unit = {"space": "nanometer", "time": "second"}.get(type_ or "", "wavelength")
+        axes.append(axis(name, type_, draw(st.sampled_from([unit, None]))))
+    n = len(axes)
+    datasets = []
+    for i in range(draw(st.integers(1, 3))):
+        ts: list[dict[str, Any]] = [{"type": "scale", "scale": [2.0**i] * n}]
+        if draw(st.booleans()):
+            ts.append({"type": "translation", "translation": [0.0] * n})
+        datasets.append({"path": f"s{i}", "coordinateTransformations": ts})
+    doc: dict[str, Any] = {"axes": axes, "datasets": datasets, "version": "0.4"}
+    if draw(st.booleans()):
+        doc["coordinateTransformations"] = [{"type": "scale", "scale": [1.0] * n}]
+    return doc
+
+
+@st.composite
+def _multiscales(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid multiscales, half of them broken by one mutation of an axis or a transform."""
+    doc = draw(_valid_multiscale())
+    n = len(doc["axes"])
+    if not draw(st.booleans()):
+        return doc
+    what = draw(st.sampled_from(["axis", "transforms", "version", "drop", "swap"]))
+    if what == "axis":
+        k = draw(st.integers(0, n - 1))
+        doc["axes"][k] = draw(_axis)
+    elif what == "transforms":
+        k = draw(st.integers(0, len(doc["datasets"]) - 1))
+        doc["datasets"][k]["coordinateTransformations"] = draw(_transforms(n))
+    elif what == "version":
+        doc["version"] = "0.5"
+    elif what == "drop":
+        doc["axes"].pop(draw(st.integers(0, n - 1)))
+    else:
+        doc["datasets"].reverse()
+    return doc
+
+
+@settings(max_examples=300, deadline=None)
+@given(_multiscales())
+def test_fast_path_accepts_exactly_what_the_rules_accept(doc: dict[str, Any]) -> None:
+    try:
+        m = v04.Multiscale.model_validate(doc)
+    except ValidationError as exc:
+        # Refused: the slow path names real problems, never the "no reason found" fallback.
+        assert all(msg != "document does not match the model" for _, msg in exc.problems)
+    else:
+        # Accepted: the full rules find nothing either, and the one-pass check said yes itself.
+        assert list(m._problems()) == []
+        assert multiscale_ok(m)

@@ -52,8 +52,9 @@ __all__ = [
     "open_scan",
 ]
 
-_BUFFER = 512
-"""Results the crawler may finish ahead of the consumer before it waits."""
+_BUFFER = 16
+"""Batches of results (one per visit of some directories) the crawler may finish ahead of the
+consumer before it waits."""
 
 
 class ScanStream:
@@ -64,10 +65,12 @@ class ScanStream:
     """
 
     def __init__(
-        self, crawler: Crawler, receive: ObjectReceiveStream[NodeResult], started: float
+        self, crawler: Crawler, receive: ObjectReceiveStream[list[NodeResult]], started: float
     ) -> None:
         self._crawler = crawler
         self._receive = receive
+        self._batch: list[NodeResult] = []
+        self._next = 0
         self._started = started
         self._tally = Tally()
         self.error: BaseException | None = None
@@ -78,12 +81,16 @@ class ScanStream:
         return self
 
     async def __anext__(self) -> NodeResult:
-        try:
-            node = await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            if self.error is not None:
-                raise self.error from None
-            raise StopAsyncIteration from None
+        if self._next >= len(self._batch):
+            try:
+                self._batch = await self._receive.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                if self.error is not None:
+                    raise self.error from None
+                raise StopAsyncIteration from None
+            self._next = 0
+        node = self._batch[self._next]
+        self._next += 1
         self._tally.add(node, self._crawler.dataset_of(node.path))
         return node
 
@@ -152,7 +159,7 @@ async def open_scan(
         concurrency=max(concurrency, 1),
     ) as store:
         crawler = Crawler(store, classifier, concurrency=concurrency)
-        send, receive = anyio.create_memory_object_stream[NodeResult](_BUFFER)
+        send, receive = anyio.create_memory_object_stream[list[NodeResult]](_BUFFER)
         stream = ScanStream(crawler, receive, started)
 
         async def crawl() -> None:

@@ -17,6 +17,7 @@ and no second JSON decode here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -114,7 +115,9 @@ class Classifier:
         Of every registered model of the node's kind whose convention its attributes look like,
         those it looks most like (see :func:`match`), restricted to the models of the scan.
         """
-        if not self._wanted.get(kind) or not isinstance(attributes, Mapping):
+        if not self._wanted.get(kind) or not (
+            type(attributes) is dict or isinstance(attributes, Mapping)
+        ):
             return ()
         best: list[tuple[str, type[Any], bool]] = []
         best_score: tuple[float, ...] = (0, 0.0, 0)
@@ -162,11 +165,21 @@ def match(model: type[Any], attributes: Mapping[str, Any]) -> tuple[int, float, 
     OME-NGFF 0.4 image (``multiscales``: all of OME-NGFF's paths, a fifth of COSEM's) is judged
     as OME-NGFF.
     """
-    sig = signature(model)
-    present = [path for path in sig if _has(attributes, path)]
-    if not present:
+    paths = _paths(model)
+    if not paths:
         return (0, 0.0, 0)
-    return len({path[0] for path in present}), len(present) / len(sig), len(present)
+    tops: set[str] = set()
+    present = 0
+    for path in paths:
+        if _has(attributes, path):
+            tops.add(path[0])
+            present += 1
+    return len(tops), present / len(paths), present
+
+
+@functools.cache
+def _paths(model: type[Any]) -> tuple[tuple[str, ...], ...]:
+    return tuple(sorted(signature(model)))
 
 
 def _member_loc(path: str) -> str:
@@ -179,7 +192,8 @@ def _member_loc(path: str) -> str:
 
 def _has(attrs: Any, path: tuple[str, ...]) -> bool:
     for key in path:
-        if not isinstance(attrs, Mapping) or key not in attrs:
+        # decoded JSON: dicts; the Mapping check only for other callers' mappings
+        if not (type(attrs) is dict or isinstance(attrs, Mapping)) or key not in attrs:
             return False
         attrs = attrs[key]
     return True

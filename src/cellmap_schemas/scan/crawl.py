@@ -45,6 +45,12 @@ __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError"]
 MEMBER_DEPTH = 2
 """Levels of members a group model sees: a crop's class groups and their arrays."""
 
+LOCAL_BATCH = 512
+"""Directories one task visits together on local disk (their reads merged into few calls)."""
+
+LOCAL_TASKS = 4
+"""Batches in flight at once on local disk."""
+
 MAX_DEPTH = 64
 """Directories nested deeper than this are reported, not followed (a guard against cycles on
 stores without symlinks to detect, and against pathological trees)."""
@@ -167,6 +173,19 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Work:
+    """A directory being visited: what was fetched and listed so far."""
+
+    it: _Item
+    url: str
+    keys: tuple[str, ...]
+    docs: dict[str, bytes | None] = field(default_factory=dict)
+    node: ParsedNode | None = None
+    dirs: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Item:
     """A directory to visit."""
 
@@ -206,10 +225,21 @@ class Crawler:
         """Results sent."""
         from cellmap_schemas.io._local import LocalStore
 
-        self._probes = _EAGER_PROBES if isinstance(store, LocalStore) else _PROBES
+        local = isinstance(store, LocalStore)
+        self._probes = _EAGER_PROBES if local else _PROBES
+        # On local disk a worker-thread hop costs more than reading a small file, and the store
+        # reads a whole batch of keys per hop: directories are visited in batches, their reads
+        # merged. Remote stores get one directory per task, so a slow request delays only one.
+        self._batch = LOCAL_BATCH if local else 1
+        self._tasks = LOCAL_TASKS if local else concurrency
+        self._base = store.url.rstrip("/")
         self._queue: collections.deque[_Item] = collections.deque()
-        self._send: ObjectSendStream[NodeResult] | None = None
+        self._send: ObjectSendStream[list[NodeResult]] | None = None
+        self._out: list[NodeResult] = []
         self._array_models = classifier.has_models("array")
+
+    def _url(self, path: str) -> str:
+        return f"{self._base}/{path}" if path else self.store.url
 
     # ---- public -----------------------------------------------------------------------------
     def dataset_of(self, path: str) -> str:
@@ -218,7 +248,7 @@ class Crawler:
             return self.root_name
         return path.split("/", 1)[0]
 
-    async def run(self, send: ObjectSendStream[NodeResult]) -> None:
+    async def run(self, send: ObjectSendStream[list[NodeResult]]) -> None:
         """Crawl everything below the root; ``send`` is closed when done.
 
         Raises
@@ -228,17 +258,21 @@ class Crawler:
         """
         self._send = send
         async with send:
-            await self._visit(_Item("", self.root_name, None), root=True)
-            limiter = anyio.CapacityLimiter(self.concurrency)
+            await self._visit_many([_Item("", self.root_name, None)])
+            await self._flush()
+            limiter = anyio.CapacityLimiter(self._tasks)
             wake = anyio.Event()
             running = 0
 
-            async def run_one(item: _Item, token: object) -> None:
+            async def run_one(items: list[_Item], token: object) -> None:
                 nonlocal running, wake
                 try:
-                    await self._visit(item)
-                except Exception as exc:  # a bug must not end the scan: report the node
-                    await self._unreadable(item, None, None, f"internal error: {exc!r}")
+                    await self._visit_many(items)
+                except Exception as exc:  # a bug must not end the scan: report the nodes
+                    for item in items:
+                        await self._unreadable(item, None, None, f"internal error: {exc!r}")
+                try:
+                    await self._flush()
                 finally:
                     running -= 1
                     limiter.release_on_behalf_of(token)
@@ -251,90 +285,141 @@ class Crawler:
                         token = object()
                         limiter.acquire_on_behalf_of_nowait(token)
                         running += 1
-                        tg.start_soon(run_one, queue.pop(), token)
+                        n = min(len(queue), self._batch)
+                        tg.start_soon(run_one, [queue.pop() for _ in range(n)], token)
                     if not queue and not running:
                         break
                     await wake.wait()
                     wake = anyio.Event()
 
-    # ---- one directory ------------------------------------------------------------------------
-    async def _visit(self, it: _Item, *, root: bool = False) -> None:
-        if it.cons is not None:
-            await self._visit_consolidated(it)
-            return
+    # ---- directories ----------------------------------------------------------------------------
+    async def _visit_many(self, items: list[_Item]) -> None:
+        """Visit directories together: one ``get_many`` for all their probes, their listings
+        concurrently, one ``get_many`` for the metadata files the listings name."""
         store = self.store
-        url = store.url_of(it.path)
-        probe = METADATA_KEYS if root else self._probes.get(it.ctx or _hint(it.name), ())
-        docs: dict[str, bytes | None] = {}
-        if probe:
-            results = await store.get_many([_join(it.path, k) for k in probe])
-            for key, value in zip(probe, results, strict=True):
-                if isinstance(value, BaseException):
-                    if root:
-                        raise RootError(str(value))
-                    await self._unreadable(it, _format_of_key(key), _kind_of_keys([key]), value)
-                    return
-                docs[key] = value
-        node: ParsedNode | None = None
-        if any(docs.get(k) is not None for k in _DEFINING):
+        todo: list[_Work] = []
+        for it in items:
+            if it.cons is not None:
+                await self._visit_consolidated(it)
+            else:
+                probe = METADATA_KEYS if not it.path else self._probes.get(it.ctx or _hint(it.name))
+                todo.append(_Work(it, self._url(it.path), probe or ()))
+        if not todo:
+            return
+        flat = [_join(w.it.path, k) for w in todo for k in w.keys]
+        values = await store.get_many(flat) if flat else []
+        listing: list[_Work] = []
+        i = 0
+        for w in todo:
+            n = len(w.keys)
+            if await self._probed(w, values[i : i + n]):
+                listing.append(w)
+            i += n
+        if not listing:
+            return
+        listings: list[tuple[list[str], list[str]] | StoreError] = [([], [])] * len(listing)
+
+        async def list_one(j: int) -> None:
             try:
-                node = parse_node(docs, url)
+                listings[j] = await store.list_dir(listing[j].it.path)
+            except StoreError as exc:
+                listings[j] = exc
+
+        if len(listing) == 1:
+            await list_one(0)
+        else:
+            async with anyio.create_task_group() as tg:
+                for j in range(len(listing)):
+                    tg.start_soon(list_one, j)
+        fetch: list[_Work] = []
+        for w, result in zip(listing, listings, strict=True):
+            if isinstance(result, StoreError):
+                await self._list_failed(w, result)
+                continue
+            w.dirs, w.files = result
+            w.keys = tuple(f for f in w.files if f in _META and f not in w.docs)
+            fetch.append(w)
+        flat = [_join(w.it.path, k) for w in fetch for k in w.keys]
+        values = await store.get_many(flat) if flat else []
+        i = 0
+        for w in fetch:
+            n = len(w.keys)
+            await self._listed(w, values[i : i + n])
+            i += n
+
+    async def _probed(self, w: _Work, values: Sequence[bytes | StoreError | None]) -> bool:
+        """Take the documents fetched before listing; True if the directory must be listed."""
+        it = w.it
+        root = not it.path
+        for key, value in zip(w.keys, values, strict=True):
+            if isinstance(value, BaseException):
+                if root:
+                    raise RootError(str(value))
+                await self._unreadable(it, _format_of_key(key), _kind_of_keys([key]), value)
+                return False
+            w.docs[key] = value
+        if any(w.docs.get(k) is not None for k in _DEFINING):
+            try:
+                w.node = parse_node(w.docs, w.url)
             except UnsupportedFormatError as exc:
-                await self._bad_document(it, docs, exc, root)
-                return
-            if node.kind == "array":
-                await self._array(it, node, root)
-                return
-            if node.consolidated is not None:
-                await self._group(it, node, root, cons=_Consolidated(it.path, node.consolidated))
-                return
+                await self._bad_document(it, w.docs, exc, root)
+                return False
+            if w.node.kind == "array":
+                await self._array(it, w.node, root)
+                return False
+            if w.node.consolidated is not None:
+                cons = _Consolidated(it.path, w.node.consolidated)
+                await self._group(it, w.node, root, cons=cons)
+                return False
         if it.depth >= MAX_DEPTH:
+            node = w.node
             await self._unreadable(
                 it, node.format if node else None, node.kind if node else None,
-                f"{url}: nested deeper than {MAX_DEPTH} levels; not followed",
+                f"{w.url}: nested deeper than {MAX_DEPTH} levels; not followed",
             )  # fmt: skip
-            return
-        try:
-            dirs, files = await store.list_dir(it.path)
-        except StoreError as exc:
-            if root and node is None:
-                raise RootError(str(exc)) from None
-            kind = node.kind if node else None
-            await self._unreadable(it, node.format if node else None, kind, exc, listing=True)
-            return
-        extra = [f for f in files if f in _META and f not in docs]
-        if extra:
-            results = await store.get_many([_join(it.path, k) for k in extra])
-            for key, value in zip(extra, results, strict=True):
-                if isinstance(value, BaseException):
-                    if root:
-                        raise RootError(str(value))
-                    kind = node.kind if node else _kind_of_keys([key])
-                    await self._unreadable(it, _format_of_key(key), kind, value)
+            return False
+        return True
+
+    async def _list_failed(self, w: _Work, exc: StoreError) -> None:
+        node = w.node
+        if not w.it.path and node is None:
+            raise RootError(str(exc)) from None
+        fmt, kind = (node.format, node.kind) if node else (None, None)
+        await self._unreadable(w.it, fmt, kind, exc, listing=True)
+
+    async def _listed(self, w: _Work, values: Sequence[bytes | StoreError | None]) -> None:
+        """Take the listing and the metadata files it named; finish the directory."""
+        it = w.it
+        root = not it.path
+        node = w.node
+        for key, value in zip(w.keys, values, strict=True):
+            if isinstance(value, BaseException):
+                if root:
+                    raise RootError(str(value))
+                kind = node.kind if node else _kind_of_keys([key])
+                await self._unreadable(it, _format_of_key(key), kind, value)
+                return
+            w.docs[key] = value
+        if any(v is not None for v in values):
+            try:
+                node = parse_node(w.docs, w.url)
+            except UnsupportedFormatError as exc:
+                node = self._without_consolidated(w.docs, w.url)
+                if node is None:
+                    await self._bad_document(it, w.docs, exc, root)
                     return
-                docs[key] = value
-            if any(docs.get(k) is not None for k in extra):
-                try:
-                    node = parse_node(docs, url)
-                except UnsupportedFormatError as exc:
-                    node = self._without_consolidated(docs, url)
-                    if node is None:
-                        await self._bad_document(it, docs, exc, root)
-                        return
         if node is None:
             if root:
-                if not dirs and not files:
-                    raise NodeNotFoundError(f"{url}: nothing found there (no such directory)")
+                if not w.dirs and not w.files:
+                    raise NodeNotFoundError(f"{w.url}: nothing found there (no such directory)")
                 self.root_is_node = False
-            await self._plain(it, dirs, files)
-            return
-        if node.kind == "array":  # only reached above any known format
+            await self._plain(it, w.dirs, w.files)
+        elif node.kind == "array":  # only reached above any known format
             await self._array(it, node, root)
-            return
-        if node.consolidated is not None:
+        elif node.consolidated is not None:
             await self._group(it, node, root, cons=_Consolidated(it.path, node.consolidated))
-            return
-        await self._group(it, node, root, names=dirs)
+        else:
+            await self._group(it, node, root, names=w.dirs)
 
     async def _visit_consolidated(self, it: _Item) -> None:
         cons = it.cons
@@ -361,9 +446,15 @@ class Crawler:
 
     # ---- outcomes ---------------------------------------------------------------------------
     async def _emit(self, result: NodeResult) -> None:
-        assert self._send is not None
         self.emitted += 1
-        await self._send.send(result)
+        self._out.append(result)
+
+    async def _flush(self) -> None:
+        """Hand the results of a visit to the consumer in one message (one task switch)."""
+        if self._out:
+            out, self._out = self._out, []
+            assert self._send is not None
+            await self._send.send(out)
 
     async def _bad_document(
         self, it: _Item, docs: Mapping[str, bytes | None], exc: Exception, root: bool

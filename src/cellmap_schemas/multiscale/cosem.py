@@ -21,7 +21,12 @@ import numpy as np
 
 from cellmap_schemas.base import Base, enforce_rules, join_loc, normalize_chunks
 from cellmap_schemas.multiscale import neuroglancer_n5
-from cellmap_schemas.multiscale.neuroglancer_n5 import PixelResolution, levels_present, scale_ratio
+from cellmap_schemas.multiscale.neuroglancer_n5 import (
+    _LEVEL_NAMES,
+    PixelResolution,
+    levels_present,
+    scale_ratio,
+)
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec
 
 __all__ = [
@@ -284,7 +289,8 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
         if multiscales:
             axes = attrs.axes
             raxes = axes[::-1]
-            for ds in multiscales[0].datasets:
+            datasets = multiscales[0].datasets
+            for ds in datasets:
                 tx = ds.transform
                 member = members.get(ds.path)
                 if (
@@ -295,7 +301,16 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
                 ):
                     break
             else:
-                if levels_present(members, len(attrs.scales)):
+                # Usually the datasets are s0, s1, ... in order: then the loop above has already
+                # found every level's array, and the Neuroglancer rule needs no second walk.
+                levels = len(attrs.scales)
+                if levels <= len(datasets) and levels <= len(_LEVEL_NAMES):
+                    for ds, name in zip(datasets, _LEVEL_NAMES[:levels], strict=False):
+                        if ds.path != name:
+                            break
+                    else:
+                        return
+                if levels_present(members, levels):
                     return
         enforce_rules(self)
 

@@ -18,7 +18,7 @@ from cellmap_schemas.errors import NodeNotFoundError, ValidationError
 from cellmap_schemas.multiscale import cosem
 from cellmap_schemas.spec.zarr_v2 import GroupSpec
 
-TWINS = ["check", "read"]
+TWINS = ["check", "read", "scan"]
 
 
 def write_n5_group(root: Path, *, broken_scale: bool = False) -> Path:

@@ -106,6 +106,13 @@ def test_every_command_has_help_with_examples_and_exit_status(
     assert "Exit status:" in out
 
 
+def test_scan_is_registered_lazily_and_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        app(["scan", "--help"])
+    assert info.value.code in (0, None)
+    assert "Usage: cellmap-schemas scan" in capsys.readouterr().out
+
+
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "cellmap-schemas"
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)

@@ -106,8 +106,6 @@ def _guard(url: str, status: list[int]) -> Iterator[None]:
     """Turn every failure into one stderr line and exit status 2 (``status[0]``)."""
     try:
         yield
-    except ValidationError:
-        raise
     except (CellmapSchemasError, OSError, TimeoutError) as exc:
         _err(_one_line(_naming(url, str(exc) or type(exc).__name__)))
         status[0] = EXIT_ERROR

@@ -334,6 +334,15 @@ def test_bad_member_document_names_the_member(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{root}/em/s1/attributes.json: not UTF-8 text")
 
 
+def test_errors_deep_in_the_tree_are_raised_as_themselves(tmp_path: Path) -> None:
+    root = make_n5(tmp_path / "d.n5", levels=2)
+    (root / "em" / "s1" / "attributes.json").write_text("{broken")
+    # read from the root: the bad document is two levels down, read in a task group
+    with pytest.raises(UnsupportedFormatError) as info:
+        read(str(root))
+    assert str(info.value).startswith(f"{root}/em/s1/attributes.json: invalid JSON")
+
+
 def test_plain_directories_inside_groups_are_not_members(tmp_path: Path) -> None:
     root = make_n5(tmp_path / "d.n5", levels=1)
     (root / "em" / "thumbnails").mkdir()

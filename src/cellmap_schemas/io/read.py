@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import msgspec
 
 from cellmap_schemas.errors import (
+    CellmapSchemasError,
     NodeNotFoundError,
     StoreError,
     UnsupportedFormatError,
@@ -399,12 +400,32 @@ async def _read_members(
         member_specs[name] = await _read_members(store, _key(path, name), children[name], sub)
 
     if sub != 0:
-        async with anyio.create_task_group() as tg:
-            for name, child in children.items():
-                if child.kind == "group":
-                    tg.start_soon(fill, name)
+        try:
+            async with anyio.create_task_group() as tg:
+                for name, child in children.items():
+                    if child.kind == "group":
+                        tg.start_soon(fill, name)
+        except BaseExceptionGroup as group:
+            # Callers expect the error itself (one-line message), not a task-group wrapper.
+            raise _first_error(group) from None
     spec["members"] = {n: member_specs[n] for n in sorted(member_specs)}
     return spec
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first leaf of an exception group, preferring this package's own errors."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    ours = [e for e in leaves if isinstance(e, CellmapSchemasError)]
+    return (ours or leaves)[0]
 
 
 # ---- models --------------------------------------------------------------------------------

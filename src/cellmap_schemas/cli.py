@@ -143,9 +143,9 @@ def inspect(
 ) -> int:
     """Print the array or group at URL, with its members, as JSON.
 
-    N5 nodes are shown in their Zarr v2 view (C order shapes, numcodecs compressors), as the
-    original cellmap-schemas showed them. Output is coloured on a terminal and plain JSON when
-    piped.
+    N5 nodes are shown in their Zarr v2 view (C-order shapes, numcodecs compressors); the format
+    is recognised from the metadata, so the URL need not end in .n5 or .zarr. Output is coloured
+    on a terminal and plain JSON when piped.
 
     For example:
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -141,6 +142,8 @@ def _struct(tp: Any) -> Any:
     origin = typing.get_origin(tp) or tp
     if isinstance(origin, type) and issubclass(origin, msgspec.Struct):
         return tp  # msgspec.structs.fields substitutes the parameters of ``Wrapper[Inner]``
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None  # a list or dict of structs is a value, not a namespace
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return _struct(args[0]) if len(args) == 1 else None
 

@@ -20,7 +20,9 @@ Examples
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -206,3 +208,16 @@ async def collect(
     return ScanReport(
         root=scan.root, models=scan.models, summary=summary, datasets=datasets, nodes=nodes
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``cellmap_schemas.scan`` is both this package and the blocking ``scan`` function: once
+    the package is imported it shadows the function's name, so calling it runs the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ScanReport:
+        from cellmap_schemas.synchronous import scan
+
+        return scan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -362,8 +362,10 @@ class Crawler:
             try:
                 w.node = parse_node(w.docs, w.url)
             except UnsupportedFormatError as exc:
-                await self._bad_document(it, w.docs, exc, root)
-                return False
+                w.node = self._without_consolidated(w.docs, w.url)
+                if w.node is None:
+                    await self._bad_document(it, w.docs, exc, root)
+                    return False
             if w.node.kind == "array":
                 await self._array(it, w.node, root)
                 return False

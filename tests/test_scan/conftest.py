@@ -1,0 +1,88 @@
+"""Helpers shared by the scan tests: the hierarchy generator, small trees, scan runners."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import pytest
+
+from cellmap_schemas.scan import ScanReport, collect
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "cellmap-bucket"
+
+
+def _load_generator() -> ModuleType:
+    name = "generate_hierarchy"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "generate_hierarchy.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # msgspec resolves the truth Structs' annotations through it
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gh = _load_generator()
+
+
+def run_scan(url: str, **kw: Any) -> ScanReport:
+    """The async core, run to the end (what the blocking ``scan`` does)."""
+    return anyio.run(lambda: collect(url, **kw), backend="asyncio")
+
+
+def write(root: Path, files: Mapping[str, bytes | str | dict[str, Any]]) -> Path:
+    """Write documents below ``root``: dicts as JSON, str as UTF-8, bytes as they are."""
+    for rel, body in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        path.write_bytes(body.encode() if isinstance(body, str) else body)
+    return root
+
+
+def by_path(report: ScanReport) -> dict[str, Any]:
+    return {n.path: n for n in report.nodes}
+
+
+@pytest.fixture
+def example() -> Path:
+    return EXAMPLE
+
+
+@pytest.fixture(scope="session")
+def cosem_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A generated bucket of COSEM N5 groups (some broken on purpose) and its truth."""
+    out = tmp_path_factory.mktemp("cosem")
+    truth = gh.generate(
+        out, datasets=4, groups_per_dataset=15, levels="3-5", broken_fraction=0.3, seed=11
+    )
+    return out, truth
+
+
+@pytest.fixture(scope="session")
+def mixed_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """N5, Zarr v2 (OME-NGFF 0.4, crops) and Zarr v3 (OME-NGFF 0.5) containers per dataset."""
+    out = tmp_path_factory.mktemp("mixed")
+    truth = gh.generate(
+        out,
+        datasets=3,
+        groups_per_dataset=6,
+        levels="3-4",
+        broken_fraction=0.3,
+        seed=5,
+        layout="mixed",
+    )
+    return out, truth
+
+
+Runner = Callable[..., ScanReport]

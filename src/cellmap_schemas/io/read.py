@@ -35,11 +35,14 @@ if TYPE_CHECKING:
     from cellmap_schemas.io.store import Store
 
 __all__ = [
+    "CHILD_KEYS",
     "METADATA_KEYS",
     "Format",
     "Kind",
     "ParsedNode",
+    "build_node",
     "check_family",
+    "decode_document",
     "depth_needed",
     "generic_spec_type",
     "parse_node",
@@ -161,10 +164,8 @@ def _choose_format(present: set[str], url: str) -> Format | None:
     n5 = "attributes.json" in present
     v3 = "zarr.json" in present
     v2 = bool(present & {".zarray", ".zgroup", ".zattrs", ".zmetadata"})
-    if hint == "n5" and n5:
+    if hint == "n5" and n5:  # an N5 container may hold stray Zarr files; the reverse is rarer
         return "n5"
-    if hint == "zarr2" and v2 and not v3:
-        return "zarr2"
     if v3:
         return "zarr3"
     if v2:

@@ -1,0 +1,188 @@
+"""``cellmap-schemas scan``: formats, output file, exit codes, --fail-on, errors on one line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cellmap_schemas.cli import app
+
+from .conftest import write
+
+COSEM = "multiscale.cosem.Group"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    rc = app(["scan", *argv], result_action="return_value")
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "cellmap_schemas.cli", "scan", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def good(example: Path) -> Path:
+    return example / "jrc_hela-2"
+
+
+@pytest.fixture
+def bad(example: Path) -> Path:
+    return example / "jrc_macrophage-2"
+
+
+def test_piped_output_defaults_to_json(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run([str(good), "--no-progress"], capsys)
+    assert rc == 0
+    doc = json.loads(out)
+    # below a folder that is not a node, each first-level entry is a dataset
+    assert doc["datasets"] == [
+        {"name": "jrc_hela-2.n5", "nodes": 24, "valid": 21, "invalid": 0, "unreadable": 0,
+         "conforms": True},
+        {"name": "jrc_hela-2.zarr", "nodes": 25, "valid": 11, "invalid": 0, "unreadable": 0,
+         "conforms": True},
+    ]  # fmt: skip
+    assert doc["root"] == str(good)
+    assert err == ""
+
+
+def test_invalid_nodes_exit_1_and_fail_on_tunes_it(
+    bad: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = run([str(bad), "--model", COSEM, "--format", "ndjson"], capsys)
+    assert rc == 1
+    lines = [json.loads(line) for line in out.splitlines()]
+    summary = lines[-1]["summary"]
+    assert (summary["invalid"], summary["unreadable"]) == (4, 1)
+    assert {n["status"] for n in lines[:-1]} == {"valid", "invalid", "unreadable", "not_applicable"}
+    assert run([str(bad), "--model", COSEM, "--fail-on", "never"], capsys)[0] == 0
+    assert run([str(bad), "--model", COSEM, "--fail-on", "unreadable"], capsys)[0] == 1
+
+
+def test_fail_on_unreadable_ignores_invalid_nodes(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    em = example / "jrc_macrophage-2/jrc_macrophage-2.n5/em"
+    assert run([str(em), "--model", COSEM], capsys)[0] == 1
+    assert run([str(em), "--model", COSEM, "--fail-on", "unreadable"], capsys)[0] == 0
+
+
+def test_output_file_format_from_suffix_and_flag(
+    bad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = run([str(bad), "-o", str(tmp_path / "r.csv")], capsys)
+    assert rc == 1 and out == ""
+    rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text())))
+    assert rows[0][:4] == ["path", "kind", "format", "status"]
+    assert any(r[3] == "unreadable" for r in rows[1:])
+    run([str(bad), "--output", str(tmp_path / "r.ndjson")], capsys)
+    last = (tmp_path / "r.ndjson").read_text().splitlines()[-1]
+    assert "summary" in json.loads(last)
+    run([str(bad), "-o", str(tmp_path / "report.txt"), "--format", "table"], capsys)
+    assert "jrc_macrophage-2" in (tmp_path / "report.txt").read_text()
+    run([str(bad), "-o", str(tmp_path / "report.out")], capsys)
+    assert json.loads((tmp_path / "report.out").read_text())["summary"]["nodes"] == 57
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.csv", "r.ndjson", "report.out", "report.txt"
+    ]  # fmt: skip
+
+
+def test_output_file_untouched_when_the_root_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("previous report")
+    rc, out, err = run([str(tmp_path / "missing"), "-o", str(target)], capsys)
+    assert rc == 2
+    assert target.read_text() == "previous report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert err.startswith(f"error: {tmp_path / 'missing'}: ") and err.count("\n") == 1
+
+
+def test_unknown_model_suggests_close_names(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run([str(good), "--model", "multiscale.cosem.group"], capsys)
+    assert rc == 2 and out == ""
+    assert "unknown model 'multiscale.cosem.group'" in err
+    assert "did you mean multiscale.cosem.Group" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--retries", "-1"], "--retries must be 0 or more"),
+        (["--timeout", "0"], "--timeout must be positive"),
+        (["--storage-option", "novalue"], "not of the form key=value"),
+    ],
+)
+def test_bad_usage_exits_2(
+    good: Path, option: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = run([str(good), *option], capsys)
+    assert rc == 2
+    assert err.startswith("error: ") and message in err
+
+
+def test_progress_goes_to_stderr_and_keeps_stdout_clean(
+    good: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = run([str(good), "--progress", "--format", "json"], capsys)
+    assert rc == 0
+    assert json.loads(out)["summary"]["nodes"] == 49
+
+
+def test_real_entry_point_never_prints_a_traceback(tmp_path: Path) -> None:
+    write(tmp_path, {"c.n5/attributes.json": b"\xff\xfe not json"})
+    done = cli(str(tmp_path), "--format", "json")
+    assert done.returncode == 1  # the node is reported unreadable; the scan goes on
+    assert json.loads(done.stdout)["nodes"][0]["status"] == "unreadable"
+    done = cli(str(tmp_path / "nothing-here"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stdout == ""
+    done = cli("s3://")
+    assert done.returncode == 2 and done.stderr.startswith("error: s3://: ")
+
+
+def test_table_on_a_terminal(good: Path, tmp_path: Path) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cellmap_schemas.cli", "scan", str(good), "--no-progress"],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "160"},
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "jrc_hela-2" in text and "conforms" in text and "49" in text
+    assert not text.lstrip().startswith("{")

@@ -105,7 +105,7 @@ def test_output_file_untouched_when_the_root_cannot_be_read(
 ) -> None:
     target = tmp_path / "report.json"
     target.write_text("previous report")
-    rc, out, err = run([str(tmp_path / "missing"), "-o", str(target)], capsys)
+    rc, _, err = run([str(tmp_path / "missing"), "-o", str(target)], capsys)
     assert rc == 2
     assert target.read_text() == "previous report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]

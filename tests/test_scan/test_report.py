@@ -48,14 +48,14 @@ NODES = [
         format="n5",
         status="valid",
         results={"multiscale.cosem.Array": ModelResult(valid=True)},
-    ),  # fmt: skip
+    ),
     NodeResult(
         path="ds2/x.zarr/a",
         kind=None,
         format="zarr3",
         status="unreadable",
         error="s3://b/ds2/x.zarr/a/zarr.json: access denied (403)",
-    ),  # fmt: skip
+    ),
 ]
 
 

@@ -304,6 +304,22 @@ def test_v3_spec_into_n5_is_refused(tmp_path: Path) -> None:
     assert storage_format(sample_spec("zarr2"), "x.zarr") == "zarr2"
 
 
+def test_store_inside_a_container_is_split_at_the_container(tmp_path: Path) -> None:
+    spec = sample_spec("n5")
+    data = sample_data()
+    data["labels/mask"] = data["labels/mask"].astype("uint8")
+    group = write_pyramid(spec, str(tmp_path / "data.n5" / "image"), "", data)
+    assert (group.url, group.path) == (str(tmp_path / "data.n5"), "image")
+    assert json.loads((tmp_path / "data.n5" / "attributes.json").read_text()) == {"n5": "2.0.0"}
+    assert GroupSpec.from_url(str(tmp_path / "data.n5" / "image")) == spec
+    assert storage_format(spec, "s3://bucket/data.n5/image/s0") == "n5"
+    # a bucket (or a local directory above the container) named like a container is no container
+    assert storage_format(spec, "s3://bucket.zarr/data.n5") == "n5"
+    arr = spec.members["s1"].to_zarr(str(tmp_path / "data.zarr" / "a"), "b")
+    assert (arr.url, arr.path) == (str(tmp_path / "data.zarr"), "a/b")
+    assert (tmp_path / "data.zarr" / ".zgroup").exists()
+
+
 def test_read_only_protocol_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"cannot write to https:// storage"):
         write_spec(sample_spec("zarr2"), "https://example.org/data.zarr")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cellmap_schemas.io.url import parse_url
+from cellmap_schemas.io.url import Location, parse_url
 
 if TYPE_CHECKING:
     import tensorstore as ts
@@ -56,7 +56,7 @@ class Container:
 
 
 def container(
-    store: str | os.PathLike[str], storage_options: Mapping[str, Any] | None
+    store: str | os.PathLike[str] | Location, storage_options: Mapping[str, Any] | None
 ) -> Container:
     """The tensorstore view of the container at ``store`` (a local path or ``s3://`` URL).
 
@@ -64,8 +64,10 @@ def container(
     ``client_kwargs``, else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``), ``anon``,
     ``profile``, ``client_kwargs.region_name``; ``retries`` bounds tensorstore's retries.
     """
-    options = dict(storage_options or {})
-    location = parse_url(os.fspath(store), options)
+    location = parse_url(
+        store if isinstance(store, Location) else os.fspath(store), storage_options
+    )
+    options = dict(location.storage_options)
     retries = int(options.get("retries", DEFAULT_RETRIES))
     if location.protocol == "file":
         return Container(

@@ -30,6 +30,7 @@ import numpy as np
 
 from cellmap_schemas.errors import NodeExistsError, StoreError
 from cellmap_schemas.io._tensorstore import Container, container, describe_error
+from cellmap_schemas.io.url import Location, parse_url
 from cellmap_schemas.n5_wrap import is_n5_array, spec_to_n5_array, spec_to_n5_group
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3
@@ -41,6 +42,7 @@ __all__ = [
     "ArrayHandle",
     "GroupHandle",
     "StorageFormat",
+    "split_container",
     "storage_format",
     "write_pyramid",
     "write_spec",
@@ -107,6 +109,8 @@ class ArrayHandle:
         return data if dtype is None else data.astype(dtype, copy=False)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "tensorstore":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.tensorstore, name)
 
     def __repr__(self) -> str:
@@ -169,24 +173,51 @@ class GroupHandle(Mapping[str, "ArrayHandle | GroupHandle"]):
 
 
 # ---- writing ----------------------------------------------------------------------------------
-def storage_format(spec: Spec, store: str | os.PathLike[str]) -> StorageFormat:
-    """The format a spec is written in: N5 for a ``.n5`` container, else the spec's Zarr version.
+def storage_format(spec: Spec, store: str | os.PathLike[str] | Location) -> StorageFormat:
+    """The format a spec is written in: N5 in a ``.n5`` container, else the spec's Zarr version.
 
     Raises
     ------
     ValueError
         For a Zarr v3 spec and a ``.n5`` container.
     """
-    n5 = os.fspath(store).rstrip("/").lower().endswith(".n5")
+    root, _ = split_container(store)
+    n5 = root.path.lower().endswith(".n5")
     v3 = isinstance(spec, ArraySpecV3 | GroupSpecV3)
     if n5 and v3:
-        raise ValueError(f"{os.fspath(store)}: a Zarr v3 spec cannot be written to an N5 container")
+        raise ValueError(f"{root.url}: a Zarr v3 spec cannot be written to an N5 container")
     return "n5" if n5 else "zarr3" if v3 else "zarr2"
+
+
+def split_container(
+    store: str | os.PathLike[str] | Location,
+    path: str = "",
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[Location, str]:
+    """The container and the node path inside it.
+
+    A store that runs into a container (``data.n5/image``) is split after the outermost
+    ``.n5`` / ``.zarr`` component, so the container's root (where N5 keeps its version) is known
+    and ``to_zarr("data.n5/image")`` means ``to_zarr("data.n5", "image")``.
+    """
+    location = parse_url(
+        store if isinstance(store, Location) else os.fspath(store), storage_options
+    )
+    parts = location.path.split("/")
+    first = 1 if location.protocol != "file" else 0  # a bucket name is not a container
+    for i in range(first, len(parts)):
+        if parts[i].lower().endswith((".n5", ".zarr")) and i < len(parts) - 1:
+            inner = _join("/".join(parts[i + 1 :]), _clean_path(path))
+            root = Location(location.protocol, "/".join(parts[: i + 1]), location.storage_options)
+            return root, inner
+        if parts[i].lower().endswith((".n5", ".zarr")):
+            break
+    return location, _clean_path(path)
 
 
 def write_spec(
     spec: Spec,
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Location,
     path: str = "",
     *,
     overwrite: bool = False,
@@ -236,9 +267,9 @@ def write_spec(
     >>> int(handle[1, 2].read().result())
     8
     """
-    fmt = storage_format(spec, store)
-    where = container(store, storage_options)
-    base = _clean_path(path)
+    root, base = split_container(store, path, storage_options)
+    fmt = storage_format(spec, root)
+    where = container(root, None)
     nodes = list(_walk(spec, base))
     documents = {node.path: _documents(node.spec, fmt, root=not node.path) for node in nodes}
     _check_with_tensorstore(where, fmt, nodes, documents)
@@ -277,7 +308,7 @@ def write_spec(
 
 def write_pyramid(
     spec: GroupSpec[Any] | GroupSpecV3[Any],
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Location,
     path: str,
     arrays: Mapping[str, Any] | Sequence[Any],
     *,
@@ -309,7 +340,7 @@ def write_pyramid(
     """
     if not isinstance(spec, GroupSpec | GroupSpecV3):
         raise TypeError(f"write_pyramid needs a group spec, got {type(spec).__name__}")
-    base = _clean_path(path)
+    root, base = split_container(store, path, storage_options)
     specs = {
         _relative(n.path, base): n.spec for n in _walk(spec, base) if not _is_group_spec(n.spec)
     }
@@ -334,7 +365,7 @@ def write_pyramid(
             )
         _check_cast(name, array, specs[name])
 
-    group = write_spec(spec, store, base, overwrite=overwrite, storage_options=storage_options)
+    group = write_spec(spec, root, base, overwrite=overwrite)
     assert isinstance(group, GroupHandle)
     handles = group.arrays()
     pending = [

@@ -162,6 +162,27 @@ def test_inspect_depth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert_one_error_line(err, "--depth must be 0 or more")
 
 
+def test_inspect_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    root = tmp_path / "wide.n5"
+    (root).mkdir()
+    (root / "attributes.json").write_text('{"n5": "2.0.0"}')
+    for i in range(300):
+        doc = {"dimensions": [4], "blockSize": [2], "dataType": "uint8", "note": "x" * 400}
+        (root / f"a{i}").mkdir()
+        (root / f"a{i}" / "attributes.json").write_text(json.dumps(doc))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cellmap_schemas.cli", "inspect", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"{\n"  # like `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert err == ""
+
+
 def test_inspect_is_coloured_on_a_terminal(tmp_path: Path) -> None:
     em = write_cosem(tmp_path / "data.n5")
     leader, follower = pty.openpty()

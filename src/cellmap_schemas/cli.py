@@ -97,8 +97,12 @@ def _print_json(data: bytes) -> None:
 
         Console(soft_wrap=True).print_json(text)
     else:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader left; stop quietly, as cat does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
 
 
 @contextmanager
@@ -252,9 +256,8 @@ def check(
         try:
             _run(lambda: read_model_async(cls, url, storage_options=options))
         except ValidationError as exc:
-            where = exc.url or url
             n = len(exc.problems)
-            print(f"{where}: invalid {model} ({n} problem{'s' if n != 1 else ''})")
+            print(f"{url}: invalid {model} ({n} problem{'s' if n != 1 else ''})")
             for loc, msg in exc.problems:
                 print(f"  {loc or '(root)'}: {msg}")
             return EXIT_INVALID

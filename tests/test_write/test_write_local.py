@@ -154,6 +154,14 @@ def test_v3_array_spec_to_zarr(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_back("zarr3", _file_kv(tmp_path / "v3.zarr" / "a")), data)
 
 
+def test_durable_local_writes_on_request(tmp_path: Path) -> None:
+    spec = sample_spec("n5")
+    data = sample_data()
+    data["labels/mask"] = data["labels/mask"].astype("uint8")
+    write_pyramid(spec, str(tmp_path / "d.n5"), "image", data, storage_options={"fsync": True})
+    np.testing.assert_array_equal(read_back("n5", _file_kv(tmp_path / "d.n5/image/s0")), data["s0"])
+
+
 def test_nan_fill_value_is_written_as_a_string(tmp_path: Path) -> None:
     spec = ArraySpec(shape=(2,), chunks=(2,), dtype="<f4", fill_value=float("nan"))
     spec.to_zarr(str(tmp_path / "f.zarr"), "a")

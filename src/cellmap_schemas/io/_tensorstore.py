@@ -63,6 +63,7 @@ def container(
     S3 settings follow fsspec's names where they exist: ``endpoint_url`` (also under
     ``client_kwargs``, else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``), ``anon``,
     ``profile``, ``client_kwargs.region_name``; ``retries`` bounds tensorstore's retries.
+    Local files: ``fsync`` (default false) makes every file durable before a write completes.
     """
     location = parse_url(
         store if isinstance(store, Location) else os.fspath(store), storage_options
@@ -70,10 +71,13 @@ def container(
     options = dict(location.storage_options)
     retries = int(options.get("retries", DEFAULT_RETRIES))
     if location.protocol == "file":
+        # tensorstore fsyncs every file it writes unless told otherwise; zarr-python and fsspec
+        # do not, and a pyramid of small chunks then spends most of its time in fsync. Writes
+        # stay atomic (temporary file + rename) either way; ``fsync=True`` restores durability.
         return Container(
             url=location.url,
             kvstore={"driver": "file", "path": location.path.rstrip("/") + "/"},
-            context={},
+            context={"file_io_sync": bool(options.get("fsync", False))},
         )
     if location.protocol == "s3":
         bucket, _, prefix = location.path.partition("/")

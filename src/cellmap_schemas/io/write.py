@@ -241,7 +241,8 @@ def write_spec(
     storage_options
         fsspec-style options for S3: ``endpoint_url`` (else ``AWS_ENDPOINT_URL_S3`` /
         ``AWS_ENDPOINT_URL``), ``anon``, ``profile``, ``client_kwargs.region_name``, and
-        ``retries`` (attempts per request, default 5).
+        ``retries`` (attempts per request, default 5). For local paths, ``fsync=True`` syncs
+        every file written (off by default, as in zarr-python; writes are atomic either way).
 
     Returns
     -------

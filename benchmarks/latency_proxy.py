@@ -5,9 +5,9 @@ It stands between a client and a loopback S3 server (moto) so that benchmarks se
 latency of a real object store: each request waits ``delay_ms`` before it is forwarded. Requests
 are forwarded unchanged (method, path, query, headers, body), so signed S3 requests still verify.
 
-Counters: ``GET /__latency_proxy__/stats`` answers ``{"requests": N, "by_method": {...}}`` and
-``POST /__latency_proxy__/reset`` zeroes them (S3 bucket names cannot contain ``_``, so these
-paths never shadow a bucket).
+Counters: ``GET /__latency_proxy__/stats`` answers ``{"requests": N, "by_method": {...},
+"max_in_flight": M}`` and ``POST /__latency_proxy__/reset`` zeroes them (S3 bucket names cannot
+contain ``_``, so these paths never shadow a bucket).
 
 Run standalone::
 
@@ -62,6 +62,7 @@ def make_app(target: str, delay_ms: float) -> web.Application:
     target = target.rstrip("/")
     delay = delay_ms / 1000.0
     counts: Counter[str] = Counter()
+    inflight = {"now": 0, "max": 0}
     app = web.Application(client_max_size=1 << 30)
 
     async def on_startup(app: web.Application) -> None:
@@ -75,15 +76,28 @@ def make_app(target: str, delay_ms: float) -> web.Application:
         await app["session"].close()
 
     async def stats(request: web.Request) -> web.Response:
-        body = {"requests": sum(counts.values()), "by_method": dict(counts)}
+        body = {
+            "requests": sum(counts.values()),
+            "by_method": dict(counts),
+            "max_in_flight": inflight["max"],
+        }
         return web.json_response(body)
 
     async def reset(request: web.Request) -> web.Response:
         counts.clear()
+        inflight["max"] = inflight["now"]
         return web.json_response({"requests": 0})
 
     async def forward(request: web.Request) -> web.StreamResponse:
         counts[request.method] += 1
+        inflight["now"] += 1
+        inflight["max"] = max(inflight["max"], inflight["now"])
+        try:
+            return await _forward(request)
+        finally:
+            inflight["now"] -= 1
+
+    async def _forward(request: web.Request) -> web.StreamResponse:
         if delay > 0:
             await asyncio.sleep(delay)
         body = await request.read()

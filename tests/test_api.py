@@ -131,8 +131,14 @@ def test_async_read_depth(tmp_path: Path) -> None:
 
 
 def test_model_resolution_errors() -> None:
-    with pytest.raises(ValueError, match=r"unknown model 'multiscale\.cosem\.Grop'.*did you mean"):
+    from cellmap_schemas.scan import UnknownModelError
+
+    with pytest.raises(UnknownModelError) as info:
         synchronous.check("/nowhere", "multiscale.cosem.Grop")
+    assert isinstance(info.value, KeyError)
+    assert str(info.value).startswith(
+        "unknown model 'multiscale.cosem.Grop'; did you mean multiscale.cosem.Group or "
+    )
     with pytest.raises(TypeError, match="expected a model class or name"):
         synchronous.check("/nowhere", dict)  # type: ignore[arg-type]
     assert asynchronous.resolve_model("multiscale.cosem.Array") is cosem.Array

@@ -23,18 +23,21 @@ def resolve_model(model: str | type[Any]) -> type[Any]:
 
     Raises
     ------
-    ValueError
-        If ``model`` is a name no model has; the message lists close matches.
+    UnknownModelError
+        If ``model`` is a name no model has (a ``KeyError``, as from :func:`scan`); the message
+        lists close matches.
     TypeError
         If ``model`` is a class that cannot validate documents.
     """
     if isinstance(model, str):
-        from cellmap_schemas.registry import get_model
+        from cellmap_schemas.registry import MODELS, close_matches
 
-        try:
-            return get_model(model)
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
+        info = MODELS.get(model)
+        if info is None:
+            from cellmap_schemas.scan.classify import UnknownModelError
+
+            raise UnknownModelError(model, close_matches(model))
+        return info.load()
     if not isinstance(model, type) or not callable(getattr(model, "model_validate", None)):
         raise TypeError(f"expected a model class or name, got {model!r}")
     return model
@@ -115,8 +118,8 @@ async def check(
     ------
     ValidationError
         If the node does not conform; ``.problems`` lists every problem, ``.url`` the node.
-    ValueError
-        If ``model`` is a name no model has.
+    UnknownModelError
+        If ``model`` is a name no model has (a ``KeyError``; the message lists close matches).
     NodeNotFoundError
         If nothing exists at ``url``.
     UnsupportedFormatError

@@ -94,8 +94,8 @@ def check(
     ------
     ValidationError
         If the node does not conform; ``.problems`` lists every problem, ``.url`` the node.
-    ValueError
-        If ``model`` is a name no model has.
+    UnknownModelError
+        If ``model`` is a name no model has (a ``KeyError``; the message lists close matches).
     NodeNotFoundError
         If nothing exists at ``url``.
     UnsupportedFormatError

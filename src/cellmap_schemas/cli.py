@@ -110,17 +110,21 @@ def _guard(url: str, status: list[int]) -> Iterator[None]:
     """Turn every failure into one stderr line and exit status 2 (``status[0]``)."""
     try:
         yield
-    except (CellmapSchemasError, OSError, TimeoutError) as exc:
-        _err(_one_line(_naming(url, str(exc) or type(exc).__name__)))
-        status[0] = EXIT_ERROR
-    except ValueError as exc:  # bad URL or storage option
-        _err(_one_line(str(exc)))
-        status[0] = EXIT_ERROR
     except Exception as exc:
-        if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
-            raise
-        cause = f"unexpected {type(exc).__name__}: {exc}"
-        _err(_one_line(f"{_naming(url, cause)} (set CELLMAP_SCHEMAS_DEBUG=1 for a traceback)"))
+        if isinstance(exc, ExceptionGroup):  # from a task group: report the error itself
+            from cellmap_schemas.io.read import first_error
+
+            exc = first_error(exc)  # type: ignore[assignment]
+        if isinstance(exc, CellmapSchemasError | OSError | TimeoutError):
+            _err(_one_line(_naming(url, str(exc) or type(exc).__name__)))
+        elif isinstance(exc, ValueError):  # a bad URL or storage option
+            _err(_one_line(str(exc)))
+        else:
+            if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
+                raise
+            cause = f"unexpected {type(exc).__name__}: {exc}"
+            hint = "(set CELLMAP_SCHEMAS_DEBUG=1 for a traceback)"
+            _err(_one_line(f"{_naming(url, cause)} {hint}"))
         status[0] = EXIT_ERROR
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "check_family",
     "decode_document",
     "depth_needed",
+    "first_error",
     "generic_spec_type",
     "parse_node",
     "read_model",
@@ -408,12 +409,12 @@ async def _read_members(
                         tg.start_soon(fill, name)
         except BaseExceptionGroup as group:
             # Callers expect the error itself (one-line message), not a task-group wrapper.
-            raise _first_error(group) from None
+            raise first_error(group) from None
     spec["members"] = {n: member_specs[n] for n in sorted(member_specs)}
     return spec
 
 
-def _first_error(group: BaseExceptionGroup) -> BaseException:
+def first_error(group: BaseExceptionGroup) -> BaseException:
     """The first leaf of an exception group, preferring this package's own errors."""
     leaves: list[BaseException] = []
 

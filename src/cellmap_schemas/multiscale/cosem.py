@@ -9,6 +9,9 @@ OME-NGFF 0.4 later standardised the same information; prefer it where it is pres
 scale is ``7.860000000000001`` does not equal one whose scale is ``7.86``. Tools that write these
 documents copy the numbers rather than recompute them, so exact comparison is what tells a
 consistent hierarchy from an edited one.
+
+As in :mod:`~cellmap_schemas.multiscale.neuroglancer_n5`, the attribute models are ``gc=False``
+structs (acyclic by construction) with a cheap boolean check in ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ __all__ = [
 Order = Literal["C", "F"]
 
 
-class STTransform(Base, frozen=True, kw_only=True):
+class STTransform(Base, frozen=True, kw_only=True, gc=False):
     """A scale-then-translate transform of labelled axes with units.
 
     Made by COSEM before OME-NGFF 0.4 could name axes or translate them. A coordinate is
@@ -92,7 +95,7 @@ class STTransform(Base, frozen=True, kw_only=True):
                 yield name, f"has {k} entries but axes has {n}"
 
 
-class ArrayMetadata(Base, frozen=True, kw_only=True):
+class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
     """Attributes of one scale level: its transform and the Neuroglancer ``pixelResolution``.
 
     ``pixelResolution`` repeats a subset of ``transform`` (in N5 order) for Neuroglancer, so the
@@ -155,7 +158,7 @@ class ArrayMetadata(Base, frozen=True, kw_only=True):
         return cls(pixelResolution=pixr, transform=transform)
 
 
-class ScaleMetadata(Base, frozen=True, kw_only=True):
+class ScaleMetadata(Base, frozen=True, kw_only=True, gc=False):
     """An entry of ``multiscales[0].datasets``: an array's path in the group and its transform.
 
     Attributes
@@ -170,7 +173,7 @@ class ScaleMetadata(Base, frozen=True, kw_only=True):
     path: str
 
 
-class MultiscaleMetadata(Base, frozen=True, kw_only=True):
+class MultiscaleMetadata(Base, frozen=True, kw_only=True, gc=False):
     """The multiscale image a COSEM group holds: one entry per scale level.
 
     Attributes

@@ -11,6 +11,9 @@ array whose last axis is ``x``.
 Validation speed matters (a scan validates thousands of these), so each model's
 ``__post_init__`` runs a cheap boolean check first and only falls back to the generator of
 :meth:`~cellmap_schemas.base.Base._problems` (which words each problem) when that check fails.
+The attribute models are ``gc=False`` structs: they hold only strings, numbers, tuples and other
+such structs, so they can never be part of a reference cycle, and leaving them out of the cyclic
+garbage collector makes decoding cheaper (and a scan's collections shorter).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 
-class PixelResolution(Base, frozen=True, kw_only=True):
+class PixelResolution(Base, frozen=True, kw_only=True, gc=False):
     """Sample spacing and its unit, as N5 tools (Neuroglancer, n5-viewer) read it.
 
     In the attributes of an N5 array it gives that array's coordinates; in the attributes of a
@@ -61,7 +64,7 @@ class PixelResolution(Base, frozen=True, kw_only=True):
     unit: str
 
 
-class ArrayMetadata(Base, frozen=True, kw_only=True):
+class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
     """Attributes of one scale level of a Neuroglancer N5 multiscale group.
 
     Attributes
@@ -87,7 +90,7 @@ Scales = Annotated[tuple[tuple[PositiveInt, ...], ...], msgspec.Meta(min_length=
 """Downsampling factors per level; at least one level (the full-resolution one)."""
 
 
-class GroupMetadata(Base, frozen=True, kw_only=True):
+class GroupMetadata(Base, frozen=True, kw_only=True, gc=False):
     """Attributes that make Neuroglancer show an N5 group as one multiscale image.
 
     After `this comment <https://github.com/google/neuroglancer/issues/176#issuecomment-553027775>`_.

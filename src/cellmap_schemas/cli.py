@@ -36,13 +36,14 @@ def _version() -> str:
 app = App(
     name="cellmap-schemas",
     help=(
-        "Inspect and validate Cellmap N5 / Zarr hierarchies (local, s3://, gs://, http(s)://).\n\n"
-        "Formats are recognised by their metadata (attributes.json, .zarray/.zgroup/.zattrs, "
-        "zarr.json), not by the URL.\n\n"
+        "Inspect and validate Cellmap N5 / Zarr hierarchies.\n\n"
+        "Reads local paths, s3://, gs:// and http(s):// URLs. Formats are recognised\n"
+        "by their metadata (attributes.json, .zarray / .zgroup / .zattrs, zarr.json),\n"
+        "not by the URL.\n\n"
         "Exit status: 0 valid or done, 1 invalid, 2 unreadable or bad usage."
     ),
     version=_version,
-    help_format="markdown",
+    help_format="plaintext",
 )
 
 app.command(
@@ -151,17 +152,17 @@ def inspect(
 ) -> int:
     """Print the array or group at URL, with its members, as JSON.
 
-    N5 nodes are shown in their Zarr v2 view (C-order shapes, numcodecs compressors); the format
-    is recognised from the metadata, so the URL need not end in .n5 or .zarr. Output is coloured
-    on a terminal and plain JSON when piped.
+    N5 nodes are shown in their Zarr v2 view (C-order shapes, numcodecs
+    compressors). The format is recognised from the metadata, so the URL need
+    not end in .n5 or .zarr. Coloured on a terminal, plain JSON when piped.
 
     For example:
+      cellmap-schemas inspect /data/jrc_hela-2.n5/em/fibsem-uint16
+      cellmap-schemas inspect s3://bucket/jrc_hela-2.n5/em --depth 1
+      cellmap-schemas inspect data.zarr | jq '.members | keys'
 
-        cellmap-schemas inspect /data/jrc_hela-2.n5/em/fibsem-uint16
-        cellmap-schemas inspect s3://janelia-cosem-datasets/jrc_hela-2/jrc_hela-2.n5/em --depth 1
-        cellmap-schemas inspect data.zarr | jq '.members | keys'
-
-    Exit status: 0 printed, 2 unreadable (missing, not N5/Zarr, storage error) or bad usage.
+    Exit status: 0 printed, 2 unreadable (missing, not N5/Zarr, storage
+    error) or bad usage.
 
     Parameters
     ----------
@@ -216,18 +217,18 @@ def check(
 ) -> int:
     """Validate the array or group at URL against MODEL and report every problem.
 
-    MODEL is a name as listed by `cellmap-schemas models`, e.g. multiscale.cosem.Group. The node
-    is read as deep as the model looks (a multiscale group and its arrays, a crop and its
-    classes), then validated; on failure every problem is printed with its location.
+    MODEL is a name listed by `cellmap-schemas models`. The node is read as
+    deep as the model looks (a multiscale group and its arrays, a crop and its
+    classes) and validated; every problem is printed with its location.
 
     For example:
+      cellmap-schemas check /data/hela.n5/em/fibsem-uint16 multiscale.cosem.Group
+      cellmap-schemas check s3://bucket/hela.n5/em/s0 multiscale.cosem.Array
+      cellmap-schemas check crops.zarr/crop1 annotation.CropGroup \\
+          --storage-option anon=true
 
-        cellmap-schemas check /data/jrc_hela-2.n5/em/fibsem-uint16 multiscale.cosem.Group
-        cellmap-schemas check s3://bucket/data.n5/em/s0 multiscale.cosem.Array
-        cellmap-schemas check data.zarr/crop1 annotation.CropGroup --storage-option anon=true
-
-    Exit status: 0 valid, 1 invalid, 2 unreadable (missing, not N5/Zarr, storage error),
-    unknown model or bad usage.
+    Exit status: 0 valid, 1 invalid, 2 unreadable (missing, not N5/Zarr,
+    storage error), unknown model or bad usage.
 
     Parameters
     ----------
@@ -274,9 +275,8 @@ def models(*, as_json: Annotated[bool, Parameter(name="--json", negative=())] = 
     """List the models `check` and `scan` know, with what each describes.
 
     For example:
-
-        cellmap-schemas models
-        cellmap-schemas models --json | jq -r '.[] | select(.kind == "group") | .name'
+      cellmap-schemas models
+      cellmap-schemas models --json | jq -r '.[] | select(.kind == "group") | .name'
 
     Exit status: 0.
 

@@ -11,6 +11,7 @@ Each request is either forwarded unchanged (method, path, headers including ``Ho
 answered with a fault:
 
 - ``"500"`` / ``"503"``: an S3-style XML error (``InternalError`` / ``SlowDown``);
+- ``"400"``: an S3-style ``InvalidRequest`` (not transient: for tests of fallbacks);
 - ``"cut"``: the connection is reset without a response;
 - ``"slow"``: the request is forwarded after ``delay`` seconds (for client timeouts).
 
@@ -51,6 +52,7 @@ _HOP_BY_HOP = frozenset(
 )
 
 _S3_ERRORS = {
+    "400": (400, "InvalidRequest", "An injected request the server refuses."),
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
 }
@@ -70,8 +72,8 @@ class FaultProxy:
     statuses
         Error statuses to draw from: ``"500"`` and/or ``"503"``.
     first_faults
-        Faults for the first requests in arrival order: ``"500"``, ``"503"``, ``"cut"``,
-        ``"slow"`` or ``"ok"`` (forward).
+        Faults for the first requests in arrival order: ``"400"``, ``"500"``, ``"503"``,
+        ``"cut"``, ``"slow"`` or ``"ok"`` (forward). ``reset_counters()`` starts them over.
     delay
         Seconds a ``"slow"`` request waits before being forwarded.
     seed

@@ -11,7 +11,7 @@ import pytest
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io import open_store
-from cellmap_schemas.io._s3 import S3Store
+from cellmap_schemas.io._s3 import EMPTY_SHA256, S3Store, sigv4_headers
 from conftest import S3Server, _free_port
 from faults import FaultProxy
 
@@ -75,6 +75,7 @@ async def read_everything(url: str, **kw: object) -> dict[str, object]:
             "url": store.url_of("s0/attributes.json"),
             "anonymous": store.anonymous,
             "requests": store.requests,
+            "direct": store.direct is not None,
         }
 
 
@@ -90,6 +91,7 @@ def expected(bucket: str, *, anonymous: bool) -> dict[str, object]:
         "url": f"s3://{bucket}/data/x.n5/s0/attributes.json",
         "anonymous": anonymous,
         "requests": 9,
+        "direct": True,
     }
 
 
@@ -294,16 +296,19 @@ def test_persistent_throttling_becomes_a_store_error(
 def test_slow_answers_time_out_then_succeed(
     private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with FaultProxy(s3.endpoint, first_faults=["slow"], delay=2.0) as proxy:
+    with FaultProxy(s3.endpoint, first_faults=["slow"], delay=6.0) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
 
-        async def main() -> tuple[bytes | None, int]:
+        async def main() -> tuple[bytes | None, int, float]:
             async with open_store("s3://private/data/x.n5", retries=1, timeout=0.5) as store:
-                return await store.get("attributes.json"), store.requests
+                start = time.monotonic()
+                data = await store.get("attributes.json")
+                return data, store.requests, time.monotonic() - start
 
-        start = time.monotonic()
-        assert run(main) == (b'{"n5": "2.0.0"}', 2)
-        assert time.monotonic() - start < 2.0
+        data, requests, elapsed = run(main)
+        assert (data, requests) == (b'{"n5": "2.0.0"}', 2)
+        assert elapsed < 5.0  # the slow answer was abandoned, not awaited
+        assert proxy.by_fault == {"slow": 1, "ok": 1}
 
 
 def test_timeouts_exhaust_retries(
@@ -335,3 +340,110 @@ def test_random_faults_under_load(
         assert run(main) == [str(i).encode() for i in range(30)]
         assert proxy.injected > 0
         assert proxy.forwarded == 30
+
+
+# -- the direct GET path --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "token"),
+    [
+        ("http://127.0.0.1:9000/bucket/a/b.json", None),
+        ("https://bucket.s3.eu-west-1.amazonaws.com/x%20y/%2B%C3%A9/z~.json", "tok/en+="),
+        ("https://s3.amazonaws.com/janelia-cosem-datasets/jrc_hela-2/attributes.json", None),
+    ],
+)
+def test_sigv4_signature_matches_botocore(url: str, token: str | None) -> None:
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    region = "eu-west-1" if "eu-west-1" in url else "us-east-1"
+    request = AWSRequest(method="GET", url=url, headers={"X-Amz-Content-SHA256": EMPTY_SHA256})
+    S3SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token), "s3", region).add_auth(
+        request
+    )
+    amz_date = request.headers["X-Amz-Date"]
+    ours = sigv4_headers(
+        "GET",
+        url,
+        region=region,
+        access_key="AKIDEXAMPLE",
+        secret_key="wJalrXUtnFEMI/K7MDENG",
+        token=token,
+        amz_date=amz_date,
+    )
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours["x-amz-date"] == amz_date
+    assert ours.get("x-amz-security-token") == token
+
+
+def test_direct_path_retries_and_falls_back_to_botocore(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FaultProxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> list[object]:
+            async with open_store("s3://private/data/x.n5", retries=3) as store:
+                seen: list[object] = [await store.get("attributes.json"), store.direct is not None]
+                # direct GETs: throttled twice, then served
+                proxy.first_faults = ["503", "cut", "cut", "ok"]
+                proxy.reset_counters()
+                seen += [await store.get("s0/attributes.json"), proxy.requests, store.requests]
+                # a refusal the direct path does not expect: the same attempt goes to botocore
+                proxy.first_faults = ["400", "ok"]
+                proxy.reset_counters()
+                seen += [await store.get("s0/0/0"), proxy.requests, store.requests]
+                seen += [store.direct is None, await store.get("missing"), proxy.requests]
+                return seen
+
+        assert run(main) == [
+            b'{"n5": "2.0.0"}',
+            True,
+            b'{"dimensions": [4]}',
+            4,
+            4,  # 1 + 3 attempts (aiohttp resent one cut by itself)
+            b"\x00\x01",
+            2,
+            5,
+            True,
+            None,
+            3,
+        ]
+
+
+def test_direct_path_reports_access_denied(public: str, s3: S3Server, no_credentials: None) -> None:
+    """A public-read policy on one prefix only: the direct path meets the 403 and words it."""
+    import json
+
+    client = s3.client()
+    client.create_bucket(Bucket="half")
+    put(s3, "half", {"open/a.json": b"1", "closed/b.json": b"2"})
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObject"],
+                "Resource": ["arn:aws:s3:::half/open/*"],
+            }
+        ],
+    }
+    client.put_bucket_policy(Bucket="half", Policy=json.dumps(policy))
+
+    async def main() -> tuple[object, ...]:
+        async with open_store("s3://half") as store:
+            first = await store.get("open/a.json")
+            direct = store.direct is not None
+            results = await store.get_many(["closed/b.json", "open/a.json"])
+            return first, direct, results
+
+    first, direct, results = run(main)
+    assert (first, direct, results[1]) == (b"1", True, b"1")
+    assert isinstance(results[0], StoreError)
+    assert str(results[0]) == (
+        "s3://half/closed/b.json: access denied (403) with anonymous access: "
+        "no AWS credentials found"
+    )

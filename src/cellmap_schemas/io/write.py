@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 import numpy as np
 
-from cellmap_schemas.errors import NodeExistsError, StoreError
+from cellmap_schemas.errors import NodeExistsError, StoreError, UnsupportedFormatError
 from cellmap_schemas.io._tensorstore import Container, container, describe_error
 from cellmap_schemas.io.url import Location, parse_url
 from cellmap_schemas.n5_wrap import is_n5_array, spec_to_n5_array, spec_to_n5_group
@@ -232,7 +232,8 @@ def write_spec(
     store
         The container: a local path or an ``s3://`` URL. A name ending in ``.n5`` is written as
         N5 (F-order metadata in ``attributes.json``); otherwise Zarr v2 (``.zarray``, ``.zgroup``,
-        ``.zattrs``) or, for a v3 spec, Zarr v3 (``zarr.json``).
+        ``.zattrs``) or, for a v3 spec, Zarr v3 (``zarr.json``). A store that runs into a
+        container (``data.n5/image``) is split there: the rest is prefixed to ``path``.
     path
         Where the node goes inside the container ("/"-separated; "" is the container root).
     overwrite
@@ -252,7 +253,8 @@ def write_spec(
     Raises
     ------
     NodeExistsError
-        If a node of the tree already exists and ``overwrite`` is false; names the node.
+        If a node of the tree already exists and ``overwrite`` is false, or a parent of
+        ``path`` is an array; names the node.
     UnsupportedFormatError
         If tensorstore cannot store an array as specified (e.g. a codec it lacks).
     StoreError
@@ -497,8 +499,6 @@ def _check_with_tensorstore(
     before storage is touched."""
     import tensorstore as ts
 
-    from cellmap_schemas.errors import UnsupportedFormatError
-
     key = {"n5": "attributes.json", "zarr2": ".zarray", "zarr3": "zarr.json"}[fmt]
     pending = []
     for node in nodes:
@@ -661,16 +661,17 @@ def _open_handles(
 # ---- write results ----------------------------------------------------------------------------
 def _settle(handle: ArrayHandle, key: Any, futures: ts.WriteFutures) -> None:
     """Wait for a write; a bad source (shape) is a ValueError, a storage failure a StoreError."""
-    region = _region(handle.shape, key)
     try:
         futures.copy.result()
     except ValueError as exc:
+        region = _region(handle.shape, key)
         raise ValueError(
             f"{handle.url}: writing {handle.path} {region}: {describe_error(exc)}"
         ) from exc
     try:
         futures.commit.result()
     except ValueError as exc:
+        region = _region(handle.shape, key)
         raise StoreError(
             f"{handle.url}: writing {handle.path} {region} failed: {describe_error(exc)}"
         ) from exc

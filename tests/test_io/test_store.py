@@ -386,3 +386,62 @@ def test_http_unreachable_gives_up_within_bounded_time(http_root: str) -> None:
     assert message.startswith(f"{endpoint}/root.n5/attributes.json: cannot connect to 127.0.0.1")
     assert message.endswith("(gave up after 3 attempts)")
     assert "\n" not in message
+
+
+# -- several listings at once, name-resolution failures -------------------------------------
+
+
+def test_local_list_many(tree: Path) -> None:
+    (tree / "self").symlink_to("self")  # listing through it: ELOOP, reported in place
+
+    async def main() -> tuple[list[object], int]:
+        async with open_store(tree) as store:
+            results = await store.list_many(["", "s0", "missing", "self/x", "labels"])
+            return results, store.requests
+
+    results, requests = run(main)
+    assert results[:3] == [
+        (["labels", "s0", "s1"], ["attributes.json"]),
+        ([], ["0", "attributes.json"]),
+        ([], []),
+    ]
+    assert isinstance(results[3], StoreError)
+    assert str(results[3]) == f"{tree}/self/x: too many levels of symbolic links"
+    assert results[4] == (["a"], [])
+    assert requests == 5
+
+
+def test_list_many_default_for_fsspec_stores() -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe({"/lm-test/a/x": b"1", "/lm-test/b/c/y": b"2"})
+    try:
+
+        async def main() -> list[object]:
+            async with open_store("memory://lm-test") as store:
+                return [await store.list_many(["", "a", "b", "zz"]), await store.list_many([])]
+
+        assert run(main) == [
+            [(["a", "b"], []), ([], ["x"]), (["c"], []), ([], [])],
+            [],
+        ]
+    finally:
+        fs.rm("/lm-test", recursive=True)
+
+
+def test_dns_failure_is_permanent_unless_temporary() -> None:
+    import socket
+
+    from cellmap_schemas.io.store import dns_failure
+
+    class Wrapped(OSError):
+        host = "bucket.example.invalid"
+
+    permanent = Wrapped("lookup failed")
+    permanent.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert dns_failure(permanent) == "cannot resolve host bucket.example.invalid"
+    temporary = Wrapped("lookup failed")
+    temporary.__cause__ = socket.gaierror(socket.EAI_AGAIN, "Temporary failure")
+    assert dns_failure(temporary) is None
+    assert dns_failure(ConnectionRefusedError()) is None

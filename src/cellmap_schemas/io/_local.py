@@ -136,6 +136,19 @@ def read_batch(items: list[tuple[str, str]]) -> list[bytes | StoreError | None]:
     return out
 
 
+def scan_batch(
+    items: list[tuple[str, str, str]],
+) -> list[tuple[list[str], list[str]] | StoreError]:
+    """:func:`scan_dir` over many directories in one thread call; errors are returned in place."""
+    out: list[tuple[list[str], list[str]] | StoreError] = []
+    for root, key, url in items:
+        try:
+            out.append(scan_dir(root, key, url))
+        except StoreError as exc:
+            out.append(exc)
+    return out
+
+
 def scan_dir(root: str, key: str, url: str) -> tuple[list[str], list[str]]:
     """One level of ``root/key``: (directory names, regular-file names), sorted.
 

@@ -100,8 +100,37 @@ class Store:
         """Names of the child directories and of the files directly below ``key``, sorted.
 
         One level only; a missing directory lists as empty.
+
+        Raises
+        ------
+        StoreError
+            As for :meth:`get`.
         """
         raise NotImplementedError
+
+    async def list_many(
+        self, keys: Iterable[str]
+    ) -> list[tuple[list[str], list[str]] | StoreError]:
+        """:meth:`list_dir` for several directories at once; a failure yields its error in place.
+
+        Local stores list a batch per worker-thread call, which is much cheaper than one
+        ``list_dir`` per directory.
+        """
+        keys = list(keys)
+        results: list[tuple[list[str], list[str]] | StoreError] = [([], [])] * len(keys)
+        pending = iter(enumerate(keys))
+
+        async def worker() -> None:
+            for i, key in pending:
+                try:
+                    results[i] = await self.list_dir(key)
+                except StoreError as exc:
+                    results[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(len(keys), self.concurrency)):
+                tg.start_soon(worker)
+        return results
 
     async def aclose(self) -> None:
         """Release sessions and connections; :func:`open_store` calls it."""
@@ -147,6 +176,8 @@ async def open_store(
     ------
     StoreError
         If the storage cannot be set up (unknown protocol, missing driver, bad profile).
+    ValueError
+        If the URL cannot be parsed (see :func:`~cellmap_schemas.io.url.parse_url`).
 
     Examples
     --------
@@ -197,7 +228,7 @@ class FsspecStore(Store):
             if fs_cls.async_impl:
                 options.setdefault("asynchronous", True)
             fs = fs_cls(skip_instance_cache=True, **options)
-        except (ImportError, ValueError, TypeError) as exc:
+        except Exception as exc:  # drivers raise anything from their constructors
             raise StoreError(f"{location.url}: cannot open storage: {exc}") from exc
         store = cls(location, fs, **kw)
         if getattr(fs, "async_impl", False) and hasattr(fs, "set_session"):

@@ -271,6 +271,18 @@ def test_overwrite_replaces_only_the_target(tmp_path: Path) -> None:
     assert {k: v for k, v in _tree(store).items() if not k.startswith("image/")} == outside
 
 
+def test_overwrite_turns_a_group_into_an_array(tmp_path: Path) -> None:
+    store = tmp_path / "data.n5"
+    sample_spec("n5").to_zarr(str(store), "image")
+    array = ArraySpec.from_array(np.zeros((3, 4), dtype="uint8"), attributes={"a": 1})
+    with pytest.raises(NodeExistsError):
+        array.to_zarr(str(store), "image")
+    handle = array.to_zarr(str(store), "image", overwrite=True)
+    handle[:] = np.full((3, 4), 9, dtype="uint8")
+    assert ArraySpec.from_url(f"{store}/image") == array
+    assert sorted(p.name for p in (store / "image").iterdir()) == ["0", "attributes.json"]
+
+
 def test_existing_parent_group_is_not_rewritten(tmp_path: Path) -> None:
     store = tmp_path / "data.n5"
     store.mkdir()

@@ -147,7 +147,7 @@ def main() -> None:
     # imports happen before the clock starts, as they do in the original's script
     import tensorstore  # noqa: F401
 
-    import cellmap_schemas.io.write  # noqa: F401
+    import cellmap_schemas.io.write
     import cellmap_schemas.multiscale.neuroglancer_n5  # noqa: F401
 
     work = Path(tempfile.mkdtemp(prefix="bench-write-"))

@@ -6,6 +6,7 @@ status; the work is in :mod:`cellmap_schemas.scan`.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -110,6 +111,10 @@ def scan(
 
     fmt: Format = format or _default_format(output)
     show = sys.stderr.isatty() if progress is None else progress
+    # A scan allocates many short-lived objects and few cycles: collect less often, and never
+    # rescan what the imports created (about a fifth of the CPU time of a large scan).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     try:
         from cellmap_schemas.io.read import run_sync
         from cellmap_schemas.io.url import parse_storage_options

@@ -9,11 +9,13 @@ mode fetches the same small objects with the same concurrency:
 - ``store-anon``: the same on a public bucket with no credentials (unsigned);
 - ``store-get``: ``store.get`` one key at a time (sequential; latency, not throughput);
 - ``store-botocore``: ``get_many`` with every GET through aiobotocore (the direct path off);
+- ``<mode>-list``: ``list_many`` over one directory per object (ListObjectsV2, delimiter "/");
 - ``s3fs-cat``: s3fs ``_cat_file`` (a HEAD before every GET), the path the store avoids;
 - ``aiohttp-raw``: plain unsigned aiohttp GETs, the floor for any client.
 
 Local modes read N small files: ``local-get_many`` (batches in few thread calls),
-``local-get`` (one thread call per file) and ``local-os`` (a plain loop, no event loop).
+``local-get`` (one thread call per file) and ``local-os`` (a plain loop, no event loop); and list
+one directory per file: ``local-list_many`` (batched) and ``local-list_dir`` (one call each).
 
     uv run python benchmarks/bench_store.py --objects 400 --concurrency 32 [--json]
 """
@@ -152,11 +154,18 @@ async def s3_modes(endpoint: str, keys: list[str], concurrency: int) -> list[dic
                 assert all(isinstance(r, bytes) for r in results), results[:3]
                 assert store.requests - before == n
 
+            dirs = [k.rsplit("/", 1)[0] for k in keys]
+
+            async def listings() -> None:
+                results = await store.list_many(dirs)
+                assert all(r == ([], ["attributes.json"]) for r in results), results[:3]
+
             async def sequential() -> None:
                 for key in keys:
                     await store.get(key)
 
             out.append(await measure(f"{name}", n, many))
+            out.append(await measure(f"{name}-list", n, listings))
             if name == "store-signed":
                 out.append(await measure("store-get", n, sequential))
 
@@ -218,6 +227,16 @@ async def local_modes(n: int) -> list[dict[str, Any]]:
             async with open_store(tmp) as store:
                 await asyncio.gather(*(store.get(k) for k in keys))
 
+        dirs = [k.rsplit("/", 1)[0] for k in keys]
+
+        async def list_many() -> None:
+            async with open_store(tmp) as store:
+                await store.list_many(dirs)
+
+        async def list_one_by_one() -> None:
+            async with open_store(tmp) as store:
+                await asyncio.gather(*(store.list_dir(d) for d in dirs))
+
         async def plain() -> None:
             for key in keys:
                 with open(os.path.join(tmp, key), "rb") as f:
@@ -227,6 +246,8 @@ async def local_modes(n: int) -> list[dict[str, Any]]:
             await measure("local-get_many", n, many),
             await measure("local-get", n, one_by_one),
             await measure("local-os", n, plain),
+            await measure("local-list_many", n, list_many),
+            await measure("local-list_dir", n, list_one_by_one),
         ]
 
 

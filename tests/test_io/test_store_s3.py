@@ -190,24 +190,37 @@ def test_reads_send_one_get_and_no_head(private: str, s3: S3Server, monkeypatch)
         assert proxy.requests == 5
 
 
-def test_listing_is_paginated(private: str, s3: S3Server) -> None:
+@pytest.mark.parametrize("direct", [True, False])
+def test_listing_is_paginated(private: str, s3: S3Server, direct: bool) -> None:
     put(s3, "private", {f"data/x.n5/s0/0/{i}": b"" for i in range(1, 5)})
     put(s3, "private", {f"data/x.n5/s{i}/attributes.json": b"{}" for i in range(1, 4)})
+    put(s3, "private", {"data/x.n5/s1/odd name+%/x": b""})
 
     async def main() -> tuple[object, ...]:
         # MaxKeys=2 applies to listings only (get_object takes no such parameter)
         options = {"s3_additional_kwargs": {"MaxKeys": 2}}
         async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+            if direct:  # a first GET teaches the store its direct path
+                assert await store.get("attributes.json") == b'{"n5": "2.0.0"}'
             before = store.requests
             top = await store.list_dir()
             pages = store.requests - before
-            return top, pages, await store.list_dir("s0/0"), await store.get("attributes.json")
+            return (
+                top,
+                pages,
+                await store.list_dir("s0/0"),
+                await store.list_dir("s1"),
+                await store.list_dir("s1/odd name+%"),
+                store.direct is not None,
+            )
 
-    top, pages, deep, doc = run(main)
+    top, pages, deep, odd, odd_inside, used_direct = run(main)
     assert top == (["labels", "s0", "s1", "s2", "s3"], ["attributes.json"])
     assert pages == 3
     assert deep == ([], ["0", "1", "2", "3", "4"])
-    assert doc == b'{"n5": "2.0.0"}'
+    assert odd == (["odd name+%"], ["attributes.json"])
+    assert odd_inside == ([], ["x"])
+    assert used_direct is direct
 
 
 def test_bucket_root_listing(private: str) -> None:
@@ -351,6 +364,12 @@ def test_random_faults_under_load(
         ("http://127.0.0.1:9000/bucket/a/b.json", None),
         ("https://bucket.s3.eu-west-1.amazonaws.com/x%20y/%2B%C3%A9/z~.json", "tok/en+="),
         ("https://s3.amazonaws.com/janelia-cosem-datasets/jrc_hela-2/attributes.json", None),
+        (
+            "http://127.0.0.1:9000/bucket?continuation-token=1%2Fx%2By%3D%3D&delimiter=%2F"
+            "&encoding-type=url&list-type=2&max-keys=2&prefix=a%20b%2Bc%2F",
+            "t",
+        ),
+        ("https://b.s3.amazonaws.com/?delimiter=%2F&list-type=2&prefix=", None),
     ],
 )
 def test_sigv4_signature_matches_botocore(url: str, token: str | None) -> None:

@@ -60,20 +60,30 @@ class LocalStore(Store):
 
     async def get_many(self, keys: Iterable[str]) -> list[bytes | StoreError | None]:
         items = [(self._path(k), self.url_of(k)) for k in keys]
+        return await self._batched(read_batch, items)
+
+    async def list_many(
+        self, keys: Iterable[str]
+    ) -> list[tuple[list[str], list[str]] | StoreError]:
+        items = [(self._root, k, self.url_of(k)) for k in keys]
+        return await self._batched(scan_batch, items)
+
+    async def _batched(self, func: Any, items: list[Any]) -> list[Any]:
+        """``func`` over ``items`` in up to THREADS concurrent thread calls of up to BATCH."""
         if not items:
             return []
         self.requests += len(items)
         size = min(BATCH, -(-len(items) // THREADS))
         batches = [items[i : i + size] for i in range(0, len(items), size)]
-        results: list[list[bytes | StoreError | None]] = [[] for _ in batches]
+        results: list[list[Any]] = [[] for _ in batches]
 
         async def run(i: int) -> None:
             try:
-                results[i] = await self._run(read_batch, batches[i])
+                results[i] = await self._run(func, batches[i])
             except TimeoutError:
                 results[i] = [
-                    StoreError(f"{url}: timed out after {self.timeout:g} s")
-                    for _, url in batches[i]
+                    StoreError(f"{item[-1]}: timed out after {self.timeout:g} s")
+                    for item in batches[i]
                 ]
 
         if len(batches) == 1:

@@ -18,7 +18,8 @@ import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
+from xml.etree import ElementTree
 
 import anyio
 
@@ -139,6 +140,8 @@ class S3Store(Store):
         # The first GET goes alone, so that it can teach the direct path to all the others.
         self._first_started = False
         self._first_done = anyio.Event()
+        # Listings go direct too, unless extra parameters (RequestPayer...) apply.
+        self._direct_list = set(self._list_kw) <= {"MaxKeys"}
         if self._learn:
             client.meta.events.register("before-send.s3.GetObject", self._capture)
 
@@ -263,19 +266,9 @@ class S3Store(Store):
         files: list[str] = []
         token: str | None = None
         while True:
-            page_kw = dict(self._list_kw, Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-            if token:
-                page_kw["ContinuationToken"] = token
-
-            async def attempt(kw: dict[str, Any] = page_kw) -> dict[str, Any] | None:
-                try:
-                    return await self.client.list_objects_v2(**kw)
-                except Exception as exc:
-                    return self._translate(exc, url)
-
             async with self._limiter:
                 page = await retrying(
-                    attempt,
+                    functools.partial(self._list_page, prefix, token, url),
                     url=url,
                     retries=self.retries,
                     timeout=self.timeout,
@@ -283,18 +276,48 @@ class S3Store(Store):
                 )
             if page is None:
                 break
-            for common in page.get("CommonPrefixes", ()):
-                name = common["Prefix"][len(prefix) :].rstrip("/")
+            common, keys, token = page
+            for name in common:
+                name = name[len(prefix) :].rstrip("/")
                 if name:
                     dirs.append(name)
-            for obj in page.get("Contents", ()):
-                name = obj["Key"][len(prefix) :]
+            for name in keys:
+                name = name[len(prefix) :]
                 if name and "/" not in name:
                     files.append(name)
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not token:
                 break
         return sorted(set(dirs)), sorted(set(files))
+
+    async def _list_page(
+        self, prefix: str, token: str | None, url: str
+    ) -> tuple[list[str], list[str], str | None] | None:
+        """One attempt at one listing page: direct when possible, else through botocore."""
+        direct = self.direct
+        if direct is not None and self._direct_list:
+            try:
+                return await direct.list_page(
+                    prefix,
+                    token,
+                    url,
+                    max_keys=self._list_kw.get("MaxKeys"),
+                    anonymous_hint=self.anonymous,
+                )
+            except _Fallback:
+                self._direct_list = False
+            except ElementTree.ParseError:
+                self._direct_list = False
+        kw = dict(self._list_kw, Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        if token:
+            kw["ContinuationToken"] = token
+        try:
+            page = await self.client.list_objects_v2(**kw)
+        except Exception as exc:
+            return self._translate(exc, url)
+        common = [c["Prefix"] for c in page.get("CommonPrefixes", ())]
+        keys = [o["Key"] for o in page.get("Contents", ())]
+        next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        return common, keys, next_token
 
     def _translate(self, exc: Exception, url: str) -> None:
         """Botocore's and aiohttp's exceptions -> ``None`` (missing), Transient or StoreError."""
@@ -395,7 +418,47 @@ class DirectGet:
         )
 
     async def get(self, key: str, url: str, *, anonymous_hint: bool = False) -> bytes | None:
-        target = self.prefix + quote(key, safe="/~")
+        status, body = await self._send(self.prefix + quote(key, safe="/~"), url)
+        if status == 200:
+            return body
+        return self._failed(status, body, url, anonymous_hint)
+
+    async def list_page(
+        self,
+        prefix: str,
+        token: str | None,
+        url: str,
+        *,
+        max_keys: int | None = None,
+        anonymous_hint: bool = False,
+    ) -> tuple[list[str], list[str], str | None] | None:
+        """One ListObjectsV2 page below ``prefix``: (common prefixes, keys, next token).
+
+        ``None`` when the answer is 404 without ``NoSuchBucket`` (nothing there).
+        """
+        params = {"delimiter": "/", "encoding-type": "url", "list-type": "2", "prefix": prefix}
+        if token:
+            params["continuation-token"] = token
+        if max_keys is not None:
+            params["max-keys"] = str(max_keys)
+        # The canonical query (sorted, strictly encoded) is also the one sent.
+        query = "&".join(
+            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items())
+        )
+        status, body = await self._send(f"{self.bucket_url}?{query}", url)
+        if status != 200:
+            return self._failed(status, body, url, anonymous_hint)
+        return _parse_listing(body)
+
+    @property
+    def bucket_url(self) -> str:
+        """The bucket's own URL: ``prefix`` without the slash after a path-style bucket."""
+        parts = urlsplit(self.prefix)
+        if parts.path.rstrip("/"):
+            return self.prefix.rstrip("/")
+        return self.prefix
+
+    async def _send(self, target: str, url: str) -> tuple[int, bytes]:
         headers: dict[str, str] = {}
         if self.credentials is not None:
             frozen = await _frozen(self.credentials)
@@ -415,14 +478,16 @@ class DirectGet:
                 allow_redirects=False,
                 proxy=self.proxy,
             ) as response:
-                body = await response.read()
-                status = response.status
+                return response.status, await response.read()
         except Exception as exc:
             from cellmap_schemas.io.store import translate_error
 
-            return translate_error(exc, url)
-        if status == 200:
-            return body
+            translate_error(exc, url)  # raises Transient or StoreError for transport errors
+            raise _Fallback from exc  # an HTTP-level error we did not ask for: let botocore try
+
+    @staticmethod
+    def _failed(status: int, body: bytes, url: str, anonymous_hint: bool) -> None:
+        """Map an error answer: ``None`` (missing), or raise Transient/StoreError/_Fallback."""
         match = _ERROR_CODE.search(body)
         code = match.group(1).decode("utf-8", "replace") if match else ""
         if status == 404:
@@ -438,6 +503,17 @@ class DirectGet:
 
     async def aclose(self) -> None:
         await self.session.close()
+
+
+def _parse_listing(body: bytes) -> tuple[list[str], list[str], str | None]:
+    """Common prefixes, keys and the continuation token of a ListObjectsV2 answer."""
+    root = ElementTree.fromstring(body)
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    prefixes = [unquote_plus(e.text or "") for e in root.iterfind(f"{ns}CommonPrefixes/{ns}Prefix")]
+    keys = [unquote_plus(e.text or "") for e in root.iterfind(f"{ns}Contents/{ns}Key")]
+    truncated = (root.findtext(f"{ns}IsTruncated") or "").strip().lower() == "true"
+    token = root.findtext(f"{ns}NextContinuationToken") if truncated else None
+    return prefixes, keys, token or None
 
 
 def _env_proxy(url: str) -> str | None:

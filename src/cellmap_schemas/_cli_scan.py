@@ -9,8 +9,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Sequence
-from contextlib import ExitStack, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
@@ -196,7 +196,8 @@ async def _run(
     return exit_code(summary, fail_on)
 
 
-def _progress(stream: ScanStream) -> Any:
+@contextmanager
+def _progress(stream: ScanStream) -> Iterator[None]:
     """A live line on stderr; rich refreshes it from its own thread, reading the counters."""
     from rich.console import Console
     from rich.progress import Progress, ProgressColumn, SpinnerColumn, TimeElapsedColumn
@@ -210,14 +211,16 @@ def _progress(stream: ScanStream) -> Any:
                 f"{stream.requests} requests, {s.invalid + s.unreadable} errors"
             )
 
-    return Progress(
+    with Progress(
         SpinnerColumn(),
         Counters(),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
         refresh_per_second=8,
-    )
+    ) as bar:
+        bar.add_task("scan", total=None)
+        yield
 
 
 def _describe(url: str, exc: BaseException, output: Path | None) -> str:

@@ -466,3 +466,64 @@ def test_direct_path_reports_access_denied(public: str, s3: S3Server, no_credent
         "s3://half/closed/b.json: access denied (403) with anonymous access: "
         "no AWS credentials found"
     )
+
+
+def test_direct_path_reports_an_endpoint_that_went_away(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = FaultProxy(s3.endpoint).start()
+    endpoint = proxy.endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+
+    async def main() -> tuple[object, ...]:
+        async with open_store("s3://private/data/x.n5", retries=2, timeout=5) as store:
+            first = await store.get("attributes.json")
+            direct = store.direct is not None
+            proxy.stop()
+            before = store.requests
+            start = time.monotonic()
+            with pytest.raises(StoreError) as info:
+                await store.get("s0/attributes.json")
+            return first, direct, str(info.value), store.requests - before, time.monotonic() - start
+
+    first, direct, message, attempts, elapsed = run(main)
+    assert (first, direct, attempts) == (b'{"n5": "2.0.0"}', True, 3)
+    assert message.startswith(
+        f"s3://private/data/x.n5/s0/attributes.json: cannot connect to {endpoint[7:]}"
+    )
+    assert message.endswith("(gave up after 3 attempts)")
+    assert elapsed < 10
+
+
+def test_aws_endpoint_url_s3_is_honoured(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint)
+
+    async def main() -> tuple[bytes | None, tuple[list[str], list[str]]]:
+        async with open_store("s3://private/data/x.n5") as store:
+            return await store.get("attributes.json"), await store.list_dir("labels")
+
+    assert run(main) == (b'{"n5": "2.0.0"}', (["a"], []))
+
+
+def test_fallback_while_direct_requests_are_in_flight(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(s3, "private", {f"data/many/{i}": str(i).encode() for i in range(24)})
+    with FaultProxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> tuple[list[bytes | StoreError | None], bool]:
+            async with open_store("s3://private/data/many", concurrency=8) as store:
+                await store.get("0")
+                proxy.first_faults = ["ok", "ok", "400"]
+                proxy.reset_counters()
+                results = await store.get_many([str(i) for i in range(24)])
+                return results, store.direct is None
+
+        results, fell_back = run(main)
+        assert results == [str(i).encode() for i in range(24)]
+        assert fell_back
+        assert proxy.by_fault["400"] == 1

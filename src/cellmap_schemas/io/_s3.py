@@ -135,6 +135,7 @@ class S3Store(Store):
         self._get_kw = _extra_kwargs(fs, client.get_object)
         self._list_kw = _extra_kwargs(fs, client.list_objects_v2)
         self.direct: DirectGet | None = None
+        self._retired: list[DirectGet] = []
         self._learn = not self._get_kw and not getattr(fs, "version_aware", False)
         self._sent: tuple[str, str | None] | None = None
         # The first GET goes alone, so that it can teach the direct path to all the others.
@@ -165,9 +166,9 @@ class S3Store(Store):
                     return await direct.get(s3_key, url, anonymous_hint=self.anonymous)
                 except _Fallback:
                     self._learn = False
-                    if self.direct is direct:
+                    if self.direct is direct:  # other requests may still use it: close at exit
                         self.direct = None
-                        await direct.aclose()
+                        self._retired.append(direct)
             try:
                 response = await self.client.get_object(
                     Bucket=self.bucket, Key=s3_key, **self._get_kw
@@ -360,10 +361,12 @@ class S3Store(Store):
 
     async def aclose(self) -> None:
         direct, self.direct = self.direct, None
+        retired, self._retired = self._retired, []
         client, self.client = self.client, None
         try:
-            if direct is not None:
-                await direct.aclose()
+            for d in [direct, *retired]:
+                if d is not None:
+                    await d.aclose()
         finally:
             if client is not None:
                 await client.close()

@@ -4,6 +4,8 @@ faults, a denied prefix, keys with ``..`` segments, and what each node costs in 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,17 @@ from faults import FaultProxy
 from .conftest import gh, run_scan
 
 COSEM = "multiscale.cosem.Group"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_server_log() -> Iterator[None]:
+    """The in-process moto server logs every request; thousands of captured lines only slow
+    the tests down."""
+    logger = logging.getLogger("werkzeug")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 def _public(s3: S3Server, bucket: str, deny: str | None = None) -> None:

@@ -233,21 +233,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=body or None, headers=headers)
             response = conn.getresponse()
             data = response.read()
-            self.send_response(response.status, response.reason)
-            for key, value in response.getheaders():
+        except OSError:
+            # The target is gone: answer like an unhealthy gateway.
+            status, reason, pairs, data = 502, "Bad Gateway", [], b""
+        else:
+            status, reason, pairs = response.status, response.reason, response.getheaders()
+        finally:
+            conn.close()
+        try:
+            self.send_response(status, reason)
+            for key, value in pairs:
                 if key.lower() not in _HOP_BY_HOP:
                     self.send_header(key, value)
-            length = response.getheader("Content-Length", "0")
+            length = dict((k.lower(), v) for k, v in pairs).get("content-length", "0")
             self.send_header("Content-Length", length if self.command == "HEAD" else str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
-        except OSError:
-            # The target is gone: answer like an unhealthy gateway.
-            self.send_response(502)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        finally:
-            conn.close()
+        except OSError:  # the client gave up (timeout) or dropped the connection
+            self.close_connection = True
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle

@@ -3,9 +3,10 @@
 Every reader (``inspect``/``check``, the tree reader, the bulk scanner) goes through
 :func:`open_store`. Three backends share the :class:`Store` interface:
 
-- local paths: plain ``os`` reads, many files per worker-thread call (``_local.py``);
-- ``s3://``: the aiobotocore client that s3fs builds, called directly (one GET per read, no HEAD),
-  anonymous when no credentials are found (``_s3.py``);
+- local paths: plain ``os`` reads and listings, many per worker-thread call (``_local.py``);
+- ``s3://``: the client s3fs builds (every fsspec option and AWS setting applies), one GET per
+  read and never a HEAD, anonymous when no credentials are found; after the first GET, plain
+  aiohttp requests to the URL layout botocore chose, SigV4-signed here (``_s3.py``);
 - anything else: the fsspec filesystem for the protocol (:class:`FsspecStore`).
 
 A missing key is a value (``None``), not an error. Failures that may pass (throttling, 5xx,
@@ -37,8 +38,10 @@ DEFAULT_CONCURRENCY = 64
 class Store:
     """One hierarchy root and the reads below it; keys are "/"-separated, relative to the root.
 
-    Obtain one from :func:`open_store`. ``requests`` counts the requests sent (each retry counts),
-    which tests and the scanner's reports use to show the cost of a read.
+    Obtain one from :func:`open_store`. ``requests`` counts the store's attempts (each retry
+    counts; a local ``get_many``/``list_many`` counts one per key), which the scanner reports as
+    the cost of a read. The HTTP client may itself resend an idempotent request once when a
+    kept-alive connection drops; that resend is not counted.
     """
 
     def __init__(

@@ -445,3 +445,32 @@ def test_dns_failure_is_permanent_unless_temporary() -> None:
     temporary.__cause__ = socket.gaierror(socket.EAI_AGAIN, "Temporary failure")
     assert dns_failure(temporary) is None
     assert dns_failure(ConnectionRefusedError()) is None
+
+
+class _Flaky(Store):
+    """A store whose keys say what happens: "ok", "err" (StoreError), "bug" (RuntimeError)."""
+
+    async def get(self, key: str) -> bytes | None:
+        await anyio.sleep(0)
+        if key.startswith("err"):
+            raise StoreError(f"{self.url_of(key)}: broken")
+        if key.startswith("bug"):
+            raise RuntimeError("a bug, not a storage failure")
+        return key.encode()
+
+
+def test_get_many_keeps_errors_in_place_and_raises_bugs_unwrapped() -> None:
+    store = _Flaky(parse_url("memory://flaky"), concurrency=3)
+    results = run(store.get_many, ["ok1", "err1", "ok2", "ok3", "err2"])
+    assert [r if isinstance(r, bytes) else str(r) for r in results] == [
+        b"ok1",
+        "memory://flaky/err1: broken",
+        b"ok2",
+        b"ok3",
+        "memory://flaky/err2: broken",
+    ]
+    (single,) = run(store.get_many, ["err"])
+    assert isinstance(single, StoreError)
+    for keys in (["bug"], ["ok", "bug", "ok2", "ok3"]):
+        with pytest.raises(RuntimeError, match="a bug"):
+            run(store.get_many, keys)

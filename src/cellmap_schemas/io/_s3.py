@@ -182,7 +182,10 @@ class S3Store(Store):
                 self._translate(exc, url)  # raises unless the key is missing
                 data = None
             if self._learn and self.direct is None:
-                await self._start_direct(s3_key)
+                try:
+                    await self._start_direct(s3_key)
+                except Exception:  # an optimisation only: never let it fail a read
+                    self._learn = False
             return data
 
         if not self._first_started:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import inspect
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -30,6 +30,8 @@ from cellmap_schemas.io._retry import Transient, retrying
 from cellmap_schemas.io.url import Location, join_key, parse_url
 
 __all__ = ["FsspecStore", "Store", "StoreError", "open_store"]
+
+T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 64
 """Requests in flight at once per remote store (local stores use a few worker threads)."""
@@ -83,21 +85,7 @@ class Store:
 
     async def get_many(self, keys: Iterable[str]) -> list[bytes | StoreError | None]:
         """Read several keys concurrently; a failed key yields its ``StoreError`` in place."""
-        keys = list(keys)
-        results: list[bytes | StoreError | None] = [None] * len(keys)
-        pending = iter(enumerate(keys))
-
-        async def worker() -> None:
-            for i, key in pending:
-                try:
-                    results[i] = await self.get(key)
-                except StoreError as exc:
-                    results[i] = exc
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(len(keys), self.concurrency)):
-                tg.start_soon(worker)
-        return results
+        return await fan_out(self.get, list(keys), self.concurrency)
 
     async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
         """Names of the child directories and of the files directly below ``key``, sorted.
@@ -119,27 +107,47 @@ class Store:
         Local stores list a batch per worker-thread call, which is much cheaper than one
         ``list_dir`` per directory.
         """
-        keys = list(keys)
-        results: list[tuple[list[str], list[str]] | StoreError] = [([], [])] * len(keys)
-        pending = iter(enumerate(keys))
-
-        async def worker() -> None:
-            for i, key in pending:
-                try:
-                    results[i] = await self.list_dir(key)
-                except StoreError as exc:
-                    results[i] = exc
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(len(keys), self.concurrency)):
-                tg.start_soon(worker)
-        return results
+        return await fan_out(self.list_dir, list(keys), self.concurrency)
 
     async def aclose(self) -> None:
         """Release sessions and connections; :func:`open_store` calls it."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+async def fan_out(
+    func: Callable[[str], Awaitable[T]], keys: list[str], concurrency: int
+) -> list[T | StoreError]:
+    """``func`` over ``keys`` by at most ``concurrency`` workers, results in order.
+
+    A ``StoreError`` takes its key's place; any other exception (a bug) stops the others and is
+    raised as itself, not wrapped in an exception group.
+    """
+    results: list[T | StoreError] = [None] * len(keys)  # type: ignore[list-item]
+    pending = iter(enumerate(keys))
+    failures: list[Exception] = []
+
+    async def worker(scope: anyio.CancelScope) -> None:
+        try:
+            for i, key in pending:
+                try:
+                    results[i] = await func(key)
+                except StoreError as exc:
+                    results[i] = exc
+        except Exception as exc:
+            failures.append(exc)
+            scope.cancel()
+
+    if len(keys) == 1:
+        await worker(anyio.CancelScope())
+    elif keys:
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(len(keys), concurrency)):
+                tg.start_soon(worker, tg.cancel_scope)
+    if failures:
+        raise failures[0]
+    return results
 
 
 @asynccontextmanager

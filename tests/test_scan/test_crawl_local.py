@@ -448,3 +448,55 @@ def test_blocking_scan_matches_the_async_core(example: Path) -> None:
     again = run_scan(str(example), models=[COSEM])
     assert [(n.path, n.status) for n in report.nodes] == [(n.path, n.status) for n in again.nodes]
     assert json.loads(report.to_json())["summary"]["nodes"] == len(report.nodes)
+
+
+def test_documents_of_the_wrong_shape_never_crash_the_scan(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "c.n5/attributes.json": {"n5": "2.0.0"},
+            "c.n5/a/attributes.json": {"dimensions": 5, "dataType": 3},
+            "c.n5/b/attributes.json": {
+                "dimensions": [1],
+                "dataType": "uint8",
+                "blockSize": "x",
+                "compression": "raw",
+            },
+            "c.n5/e/attributes.json": {
+                "axes": 5,
+                "units": None,
+                "scales": "x",
+                "pixelResolution": [],
+                "multiscales": {},
+            },
+            "c.n5/f/attributes.json": {"cellmap": {"annotation": 3}},
+            "z.zarr/.zgroup": {"zarr_format": 2},
+            "z.zarr/.zmetadata": {"metadata": []},  # unusable: the container is crawled
+            "z.zarr/a/.zarray": {"shape": "x"},
+            "z.zarr/c/.zgroup": {"zarr_format": 2},
+            "z.zarr/c/.zattrs": b"[1, 2]",
+            "v3.zarr/zarr.json": {"zarr_format": 3, "node_type": "group", "attributes": []},
+            "v3.zarr/a/zarr.json": {"zarr_format": 3, "node_type": "array"},
+            "v3.zarr/c/zarr.json": {
+                "zarr_format": 3,
+                "node_type": "group",
+                "consolidated_metadata": {"metadata": {"x": 5}},
+            },
+            "v3.zarr/d/zarr.json": {"zarr_format": 3, "node_type": "bucket"},
+            "arr.zarr/.zarray": {"shape": [1]},
+            "arr.zarr/.zgroup": {"zarr_format": 2},
+        },
+    )
+    report = run_scan(str(tmp_path))
+    nodes = by_path(report)
+    assert set(nodes) == {
+        "c.n5", "c.n5/a", "c.n5/b", "c.n5/e", "c.n5/f", "z.zarr", "z.zarr/a", "z.zarr/c",
+        "v3.zarr", "v3.zarr/a", "v3.zarr/c", "v3.zarr/d", "arr.zarr",
+    }  # fmt: skip
+    assert not any("internal error" in (n.error or "") for n in report.nodes)
+    assert nodes["c.n5/e"].status == "invalid"
+    assert nodes["c.n5/e"].results[COSEM].errors[0].loc == "attributes.axes"
+    unreadable = {p for p, n in nodes.items() if n.status == "unreadable"}
+    assert unreadable == {"z.zarr/c", "v3.zarr/c", "v3.zarr/d", "arr.zarr"}
+    assert "holds both .zarray and .zgroup" in (nodes["arr.zarr"].error or "")
+    assert all(n.error for p, n in nodes.items() if p in unreadable)

@@ -30,9 +30,9 @@ size become results with a reason.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -44,6 +44,8 @@ from cellmap_schemas.scan.classify import Classifier, ModelResult, Status
 from cellmap_schemas.scan.report import NodeResult
 
 __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError"]
+
+T = TypeVar("T")
 
 MEMBER_DEPTH = 2
 """Levels of members a group model sees: a crop's class groups and their arrays."""
@@ -303,7 +305,7 @@ class Crawler:
         todo: list[_Work] = []
         for it in items:
             if it.cons is not None:
-                await self._visit_consolidated(it)
+                await self._guard(it, self._visit_consolidated(it))
             else:
                 probe = METADATA_KEYS if not it.path else self._probes.get(it.ctx or _hint(it.name))
                 todo.append(_Work(it, self._url(it.path), probe or ()))
@@ -315,7 +317,7 @@ class Crawler:
         i = 0
         for w in todo:
             n = len(w.keys)
-            if await self._probed(w, values[i : i + n]):
+            if await self._guard(w.it, self._probed(w, values[i : i + n])):
                 listing.append(w)
             i += n
         if not listing:
@@ -347,8 +349,18 @@ class Crawler:
         i = 0
         for w in fetch:
             n = len(w.keys)
-            await self._listed(w, values[i : i + n])
+            await self._guard(w.it, self._listed(w, values[i : i + n]))
             i += n
+
+    async def _guard(self, it: _Item, step: Coroutine[Any, Any, T]) -> T | None:
+        """Run one directory's step; a bug costs that directory, not the batch or the scan."""
+        try:
+            return await step
+        except (RootError, NodeNotFoundError):
+            raise
+        except Exception as exc:
+            await self._unreadable(it, None, None, f"internal error: {exc!r}")
+            return None
 
     async def _probed(self, w: _Work, values: Sequence[bytes | StoreError | None]) -> bool:
         """Take the documents fetched before listing; True if the directory must be listed."""

@@ -71,7 +71,8 @@ def scan(
         Judge nodes only by this model (repeatable; see `cellmap-schemas models`). Default:
         every model, each node by the ones it looks most like.
     concurrency: int
-        Directories read at once (each with its few requests).
+        Directories read at once on remote storage (each with its few requests); local disk
+        is read in large batches instead.
     retries: int
         Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
     timeout: float

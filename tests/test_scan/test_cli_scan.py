@@ -186,3 +186,33 @@ def test_table_on_a_terminal(good: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "jrc_hela-2" in text and "conforms" in text and "49" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_progress_is_shown_when_stderr_is_a_terminal(good: Path) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cellmap_schemas.cli", "scan", str(good), "--format", "json"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "nodes found" in shown and "requests" in shown
+    assert json.loads(proc.stdout)["summary"]["nodes"] == 49  # stdout holds the report only

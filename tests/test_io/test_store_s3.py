@@ -527,3 +527,20 @@ def test_fallback_while_direct_requests_are_in_flight(
         assert results == [str(i).encode() for i in range(24)]
         assert fell_back
         assert proxy.by_fault["400"] == 1
+
+
+def test_direct_listing_retries_transient_faults(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FaultProxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> tuple[object, ...]:
+            async with open_store("s3://private/data/x.n5", retries=3) as store:
+                await store.get("attributes.json")
+                proxy.first_faults = ["500", "503"]
+                proxy.reset_counters()
+                listing = await store.list_dir()
+                return listing, store.direct is not None, proxy.requests, proxy.injected
+
+        assert run(main) == ((["labels", "s0"], ["attributes.json"]), True, 3, 2)

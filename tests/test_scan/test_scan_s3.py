@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from cellmap_schemas.scan import NodeResult, RootError, ScanReport
@@ -16,6 +17,7 @@ from conftest import S3Server
 from faults import FaultProxy
 
 from .conftest import gh, run_scan
+from .test_crawl_local import _crawl
 
 COSEM = "multiscale.cosem.Group"
 
@@ -224,3 +226,33 @@ def test_missing_bucket_and_denied_root(s3: S3Server, monkeypatch: pytest.Monkey
     report = run_scan("s3://private")
     [node] = report.nodes
     assert node.path == "c.n5" and node.status == "unreadable" and node.format == "n5"
+
+
+def test_mixed_formats_read_on_s3_as_on_disk(
+    s3: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """N5, Zarr v2 (OME-NGFF 0.4, crops) and Zarr v3 on S3, where metadata is fetched only
+    where a listing or the parent's format says it is: same verdicts as on local disk."""
+    root = tmp_path_factory.mktemp("mixed-s3")
+    truth = gh.generate(root, datasets=2, groups_per_dataset=3, levels=2, broken_fraction=0.5,
+                        seed=9, layout="mixed")  # fmt: skip
+    _public(s3, "mixed")
+    _upload(s3, "mixed", root)
+    remote = run_scan("s3://mixed")
+    local = run_scan(str(root))
+
+    def key(report: ScanReport) -> list[tuple[Any, ...]]:
+        return [(n.path, n.kind, n.format, n.status, sorted(n.results)) for n in report.nodes]
+
+    assert key(remote) == key(local)
+    assert remote.summary.nodes == truth.nodes
+    assert {n.format for n in remote.nodes} == {"n5", "zarr2", "zarr3"}
+    # arrays cost their metadata documents only: never a listing; nothing but metadata is read
+    store, results = anyio.run(_crawl, "s3://mixed")
+    arrays = {n.path for n in results if n.kind == "array"}
+    assert arrays and not arrays & set(store.listed)
+    names = {"attributes.json", ".zarray", ".zattrs", ".zgroup", "zarr.json", ".zmetadata"}
+    assert {key.rsplit("/", 1)[-1] for key in store.read} <= names
+    # groups are listed once; no directory is read or listed twice
+    assert len(store.listed) == len(set(store.listed))
+    assert len(store.read) == len(set(store.read))

@@ -280,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(f"{'mode':16} {'requests':>8} {'wall s':>8} {'req/s':>7} {'CPU ms/req':>10}")
+        print(f"{'mode':20} {'requests':>8} {'wall s':>8} {'req/s':>7} {'CPU ms/req':>10}")
         for r in rows:
             print(
-                f"{r['mode']:16} {r['requests']:>8} {r['wall_s']:>8} {r['per_s']:>7} "
+                f"{r['mode']:20} {r['requests']:>8} {r['wall_s']:>8} {r['per_s']:>7} "
                 f"{r['cpu_ms_per_request']:>10}"
             )
     return 0

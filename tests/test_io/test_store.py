@@ -474,3 +474,23 @@ def test_get_many_keeps_errors_in_place_and_raises_bugs_unwrapped() -> None:
     for keys in (["bug"], ["ok", "bug", "ok2", "ok3"]):
         with pytest.raises(RuntimeError, match="a bug"):
             run(store.get_many, keys)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"retries": -1}, {"concurrency": 0}, {"timeout": 0}, {"timeout": -2.5}]
+)
+def test_open_store_rejects_bad_limits(tmp_path: Path, kw: dict[str, float]) -> None:
+    async def main() -> None:
+        async with open_store(tmp_path, **kw):  # type: ignore[arg-type]
+            pass
+
+    with pytest.raises(ValueError, match="need retries >= 0"):
+        run(main)
+
+
+def test_open_store_accepts_no_timeout_and_no_retries(tree: Path) -> None:
+    async def main() -> tuple[bytes | None, int]:
+        async with open_store(tree, timeout=None, retries=0, concurrency=1) as store:
+            return await store.get("attributes.json"), store.requests
+
+    assert run(main) == (b'{"n5": "2.0.0"}', 1)

@@ -188,7 +188,8 @@ async def open_store(
     StoreError
         If the storage cannot be set up (unknown protocol, missing driver, bad profile).
     ValueError
-        If the URL cannot be parsed (see :func:`~cellmap_schemas.io.url.parse_url`).
+        If the URL cannot be parsed (see :func:`~cellmap_schemas.io.url.parse_url`), or a limit
+        is out of range.
 
     Examples
     --------
@@ -199,6 +200,11 @@ async def open_store(
     >>> anyio.run(main) is None
     True
     """
+    if retries < 0 or concurrency < 1 or (timeout is not None and timeout <= 0):
+        raise ValueError(
+            f"need retries >= 0, concurrency >= 1 and timeout > 0 or None; got {retries=}, "
+            f"{concurrency=}, {timeout=}"
+        )
     location = parse_url(url_or_location, storage_options)
     kw: dict[str, Any] = {"retries": retries, "timeout": timeout, "concurrency": concurrency}
     store: Store

@@ -494,3 +494,16 @@ def test_open_store_accepts_no_timeout_and_no_retries(tree: Path) -> None:
             return await store.get("attributes.json"), store.requests
 
     assert run(main) == (b'{"n5": "2.0.0"}', 1)
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    import random
+
+    from cellmap_schemas.io._retry import BASE_DELAY, MAX_DELAY, backoff_delay
+
+    rng = random.Random(3)
+    for attempt in range(12):
+        cap = min(MAX_DELAY, BASE_DELAY * 2**attempt)
+        delays = [backoff_delay(attempt, rng) for _ in range(50)]
+        assert all(cap / 2 <= d <= cap for d in delays)
+        assert len(set(delays)) == 50  # jittered, not one fixed value

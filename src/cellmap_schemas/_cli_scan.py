@@ -106,6 +106,15 @@ def scan(
         f"--retries must be 0 or more, got {retries}" if retries < 0 else "",
         f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
     ]
+    if output is not None:
+        # checked before the scan, which may take hours, rather than when the report is written
+        folder = output.parent if str(output.parent) else Path(".")
+        if output.is_dir():
+            problems.append(f"{output}: is a directory, not a report file")
+        elif not folder.is_dir():
+            problems.append(f"{output}: no such directory {str(folder)!r}")
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problems.append(f"{output}: cannot write in {str(folder)!r} (permission denied)")
     if any(problems):
         _err(next(p for p in problems if p))
         return EXIT_ERROR

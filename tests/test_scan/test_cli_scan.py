@@ -126,6 +126,8 @@ def test_unknown_model_suggests_close_names(good: Path, capsys: pytest.CaptureFi
         (["--retries", "-1"], "--retries must be 0 or more"),
         (["--timeout", "0"], "--timeout must be positive"),
         (["--storage-option", "novalue"], "not of the form key=value"),
+        (["-o", "/nonexistent-dir/report.json"], "no such directory '/nonexistent-dir'"),
+        (["-o", "/"], "is a directory"),
     ],
 )
 def test_bad_usage_exits_2(

@@ -30,6 +30,9 @@ THREADS = 4
 BATCH = 256
 """Most paths handed to one worker-thread call."""
 
+MIN_BATCH = 32
+"""Fewest paths worth a thread call of their own: smaller requests go in one call."""
+
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -73,7 +76,7 @@ class LocalStore(Store):
         if not items:
             return []
         self.requests += len(items)
-        size = min(BATCH, -(-len(items) // THREADS))
+        size = min(BATCH, max(MIN_BATCH, -(-len(items) // THREADS)))
         batches = [items[i : i + size] for i in range(0, len(items), size)]
         results: list[list[Any]] = [[] for _ in batches]
 

@@ -14,6 +14,7 @@ mode fetches the same small objects with the same concurrency:
 - ``aiohttp-raw``: plain unsigned aiohttp GETs, the floor for any client.
 
 Local modes read N small files: ``local-get_many`` (batches in few thread calls),
+``local-get_many-5s`` (``get_many`` of 5 keys at a time, as a scan probes a directory),
 ``local-get`` (one thread call per file) and ``local-os`` (a plain loop, no event loop); and list
 one directory per file: ``local-list_many`` (batched) and ``local-list_dir`` (one call each).
 
@@ -223,6 +224,12 @@ async def local_modes(n: int) -> list[dict[str, Any]]:
             async with open_store(tmp) as store:
                 await store.get_many(keys)
 
+        async def small_batches() -> None:
+            # the scanner's pattern: a few probes per directory, one get_many each
+            async with open_store(tmp) as store:
+                for i in range(0, len(keys), 5):
+                    await store.get_many(keys[i : i + 5])
+
         async def one_by_one() -> None:
             async with open_store(tmp) as store:
                 await asyncio.gather(*(store.get(k) for k in keys))
@@ -244,6 +251,7 @@ async def local_modes(n: int) -> list[dict[str, Any]]:
 
         return [
             await measure("local-get_many", n, many),
+            await measure("local-get_many-5s", n, small_batches),
             await measure("local-get", n, one_by_one),
             await measure("local-os", n, plain),
             await measure("local-list_many", n, list_many),

@@ -104,6 +104,15 @@ class Classifier:
             for kind in ("array", "group")
         }
         self._wanted = {kind: any(w for *_, w in models) for kind, models in self._all.items()}
+        # Which models judge a node depends only on which signature paths its attributes hold:
+        # remember the answer per such shape (a bucket has few shapes and many nodes).
+        self._tree = _prefix_tree(
+            path
+            for models in self._all.values()
+            for _, model, _ in models
+            for path in _paths(model)
+        )
+        self._cache: dict[tuple[str, tuple[Any, ...]], tuple[tuple[str, type[Any]], ...]] = {}
 
     def has_models(self, kind: Kind) -> bool:
         """Whether any model of the scan is of this kind (else nodes of the kind need no work)."""
@@ -119,6 +128,15 @@ class Classifier:
             type(attributes) is dict or isinstance(attributes, Mapping)
         ):
             return ()
+        key = (kind, _shape(attributes, self._tree))
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._most_like(kind, attributes)
+        return found
+
+    def _most_like(
+        self, kind: Kind, attributes: Mapping[str, Any]
+    ) -> tuple[tuple[str, type[Any]], ...]:
         best: list[tuple[str, type[Any], bool]] = []
         best_score: tuple[float, ...] = (0, 0.0, 0)
         for entry in self._all[kind]:
@@ -180,6 +198,37 @@ def match(model: type[Any], attributes: Mapping[str, Any]) -> tuple[int, float, 
 @functools.cache
 def _paths(model: type[Any]) -> tuple[tuple[str, ...], ...]:
     return tuple(sorted(signature(model)))
+
+
+_Tree = tuple[tuple[str, "_Tree"], ...]
+
+
+def _prefix_tree(paths: Iterable[tuple[str, ...]]) -> _Tree:
+    """The key paths as a tree: ``(("axes", ()), ("ome", (("version", ()), ...)), ...)``."""
+    nested: dict[str, Any] = {}
+    for path in paths:
+        node = nested
+        for key in path:
+            node = node.setdefault(key, {})
+
+    def freeze(node: dict[str, Any]) -> _Tree:
+        return tuple((k, freeze(v)) for k, v in sorted(node.items()))
+
+    return freeze(nested)
+
+
+def _shape(attrs: Mapping[str, Any], tree: _Tree) -> tuple[Any, ...]:
+    """Which of the tree's key paths ``attrs`` holds (what :func:`match` depends on)."""
+    out: list[Any] = []
+    for key, sub in tree:
+        if key in attrs:
+            if sub:
+                value = attrs[key]
+                inner = _shape(value, sub) if isinstance(value, Mapping) else None
+                out.append((key, inner))
+            else:
+                out.append(key)
+    return tuple(out)
 
 
 def _member_loc(path: str) -> str:

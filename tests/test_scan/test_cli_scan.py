@@ -155,6 +155,9 @@ def test_real_entry_point_never_prints_a_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and done.stdout == ""
+    for fmt in ("json", "ndjson", "csv", "table"):  # nothing on stdout when the scan cannot start
+        done = cli(str(tmp_path / "nothing-here"), "--format", fmt)
+        assert (done.returncode, done.stdout) == (2, "")
     done = cli("s3://")
     assert done.returncode == 2 and done.stderr.startswith("error: s3://: ")
 

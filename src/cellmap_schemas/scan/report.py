@@ -235,11 +235,19 @@ class CsvWriter:
     """One row per node and model (a node without applicable model gets one row, model empty)."""
 
     def __init__(self, out: IO[bytes]) -> None:
-        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self._out = out
+        self._text: io.TextIOWrapper | None = None
+        self._csv: Any = None
+
+    def _start(self) -> None:
+        # the header waits for the first row: a scan that cannot start prints nothing
+        self._text = io.TextIOWrapper(self._out, encoding="utf-8", newline="", write_through=True)
         self._csv = csv.writer(self._text)
         self._csv.writerow(CSV_COLUMNS)
 
     def node(self, node: NodeResult, dataset: str) -> None:
+        if self._csv is None:
+            self._start()
         head = (node.path, node.kind or "", node.format or "", node.status)
         error = node.error or ""
         if not node.results:
@@ -252,6 +260,9 @@ class CsvWriter:
     def finish(
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
     ) -> None:
+        if self._text is None:
+            self._start()
+        assert self._text is not None
         self._text.flush()
         self._text.detach()
 

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from cellmap_schemas.errors import (
     CellmapSchemasError,
+    NodeExistsError,
     NodeNotFoundError,
     StoreError,
     UnsupportedFormatError,
@@ -21,6 +22,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "CellmapSchemasError",
+    "NodeExistsError",
     "NodeNotFoundError",
     "StoreError",
     "UnsupportedFormatError",

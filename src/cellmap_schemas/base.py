@@ -85,7 +85,7 @@ class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-define
         return validate_json(data, self)
 
     def model_json_schema(self) -> dict[str, Any]:
-        return msgspec.json.schema(self)
+        return json_schema(self)
 
 
 class Base(msgspec.Struct, frozen=True, kw_only=True):
@@ -149,7 +149,20 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def model_json_schema(cls) -> dict[str, Any]:
         """The JSON Schema of this model."""
-        return msgspec.json.schema(cls)
+        return json_schema(cls)
+
+
+def _schema_hook(tp: Any) -> dict[str, Any]:
+    # "Array or group" members (see spec.zarr_v2.either) are chosen from the document at decode
+    # time; in a schema they are objects described by the type's docstring.
+    if hasattr(tp, "__cellmap_dispatch__"):
+        return {"type": "object", "description": tp.__doc__ or ""}
+    raise NotImplementedError(f"no JSON schema for {tp!r}")
+
+
+def json_schema(tp: Any) -> dict[str, Any]:
+    """The JSON Schema of a model (or any type msgspec supports)."""
+    return msgspec.json.schema(tp, schema_hook=_schema_hook)
 
 
 # ---- public validation entry points ----------------------------------------------------------

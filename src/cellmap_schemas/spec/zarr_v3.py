@@ -85,11 +85,15 @@ class ArraySpecV3(
         *,
         chunks: Literal["auto"] | tuple[int, ...] = "auto",
         attributes: Any = None,
-        fill_value: Any = 0,
+        fill_value: Any = "auto",
         codecs: tuple[NamedConfig, ...] | None = None,
         dimension_names: tuple[str | None, ...] | None = None,
     ) -> Self:
-        """The v3 spec of an array-like, with a regular chunk grid."""
+        """The v3 spec of an array-like, with a regular chunk grid.
+
+        ``fill_value="auto"`` is the array's own fill value if it has one, else zero of the
+        array's type (``false`` for booleans: Zarr v3 readers refuse ``0`` there).
+        """
         import numpy as np
 
         from cellmap_schemas.base import auto_chunks
@@ -99,6 +103,11 @@ class ArraySpecV3(
         if chunks == "auto":
             chunks = auto_chunks(shape, dtype.itemsize)
         endian = "big" if dtype.byteorder == ">" else "little"
+        if isinstance(fill_value, str) and fill_value == "auto":
+            own = getattr(array, "fill_value", None)
+            fill_value = own if own is not None else dtype.type(0)
+            if isinstance(fill_value, np.generic):
+                fill_value = fill_value.item()
         return cls(
             attributes={} if attributes is None else attributes,
             shape=shape,

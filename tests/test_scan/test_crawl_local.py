@@ -193,6 +193,17 @@ def test_arrays_are_never_listed_and_chunks_never_read(tmp_path: Path) -> None:
     assert all(key.rsplit("/", 1)[-1] in metadata for key in store.read), store.read
 
 
+def test_a_bare_array_outside_any_container_is_not_listed(tmp_path: Path) -> None:
+    zarray = {"zarr_format": 2, "shape": [64], "chunks": [1], "dtype": "|u1", "order": "C",
+              "compressor": None, "fill_value": 0, "filters": None}  # fmt: skip
+    chunks = {f"data/raw/{i}": b"\x00" for i in range(64)}
+    write(tmp_path, {"data/raw/.zarray": zarray, **chunks, "data/notes/readme.txt": "x"})
+    store, results = anyio.run(_crawl, str(tmp_path))
+    assert [(r.path, r.kind) for r in results] == [("data/raw", "array")]
+    assert "data/raw" not in store.listed
+    assert sorted(store.listed) == ["", "data", "data/notes"]
+
+
 def test_n5_costs_one_read_per_node_and_one_listing_per_group(
     cosem_tree: tuple[Path, Any],
 ) -> None:

@@ -93,10 +93,10 @@ def test_bucket_of_1000_groups(s3: S3Server, big_tree: tuple[Path, Any]) -> None
         assert sum(n.status == "invalid" for n in judged) == t.models[COSEM].invalid
     s = report.summary
     assert (s.nodes, s.groups, s.arrays) == (truth.nodes, truth.groups, truth.arrays)
-    # N5 on S3: one GET per node and one listing per group (plus the folders above them and
-    # the probe of the bucket root); no key is probed blindly
-    above = 1 + len(truth.datasets)
-    assert s.requests == truth.nodes + truth.groups + above + 6
+    # N5 on S3: one GET per node and one listing per group; above the containers, the bucket
+    # root (6 documents probed, 1 listing) and each dataset folder (3 probed, 1 listing)
+    above = 6 + 1 + 4 * len(truth.datasets)
+    assert s.requests == truth.nodes + truth.groups + above
 
 
 def test_injected_faults_every_node_accounted_for(

@@ -11,8 +11,9 @@ in a deque. Each item costs as few requests as the format allows:
   yet are fetched, so nothing is probed blindly;
 - a group with consolidated metadata (``.zmetadata``, ``zarr.json`` ``consolidated_metadata``)
   is not listed below: its descendants come from that document;
-- above any node (the bucket, dataset folders) directories are listed first, then the metadata
-  files the listing names are fetched.
+- above any node (the bucket, dataset folders) the documents that would make a directory an
+  array are probed, then the directory is listed and the other metadata files it names are
+  fetched.
 
 Results stream out as nodes finish. A group that some applicable model must validate waits for
 its members' spec dicts (the crawler reads them anyway); only those waiting groups and the
@@ -68,8 +69,10 @@ _META = frozenset(METADATA_KEYS)
 _DEFINING = frozenset({"zarr.json", ".zarray", ".zgroup", "attributes.json"})
 
 # Documents fetched before listing, by the format of the nearest node above (None: unknown).
+# Above any node, the documents that make a directory an array are probed too: listing a bare
+# array (a flat Zarr v2 one can hold millions of chunk keys) must never happen.
 _PROBES: dict[str | None, tuple[str, ...]] = {
-    None: (),
+    None: ("zarr.json", ".zarray", "attributes.json"),
     "n5": ("attributes.json",),
     "zarr": ("zarr.json", ".zarray", ".zattrs"),
     "zarr2": (".zarray", ".zattrs"),
@@ -419,8 +422,13 @@ class Crawler:
         """Take the documents fetched before listing; True if the directory must be listed."""
         it = w.it
         root = not it.path
+        # Above any node a probe is a guess: if it is refused (a denied prefix answers 403 for
+        # missing keys too), the listing says which documents really exist.
+        guessing = not root and it.ctx is None and _hint(it.name) is None
         for key, value in zip(w.keys, values, strict=True):
             if isinstance(value, BaseException):
+                if guessing:
+                    continue
                 if root:
                     raise RootError(str(value))
                 await self._unreadable(it, _format_of_key(key), _kind_of_keys([key]), value)

@@ -124,7 +124,7 @@ def scan(
     # A scan allocates many short-lived objects and few cycles: collect less often, and never
     # rescan what the imports created (about a fifth of the CPU time of a large scan).
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(200_000, 50, 1000)
     try:
         from cellmap_schemas.io.read import run_sync
         from cellmap_schemas.io.url import parse_storage_options

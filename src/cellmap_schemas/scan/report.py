@@ -329,7 +329,8 @@ class TableWriter:
                 f"{s.nodes} nodes ({s.groups} groups, {s.arrays} arrays) in {s.datasets} "
                 f"datasets: {s.valid} valid, {s.invalid} invalid, {s.unreadable} unreadable; "
                 f"{s.requests} requests in {s.elapsed_s:.2f} s"
-                + (f"; models: {', '.join(models)}" if len(models) < len(_all_models()) else "")
+                + (f"; models: {', '.join(models)}" if len(models) < len(_all_models()) else ""),
+                soft_wrap=True,
             )
 
     @contextlib.contextmanager

@@ -31,7 +31,7 @@ size become results with a reason.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -57,9 +57,6 @@ LOCAL_BATCH = 512
 
 LOCAL_TASKS = 4
 """Batches in flight at once on local disk."""
-
-LIST_CHUNK = 128
-"""Local directories listed per worker-thread call."""
 
 MAX_DEPTH = 64
 """Directories nested deeper than this are reported, not followed (a guard against cycles on
@@ -238,12 +235,6 @@ class Crawler:
         from cellmap_schemas.io import _local
 
         local = isinstance(store, _local.LocalStore)
-        # The local store lists one directory per worker-thread call, and a hop costs several
-        # times the listing itself: the crawler lists a batch's directories in few calls, with
-        # the store's own listing function (symlink-loop guard included).
-        self._scan_dir: Callable[[str, str, str], tuple[list[str], list[str]]] | None = (
-            getattr(_local, "scan_dir", None) if local else None
-        )
         self._probes = _EAGER_PROBES if local else _PROBES
         # On local disk a worker-thread hop costs more than reading a small file, and the store
         # reads a whole batch of keys per hop: directories are visited in batches, their reads
@@ -353,60 +344,8 @@ class Crawler:
             i += n
 
     async def _list_many(self, keys: list[str]) -> list[tuple[list[str], list[str]] | StoreError]:
-        """List several directories; on local disk in a few worker-thread calls."""
-        out: list[tuple[list[str], list[str]] | StoreError] = [([], [])] * len(keys)
-        if self._scan_dir is not None and len(keys) > 1:
-            chunks = [
-                range(i, min(i + LIST_CHUNK, len(keys))) for i in range(0, len(keys), LIST_CHUNK)
-            ]
-            self.store.requests += len(keys)
-
-            async def run_chunk(chunk: range) -> None:
-                try:
-                    with anyio.fail_after(self.store.timeout):
-                        results = await anyio.to_thread.run_sync(
-                            self._list_local, [keys[j] for j in chunk], abandon_on_cancel=True
-                        )
-                except TimeoutError:
-                    timeout = self.store.timeout
-                    results = [StoreError(f"{self._url(keys[j])}: timed out after {timeout:g} s")
-                               for j in chunk]  # fmt: skip
-                for j, result in zip(chunk, results, strict=True):
-                    out[j] = result
-
-            async with anyio.create_task_group() as tg:
-                for chunk in chunks:
-                    tg.start_soon(run_chunk, chunk)
-            return out
-
-        async def list_one(j: int) -> None:
-            try:
-                out[j] = await self.store.list_dir(keys[j])
-            except StoreError as exc:
-                out[j] = exc
-
-        if len(keys) == 1:
-            await list_one(0)
-        else:
-            async with anyio.create_task_group() as tg:
-                for j in range(len(keys)):
-                    tg.start_soon(list_one, j)
-        return out
-
-    def _list_local(self, keys: list[str]) -> list[tuple[list[str], list[str]] | StoreError]:
-        """Runs in a worker thread: the local store's one-level listing, for many keys."""
-        assert self._scan_dir is not None
-        root = self.store.location.path
-        out: list[tuple[list[str], list[str]] | StoreError] = []
-        for key in keys:
-            url = self._url(key)
-            try:
-                out.append(self._scan_dir(root, key, url))
-            except StoreError as exc:
-                out.append(exc)
-            except OSError as exc:
-                out.append(StoreError(f"{url}: {exc.strerror or exc}"))
-        return out
+        """List several directories (on local disk, a batch per worker-thread call)."""
+        return await self.store.list_many(keys)
 
     async def _guard(self, it: _Item, step: Coroutine[Any, Any, T]) -> T | None:
         """Run one directory's step; a bug costs that directory, not the batch or the scan."""

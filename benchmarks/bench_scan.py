@@ -543,66 +543,53 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+def _row(name: str, r: dict[str, Any], groups: int, requests: int | None, ratio: str) -> str:
+    return (
+        f"| {name} | {_fmt(r['wall_s'])} | {_fmt(1000 * r['wall_s'] / groups, '.1f')} | "
+        f"{_fmt(r['cpu_s'])} | {ratio} | "
+        f"{_fmt(_per(requests, groups) if requests else None, '.1f')} | "
+        f"{_fmt(_per(1000 * r['cpu_s'], requests) if requests else None, '.3f')} | "
+        f"{_fmt(r['maxrss_mib'], '.0f')} |"
+    )
+
+
 def table(results: dict[str, Any]) -> str:
-    """The figures as a Markdown table."""
+    """The figures as a Markdown table (ratios: the other run's wall time over ours)."""
     rows = [
-        "| run | wall s | ratio | requests/group | CPU ms/request | peak RSS MiB |",
-        "|---|---|---|---|---|---|",
+        "| run | wall s | ms/group | CPU s | ratio | requests/group | CPU ms/request "
+        "| peak RSS MiB |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     loc = results.get("local")
     if loc:
         g = loc["groups"]
         ours, floor = loc["ours"], loc["floor"]
-        rows.append(
-            f"| local: find \\| xargs cat ({loc['files']} files) | {_fmt(floor['wall_s'])} "
-            f"| | | | {_fmt(floor['maxrss_mib'], '.0f')} |"
-        )
-        req = ours.get("requests")
-        rows.append(
-            f"| local: ours, scan {g} groups | {_fmt(ours['wall_s'])} | 1 | "
-            f"{_fmt(_per(req, g) if req else None, '.1f')} | "
-            f"{_fmt(_per(1000 * ours['cpu_s'], req) if req else None, '.3f')} | "
-            f"{_fmt(ours['maxrss_mib'], '.0f')} |"
-        )
+        rows.append(_row(f"local: find \\| xargs cat ({loc['files']} files)", floor, g, None,
+                         f"{_fmt(floor['wall_s'] / ours['wall_s'])}x ours"))  # fmt: skip
+        rows.append(_row(f"local: ours, scan {g} groups", ours, g, ours.get("requests"), ""))
         if "original" in loc:
             o = loc["original"]
-            rows.append(
-                f"| local: original, check x {g} | {_fmt(o['wall_s'])} | "
-                f"{_fmt(loc['speedup'], '.1f')}x slower | | | {_fmt(o['maxrss_mib'], '.0f')} |"
-            )
+            rows.append(_row(f"local: original, check x {g}", o, g, None,
+                             f"**{_fmt(loc['speedup'], '.1f')}x** ours"))  # fmt: skip
     s3 = results.get("s3")
     if s3:
-        lat = s3["latency_ms"]
+        lat, c = s3["latency_ms"], s3["concurrency"]
         f, ours = s3["floor"], s3["ours"]
         g = results["groups"]
-        rows.append(
-            f"| S3 +{lat:g} ms: fetch floor (c={s3['concurrency']}) | {_fmt(f['wall_s'])} | | "
-            f"{_fmt(_per(f['requests'], g), '.1f')} | "
-            f"{_fmt(_per(1000 * f['cpu_s'], f['requests']), '.3f')} | "
-            f"{_fmt(f['maxrss_mib'], '.0f')} |"
-        )
-        rows.append(
-            f"| S3 +{lat:g} ms: ours, scan {g} groups | {_fmt(ours['wall_s'])} | "
-            f"{_fmt(s3['vs_floor'])}x floor | {_fmt(ours['requests_per_group'], '.1f')} | "
-            f"{_fmt(ours['cpu_ms_per_request'], '.3f')} | {_fmt(ours['maxrss_mib'], '.0f')} |"
-        )
+        rows.append(_row(f"S3 +{lat:g} ms: fetch floor, c={c}", f, g, f["requests"],
+                         f"{_fmt(f['wall_s'] / ours['wall_s'])}x ours"))  # fmt: skip
+        rows.append(_row(f"S3 +{lat:g} ms: ours, scan {g} groups, c={c}", ours, g,
+                         ours["requests"], f"**{_fmt(s3['vs_floor'])}x floor**"))  # fmt: skip
         if "original" in s3:
             o = s3["original"]
-            rows.append(
-                f"| S3 +{lat:g} ms: original, check x {o['groups']} (subset) | "
-                f"{_fmt(o['wall_s'])} ({_fmt(o['per_group_ms'], '.0f')} ms/group; "
-                f"~{_fmt(o['extrapolated_wall_s'], '.0f')} s for {g}) | "
-                f"{_fmt(s3['speedup_per_group'], '.0f')}x slower per group | "
-                f"{_fmt(o['requests_per_group'], '.1f')} | "
-                f"{_fmt(o['cpu_ms_per_request'], '.3f')} | {_fmt(o['maxrss_mib'], '.0f')} |"
-            )
+            speedup = f"**{_fmt(s3['speedup_per_group'], '.0f')}x** ours per group"
+            rows.append(_row(f"S3 +{lat:g} ms: original, check x {o['groups']} (subset)", o,
+                             o["groups"], o["requests"], speedup))  # fmt: skip
     mem = results.get("memory")
     if mem:
         o = mem["ours"]
-        rows.append(
-            f"| local: ours, scan {mem['groups']} groups ({mem['files']} files), memory run | "
-            f"{_fmt(o['wall_s'])} | | | | {_fmt(o['maxrss_mib'], '.0f')} |"
-        )
+        rows.append(_row(f"local: ours, scan {mem['groups']} groups ({mem['files']} files)", o,
+                         mem["groups"], None, "memory run"))  # fmt: skip
     return "\n".join(rows)
 
 

@@ -6,8 +6,9 @@ concurrency, and the bodies are read and dropped (no parsing, no validation). Th
 is what any scan of the same objects with the same concurrency must at least spend, so the scan's
 wall time divided by this one is its overhead.
 
-Two clients: ``aiobotocore`` (signed ``get_object``, the client stack the scan's S3 store uses) and
-``aiohttp`` (plain unsigned GETs; the lowest client cost possible).
+Three clients: ``store`` (default: cellmap-schemas' own S3 store, ``Store.get``, i.e. the scan's
+client stack without listing and validation), ``aiobotocore`` (a plain signed ``get_object``
+client with default settings) and ``aiohttp`` (unsigned GETs: the lowest client cost possible).
 
     python benchmarks/fetch_floor.py --root /tmp/bucket --bucket cellmap \\
         --endpoint-url http://127.0.0.1:8020 --concurrency 64 --json
@@ -75,6 +76,30 @@ async def _fetch_aiobotocore(
     return nbytes
 
 
+async def _fetch_store(
+    keys: Sequence[str], bucket: str, endpoint_url: str, concurrency: int
+) -> int:
+    """Through cellmap-schemas' own S3 store (the scan's client stack), minus listing and
+    validation."""
+    from cellmap_schemas.io.store import open_store
+
+    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    nbytes = 0
+    async with open_store(f"s3://{bucket}", concurrency=concurrency) as store:
+        it = iter(keys)
+
+        async def worker() -> None:
+            nonlocal nbytes
+            for key in it:
+                data = await store.get(key)
+                if data is None:
+                    raise FileNotFoundError(store.url_of(key))
+                nbytes += len(data)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return nbytes
+
+
 async def _fetch_aiohttp(
     keys: Sequence[str], bucket: str, endpoint_url: str, concurrency: int
 ) -> int:
@@ -102,10 +127,12 @@ def fetch_all(
     endpoint_url: str,
     *,
     concurrency: int = 64,
-    client: str = "aiobotocore",
+    client: str = "store",
 ) -> dict[str, float | int]:
     """GET every key; return seconds, request count and bytes."""
-    fetch = {"aiobotocore": _fetch_aiobotocore, "aiohttp": _fetch_aiohttp}[client]
+    fetch = {"store": _fetch_store, "aiobotocore": _fetch_aiobotocore, "aiohttp": _fetch_aiohttp}[
+        client
+    ]
     t0 = time.perf_counter()
     nbytes = asyncio.run(fetch(keys, bucket, endpoint_url, concurrency))
     return {"seconds": time.perf_counter() - t0, "requests": len(keys), "bytes": nbytes}
@@ -119,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--prefix", default="")
     p.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--client", choices=("aiobotocore", "aiohttp"), default="aiobotocore")
+    p.add_argument("--client", choices=("store", "aiobotocore", "aiohttp"), default="store")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     if not a.endpoint_url:

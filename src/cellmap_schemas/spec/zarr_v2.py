@@ -81,7 +81,46 @@ class _NodeMixin:
         return model_from_zarr(cls, node)
 
 
-class ArraySpec(Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True):
+class _ArrayIO(_NodeMixin):
+    def to_zarr(
+        self,
+        store: str,
+        path: str = "",
+        *,
+        overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> ArrayHandle:
+        """Create this array in storage (metadata only) and return a writable handle.
+
+        ``store`` is the container's path or URL; a name ending in ``.n5`` means N5, otherwise
+        Zarr v2 (Zarr v3 for v3 specs). An existing node is replaced only with ``overwrite``.
+        """
+        from cellmap_schemas.io.write import write_spec
+
+        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[arg-type, return-value]
+
+
+class _GroupIO(_NodeMixin):
+    def to_zarr(
+        self,
+        store: str,
+        path: str = "",
+        *,
+        overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> GroupHandle:
+        """Create this group and all its members in storage and return a handle to it.
+
+        The handle's members are tensorstore arrays, so ``group["s0"][:] = data`` writes data.
+        ``store`` is the container's path or URL; a name ending in ``.n5`` means N5, otherwise
+        Zarr v2 (Zarr v3 for v3 specs). An existing node is replaced only with ``overwrite``.
+        """
+        from cellmap_schemas.io.write import write_spec
+
+        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[arg-type, return-value]
+
+
+class ArraySpec(Base, _ArrayIO, Generic[TAttr], frozen=True, kw_only=True):
     """A Zarr v2 array: the ``.zarray`` fields plus its attributes.
 
     Generic over the attributes type: ``ArraySpec[MyAttrs]`` validates them as ``MyAttrs``; a
@@ -157,22 +196,6 @@ class ArraySpec(Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True):
             compressor=compressor,
         )
 
-    def to_zarr(
-        self,
-        store: str,
-        path: str = "",
-        *,
-        overwrite: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> ArrayHandle:
-        """Create this array in storage (metadata only) and return a writable handle.
-
-        ``store`` is the container's path or URL; a name ending in ``.n5`` means N5.
-        """
-        from cellmap_schemas.io.write import write_spec
-
-        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[return-value]
-
     # ---- Zarr v2 documents --------------------------------------------------------------
     def to_documents(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``.zarray`` and ``.zattrs`` documents of this spec."""
@@ -195,29 +218,12 @@ def spec_dict_from_zarray(zarray: Mapping[str, Any], zattrs: Mapping[str, Any]) 
     return doc
 
 
-class GroupSpec(Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True):
+class GroupSpec(Base, _GroupIO, Generic[TAttr], frozen=True, kw_only=True):
     """A Zarr v2 group: its attributes and its members, each an array or a group spec."""
 
     zarr_version: Literal[2] = 2
     attributes: TAttr = {}  # type: ignore[assignment]
     members: dict[str, Node] = {}  # type: ignore[valid-type]
-
-    def to_zarr(
-        self,
-        store: str,
-        path: str = "",
-        *,
-        overwrite: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> GroupHandle:
-        """Create this group and all its members in storage and return a handle to it.
-
-        The handle's members are tensorstore arrays, so ``group["s0"][:] = data`` writes data.
-        ``store`` is the container's path or URL; a name ending in ``.n5`` means N5.
-        """
-        from cellmap_schemas.io.write import write_spec
-
-        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[return-value]
 
     def to_flat(self, root: str = "") -> dict[str, ArraySpec[Any] | GroupSpec[Any]]:
         """Every node of the tree by its path (``""`` is this group), members without members."""

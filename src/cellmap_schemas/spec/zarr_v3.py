@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 import msgspec
 
 from cellmap_schemas.base import Base, NonNegativeInt, enforce_rules
-from cellmap_schemas.spec.zarr_v2 import _NodeMixin
+from cellmap_schemas.spec.zarr_v2 import _ArrayIO, _GroupIO
 
 if TYPE_CHECKING:
-    from cellmap_schemas.io.write import ArrayHandle, GroupHandle
+    pass
 
 __all__ = ["ArraySpecV3", "GroupSpecV3", "NamedConfig", "NodeV3"]
 
@@ -35,7 +35,7 @@ def _named(value: Any) -> str | None:
 
 
 class ArraySpecV3(
-    Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="array"
+    Base, _ArrayIO, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="array"
 ):
     """A Zarr v3 array: the fields of its ``zarr.json`` (``node_type`` is the tag)."""
 
@@ -118,45 +118,19 @@ class ArraySpecV3(
             dimension_names=dimension_names,
         )
 
-    def to_zarr(
-        self,
-        store: str,
-        path: str = "",
-        *,
-        overwrite: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> ArrayHandle:
-        """Create this array in storage (metadata only) and return a writable handle."""
-        from cellmap_schemas.io.write import write_spec
-
-        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[return-value]
-
     def to_document(self) -> dict[str, Any]:
         """The ``zarr.json`` document of this spec."""
         return msgspec.to_builtins(self)
 
 
 class GroupSpecV3(
-    Base, _NodeMixin, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="group"
+    Base, _GroupIO, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="group"
 ):
     """A Zarr v3 group: ``zarr.json`` attributes plus members (arrays or groups)."""
 
     zarr_format: Literal[3] = 3
     attributes: TAttr = {}  # type: ignore[assignment]
     members: dict[str, NodeV3] = {}
-
-    def to_zarr(
-        self,
-        store: str,
-        path: str = "",
-        *,
-        overwrite: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> GroupHandle:
-        """Create this group and its members in storage and return a handle to it."""
-        from cellmap_schemas.io.write import write_spec
-
-        return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[return-value]
 
     def to_document(self) -> dict[str, Any]:
         """The ``zarr.json`` document of this group (members are separate documents)."""

@@ -1,6 +1,5 @@
 """cellmap-schemas: typed, fast validation of Cellmap N5 / Zarr hierarchies."""
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from cellmap_schemas.errors import (
@@ -14,11 +13,6 @@ from cellmap_schemas.errors import (
 
 if TYPE_CHECKING:
     from cellmap_schemas.synchronous import check, read, scan
-
-try:
-    __version__ = version("cellmap-schemas")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
 
 __all__ = [
     "CellmapSchemasError",
@@ -34,7 +28,19 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cellmap-schemas")
+    except PackageNotFoundError:  # running from a source tree without installation
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> object:
+    # __version__ is looked up on first use: importlib.metadata costs ~70 ms of start-up.
+    if name == "__version__":
+        return _version()
     # read/check load the I/O layer on first use, keeping `import cellmap_schemas` light.
     if name in ("check", "read", "scan"):
         from cellmap_schemas import synchronous

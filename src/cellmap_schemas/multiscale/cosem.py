@@ -16,11 +16,11 @@ structs (acyclic by construction) with a cheap boolean check in ``__post_init__`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
 import msgspec
-import numpy as np
 
 from cellmap_schemas.base import Base, enforce_rules, join_loc, normalize_chunks
 from cellmap_schemas.multiscale import neuroglancer_n5
@@ -548,7 +548,7 @@ def change_coordinates(
     multiplied, and its translation shifted, by the same amount, so the pyramid keeps its
     geometry. Members come back ordered from largest to smallest, as in the original.
     """
-    members = sorted(group.members.items(), key=lambda kv: -int(np.prod(kv[1].shape)))
+    members = sorted(group.members.items(), key=lambda kv: -math.prod(kv[1].shape))
     if not members:
         raise ValueError("the group has no members to change")
     base_tx = members[0][1].attributes.transform

@@ -202,26 +202,35 @@ def n5_array_to_spec_dict(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The Zarr v2 spec dict (unwrapped view) of an N5 array's ``attributes.json``.
 
     Values are passed through untouched where they have the wrong type, so that validating the
-    result reports the problem (e.g. ``shape: Expected `int`, got `str```) instead of crashing.
+    result reports the problem (e.g. ``shape: Expected `int`, got `str```) instead of crashing;
+    a missing array key is left out, so validation reports the field as required. This runs
+    once per array in a scan, so the common case takes no detours.
     """
-    doc = _legacy(doc)
-    dims, block = doc.get("dimensions"), doc.get("blockSize")
+    if "compressionType" in doc:
+        doc = _legacy(doc)
+    dims = doc.get("dimensions")
+    block = doc.get("blockSize")
+    dtype = doc.get("dataType")
+    comp = doc.get("compression", _RAW)
     spec: dict[str, Any] = {
         "zarr_version": 2,
         "attributes": {k: v for k, v in doc.items() if k not in N5_ARRAY_KEYS},
-        "shape": list(reversed(dims)) if isinstance(dims, list) else dims,
-        "chunks": list(reversed(block)) if isinstance(block, list) else block,
-        "dtype": dtype_from_n5(doc["dataType"])
-        if isinstance(doc.get("dataType"), str)
-        else doc.get("dataType"),
+        "shape": dims[::-1] if isinstance(dims, list) else dims,
+        "chunks": block[::-1] if isinstance(block, list) else block,
+        "dtype": _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype,
         "fill_value": 0,
         "order": "C",
         "filters": None,
         "dimension_separator": "/",
+        "compressor": compression_from_n5(comp) if isinstance(comp, Mapping) else comp,
     }
-    comp = doc.get("compression", {"type": "raw"})
-    spec["compressor"] = compression_from_n5(comp) if isinstance(comp, Mapping) else comp
-    return {k: v for k, v in spec.items() if v is not None or k in ("filters", "compressor")}
+    for key in ("shape", "chunks", "dtype"):
+        if spec[key] is None:
+            del spec[key]
+    return spec
+
+
+_RAW: Mapping[str, Any] = {"type": "raw"}
 
 
 def n5_group_to_spec_dict(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -132,7 +132,18 @@ def decode_document(raw: bytes, url: str, key: str) -> dict[str, Any]:
 
     Bare ``NaN`` / ``Infinity`` (written by Python's ``json``, read by zarr-python) are accepted.
     """
-    where = _join_url(url, key)
+    try:  # the common case: one pass in C (valid JSON is valid UTF-8 without raw NUL bytes)
+        doc = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec checks UTF-8 as it builds str
+        doc = _decode_slowly(raw, _join_url(url, key))
+    if not isinstance(doc, dict):
+        where = _join_url(url, key)
+        raise UnsupportedFormatError(f"{where}: expected a JSON object, got {_describe(doc)}")
+    return doc
+
+
+def _decode_slowly(raw: bytes, where: str) -> Any:
+    """Decode a document msgspec refused: strip a BOM, accept NaN, or say what is wrong."""
     data = bytes(raw)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -149,23 +160,25 @@ def decode_document(raw: bytes, url: str, key: str) -> dict[str, Any]:
     if "\x00" in text:
         raise UnsupportedFormatError(f"{where}: contains NUL bytes; a binary file, not JSON")
     try:
-        doc = msgspec.json.decode(data)
+        return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         try:
-            doc = json.loads(text)
+            return json.loads(text)
         except ValueError:
             raise UnsupportedFormatError(f"{where}: invalid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise UnsupportedFormatError(f"{where}: expected a JSON object, got {_describe(doc)}")
-    return doc
+
+
+_V2_KEYS = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 
 
 def _choose_format(present: set[str], url: str) -> Format | None:
-    hint = _container_hint(url)
     n5 = "attributes.json" in present
     v3 = "zarr.json" in present
-    v2 = bool(present & {".zarray", ".zgroup", ".zattrs", ".zmetadata"})
-    if hint == "n5" and n5:  # an N5 container may hold stray Zarr files; the reverse is rarer
+    v2 = bool(present & _V2_KEYS)
+    if n5 and not (v2 or v3):
+        return "n5"
+    # an N5 container may hold stray Zarr files; the reverse is rarer
+    if n5 and _container_hint(url) == "n5":
         return "n5"
     if v3:
         return "zarr3"

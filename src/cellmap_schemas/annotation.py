@@ -20,6 +20,7 @@ from typing import Any, Generic, Literal, Self, TypeVar
 import msgspec
 
 from cellmap_schemas.base import Base, _mode, diagnose, enforce_rules, join_loc, validate
+from cellmap_schemas.rules import Problem, define
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 
 __all__ = [
@@ -51,6 +52,25 @@ T = TypeVar("T")
 TName = TypeVar("TName", bound=str)
 """The type of class names; parametrize with a ``Literal`` to restrict them."""
 
+_CROP = "Cellmap annotation conventions (janelia-cellmap/cellmap-schemas annotation.py)"
+SCHEMA = define(
+    "CROP001",
+    "error",
+    "the cellmap.annotation attributes of crops, class groups and class arrays have the "
+    "required fields and types",
+    _CROP,
+)
+COUNTS_ENCODING = define(
+    "CROP002",
+    "error",
+    "every complement_counts key of a semantic segmentation is a key of its encoding",
+    _CROP,
+)
+CLASS_MEMBER = define(
+    "CROP003", "error", "every class name of a crop names a member class group", _CROP
+)
+CLASS_IS_GROUP = define("CROP004", "error", "a crop's class names name groups, not arrays", _CROP)
+
 InstancePossibility = Literal["unknown", "absent"]
 SemanticPossibility = Literal["unknown", "absent", "present"]
 
@@ -63,11 +83,15 @@ class CellmapWrapper(Base, Generic[T], frozen=True, kw_only=True):
     (OME-NGFF ``multiscales`` on class groups).
     """
 
+    _schema_rule = SCHEMA
+
     cellmap: T
 
 
 class AnnotationWrapper(Base, Generic[T], frozen=True, kw_only=True):
     """``T`` under the key ``annotation``, inside :class:`CellmapWrapper`."""
+
+    _schema_rule = SCHEMA
 
     annotation: T
 
@@ -87,6 +111,8 @@ def wrap_attributes(attributes: T) -> CellmapWrapper[AnnotationWrapper[T]]:
 class InstanceName(Base, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The long and short display names of a class (extra keys refused, as in the original)."""
 
+    _schema_rule = SCHEMA
+
     long: str
     short: str
 
@@ -102,12 +128,16 @@ class Annotated(StrEnum):
 class AnnotationState(Base, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Whether a class occurs in a crop, and how completely it was annotated."""
 
+    _schema_rule = SCHEMA
+
     present: bool
     annotated: Annotated
 
 
 class Label(Base, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One label value of a dense crop: its class names, state and voxel count (nullable)."""
+
+    _schema_rule = SCHEMA
 
     value: int
     name: InstanceName
@@ -178,6 +208,8 @@ class LabelList(Base, frozen=True, kw_only=True, forbid_unknown_fields=True):
     default, so that defaulted lists dump as they did.
     """
 
+    _schema_rule = SCHEMA
+
     labels: list[Label]
     annotation_type: SemanticSegmentation | InstanceSegmentation | Literal["semantic"] = "semantic"
 
@@ -198,18 +230,20 @@ class AnnotationArrayAttrs(Base, Generic[TName], frozen=True, kw_only=True):
         A :class:`SemanticSegmentation` or an :class:`InstanceSegmentation`.
     """
 
+    _schema_rule = SCHEMA
+
     class_name: TName
     complement_counts: dict[SemanticPossibility, int] | None
     annotation_type: AnnotationType
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         counts = self.complement_counts
         if counts is None or not isinstance(self.annotation_type, SemanticSegmentation):
             return
         encoding = self.annotation_type.encoding
         stray = [k for k in counts if k not in encoding]
         if stray:
-            yield (
+            yield COUNTS_ENCODING(
                 "complement_counts",
                 f"keys {stray} are not keys of annotation_type.encoding {sorted(encoding)}; "
                 "every counted state must have an encoding value",
@@ -283,6 +317,8 @@ class AnnotationArrayAttrs(Base, Generic[TName], frozen=True, kw_only=True):
 class AnnotationGroupAttrs(Base, Generic[TName], frozen=True, kw_only=True):
     """The annotation metadata of a class group: the class and its segmentation type."""
 
+    _schema_rule = SCHEMA
+
     class_name: TName
     annotation_type: AnnotationType
 
@@ -310,6 +346,8 @@ class CropGroupAttrs(Base, Generic[TName], frozen=True, kw_only=True):
     class_names
         The annotated classes; each names a member group of the crop.
     """
+
+    _schema_rule = SCHEMA
 
     version: Literal["0.1.1"] = "0.1.1"
     name: str | None = None
@@ -407,12 +445,12 @@ class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
             msgspec.structs.force_setattr(self, "members", kept)
         enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         for name in self._class_names() or ():
             loc = join_loc("members", name)
             member = self.members.get(name)
             if member is None:
-                yield (
+                yield CLASS_MEMBER(
                     loc,
                     f"no group named {name!r}: every entry of "
                     "attributes.cellmap.annotation.class_names must name a member group",
@@ -420,10 +458,11 @@ class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
             elif isinstance(member, AnnotationGroup):
                 continue
             elif isinstance(member, Mapping) and "shape" in member:
-                yield loc, f"{name!r} is an array; class names must name groups"
+                yield CLASS_IS_GROUP(loc, f"{name!r} is an array; class names must name groups")
             else:
-                for sub, msg in diagnose(member, AnnotationGroup):
-                    yield (f"{loc}.{sub}" if sub and not sub.startswith("[") else loc + sub), msg
+                for rule, sub, msg in diagnose(member, AnnotationGroup):
+                    where = f"{loc}.{sub}" if sub and not sub.startswith("[") else loc + sub
+                    yield Problem(rule, where, msg)
 
 
 classNamedict: dict[int, InstanceName] = {

@@ -7,7 +7,11 @@ run: it walks the document against the type and collects *every* problem with a 
 so a user sees all failing members of a group at once.
 
 Models declare cross-field rules by overriding :meth:`Base._problems`, a generator of
-``(loc, msg)`` pairs relative to the struct, and set ``__post_init__ = enforce_rules``.
+:class:`~cellmap_schemas.rules.Problem` triples (``RULE(loc, msg)``, ``loc`` relative to the
+struct), and set ``__post_init__ = enforce_rules``. Type and shape problems found by msgspec are
+attributed to the ``_schema_rule`` of the innermost struct they occur in. Rules of severity
+``warning`` never fail the fast path; :func:`judge` collects them for models whose type tree holds
+a struct that declares ``_warns = True``.
 """
 
 from __future__ import annotations
@@ -17,19 +21,22 @@ import re
 import threading
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union
 
 import msgspec
 
 from cellmap_schemas.errors import ValidationError
+from cellmap_schemas.rules import Problem, Rule, define, severity_of
 
 __all__ = [
+    "SCHEMA",
     "Base",
     "NonNegativeInt",
     "PositiveInt",
     "auto_chunks",
     "enforce_rules",
+    "judge",
     "normalize_chunks",
     "structure_equal",
     "structure_group_equal",
@@ -52,11 +59,34 @@ _mode = _Mode()
 
 
 def enforce_rules(self: Base) -> None:
-    """``__post_init__`` for structs with cross-field rules: raise on the first problem."""
+    """``__post_init__`` for structs with cross-field rules: raise on the first error.
+
+    Warnings (SHOULD rules) never fail a document; :func:`judge` collects them.
+    """
     if _mode.collect:
         return
-    for loc, msg in self._problems():
-        raise ValueError(f"{msg} (at `{loc}`)" if loc else msg)
+    for problem in self._problems():
+        rule, loc, msg = _as_problem(problem, self)
+        if severity_of(rule) == "error":
+            raise ValueError(f"{msg} (at `{loc}`)" if loc else msg)
+
+
+def _as_problem(problem: Problem | tuple[str, str], value: Any) -> Problem:
+    """A rule's finding; a plain ``(loc, msg)`` pair (models written before rule IDs) is an
+    error of the struct's schema rule."""
+    if len(problem) == 3:
+        return problem  # type: ignore[return-value]
+    loc, msg = problem
+    rule = getattr(value, "_schema_rule", None) or SCHEMA
+    return Problem(rule.id, loc, msg)
+
+
+SCHEMA = define(
+    "ZARR001",
+    "error",
+    "the document has the fields and types of its format's specification",
+    "Zarr v2 / v3 specifications; N5 specification",
+)
 
 
 # A hook that lets a field hold one of several untagged structs (for example "array or group"),
@@ -100,6 +130,11 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     _decoders: ClassVar[dict[Any, msgspec.json.Decoder[Any]]] = {}
+    _schema_rule: ClassVar[Rule | None] = None
+    """The rule a type or shape problem inside this struct breaks (set per convention; None:
+    the enclosing struct's)."""
+    _warns: ClassVar[bool] = False
+    """Whether ``_problems`` may yield warnings (then :func:`judge` collects them on success)."""
 
     def __class_getitem__(cls, params: Any) -> Any:
         alias = super().__class_getitem__(params)  # type: ignore[misc]
@@ -107,8 +142,8 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
             return _ModelAlias(alias.__origin__, alias.__args__)
         return alias
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
-        """Cross-field rules, as ``(loc, msg)`` pairs relative to this struct."""
+    def _problems(self) -> Iterator[Problem]:
+        """Cross-field rules, as :class:`Problem` triples with ``loc`` relative to this struct."""
         return iter(())
 
     # ---- validation -------------------------------------------------------------------------
@@ -187,7 +222,68 @@ def validate(obj: Any, tp: type[T] | Any) -> T:
         return msgspec.convert(obj, tp, dec_hook=_dec_hook)
     except msgspec.ValidationError:
         pass
-    raise ValidationError(diagnose(obj, tp), title=_title(tp)) from None
+    raise ValidationError(_errors(diagnose(obj, tp)), title=_title(tp)) from None
+
+
+def _errors(problems: Iterable[Problem]) -> list[Problem]:
+    found = [p for p in problems if severity_of(p.rule) == "error"]
+    return found or [SCHEMA("", "document does not match the model")]
+
+
+def judge(obj: Any, tp: Any) -> tuple[Any, list[Problem]]:
+    """Validate ``obj`` against ``tp`` and report every problem, warnings included.
+
+    Returns the converted value (``None`` when an error was found) and the problems: errors
+    (the document is invalid) and warnings (it is valid but breaks a SHOULD). One fast msgspec
+    pass for valid documents; the collecting walk only when that fails or the model may warn.
+    """
+    try:
+        value = msgspec.convert(obj, tp, dec_hook=_dec_hook)
+    except msgspec.ValidationError:
+        problems = diagnose(obj, tp)
+        if any(severity_of(p.rule) == "error" for p in problems):
+            return None, problems
+        # only warnings found: the fast path failed for a reason the walk did not see
+        return None, [*problems, SCHEMA("", "document does not match the model")]
+    if not may_warn(tp):
+        return value, []
+    found: list[Problem] = []
+    _collect_rules(value, "", found)
+    return value, found
+
+
+def may_warn(tp: Any) -> bool:
+    """Whether any struct a model's documents can hold declares warning rules."""
+    key = tp
+    known = _MAY_WARN.get(key)
+    if known is None:
+        known = _MAY_WARN[key] = _any_warning_struct(msgspec.inspect.type_info(tp), set())
+    return known
+
+
+_MAY_WARN: dict[Any, bool] = {}
+
+
+def _any_warning_struct(info: Any, seen: set[int]) -> bool:
+    if id(info) in seen:
+        return False
+    seen.add(id(info))
+    mi = msgspec.inspect
+    if isinstance(info, mi.StructType):
+        if getattr(info.cls, "_warns", False):
+            return True
+        return any(_any_warning_struct(f.type, seen) for f in info.fields)
+    if isinstance(info, mi.CustomType):
+        members = getattr(info.cls, "__cellmap_members__", ())
+        return any(_any_warning_struct(mi.type_info(m), seen) for m in members)
+    for attr in ("item_type", "value_type", "types", "item_types"):
+        sub = getattr(info, attr, None)
+        if sub is None:
+            continue
+        subs = sub if isinstance(sub, tuple) else (sub,)
+        if any(_any_warning_struct(t, seen) for t in subs):
+            return True
+    return False
 
 
 def validate_json(data: bytes | str, tp: type[T] | Any) -> T:
@@ -197,8 +293,9 @@ def validate_json(data: bytes | str, tp: type[T] | Any) -> T:
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as exc:
-        raise ValidationError([("", f"invalid JSON: {exc}")], title=_title(tp)) from None
-    raise ValidationError(diagnose(msgspec.json.decode(data), tp), title=_title(tp)) from None
+        raise ValidationError([SCHEMA("", f"invalid JSON: {exc}")], title=_title(tp)) from None
+    problems = diagnose(msgspec.json.decode(data), tp)
+    raise ValidationError(_errors(problems), title=_title(tp)) from None
 
 
 # ---- the slow path: collect every problem -----------------------------------------------------
@@ -235,17 +332,17 @@ def _split_msgspec(exc: Exception, loc: str) -> tuple[str, str]:
     return full, msg
 
 
-def diagnose(obj: Any, tp: Any) -> list[tuple[str, str]]:
-    """Every problem of ``obj`` as an instance of ``tp``, as ``(loc, msg)`` pairs."""
-    problems: list[tuple[str, str]] = []
+def diagnose(obj: Any, tp: Any) -> list[Problem]:
+    """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings)."""
+    problems: list[Problem] = []
     previous = _mode.collect
     _mode.collect = True
     try:
-        _walk(obj, tp, "", problems)
+        _walk(obj, tp, "", problems, _rule_of(tp, SCHEMA))
     finally:
         _mode.collect = previous
     if not problems:  # should not happen; never claim a document invalid without a reason
-        problems.append(("", "document does not match the model"))
+        problems.append(SCHEMA("", "document does not match the model"))
     return problems
 
 
@@ -260,7 +357,14 @@ def _is_struct(tp: Any) -> bool:
     return isinstance(origin, type) and issubclass(origin, msgspec.Struct)
 
 
-def _walk(obj: Any, tp: Any, loc: str, problems: list[tuple[str, str]]) -> Any:
+def _rule_of(tp: Any, default: Rule) -> Rule:
+    """The schema rule of a struct type (generic aliases included), else ``default``."""
+    origin = typing.get_origin(_strip(tp)) or _strip(tp)
+    rule = getattr(origin, "_schema_rule", None) if isinstance(origin, type) else None
+    return rule if isinstance(rule, Rule) else default
+
+
+def _walk(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
     """Convert ``obj`` to ``tp``; on failure descend to find every failing leaf."""
     try:
         value = msgspec.convert(obj, tp, dec_hook=_dec_hook)
@@ -275,34 +379,34 @@ def _walk(obj: Any, tp: Any, loc: str, problems: list[tuple[str, str]]) -> Any:
     args = typing.get_args(inner)
 
     if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
-        return _walk(obj, inner.__cellmap_dispatch__(obj), loc, problems)
+        return _walk(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
     if _is_struct(inner) and isinstance(obj, dict):
-        return _walk_struct(obj, inner, loc, problems, first)
+        return _walk_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
     if origin in (Union, types.UnionType) and obj is not None:
         candidates = [a for a in args if a is not type(None)]
         structs = [a for a in candidates if _is_struct(_strip(a))]
         if len(candidates) == 1 or (len(structs) == 1 and isinstance(obj, dict)):
-            return _walk(obj, (structs or candidates)[0], loc, problems)
+            return _walk(obj, (structs or candidates)[0], loc, problems, rule)
         tagged = _by_tag(structs, obj)
         if tagged is not None:
-            return _walk(obj, tagged, loc, problems)
+            return _walk(obj, tagged, loc, problems, rule)
     if inner is not tp and inner is not Any and (origin or _is_struct(inner)):
         # Annotated container: report problems of the items before the constraint itself.
         before = len(problems)
-        value = _walk(obj, inner, loc, problems)
+        value = _walk(obj, inner, loc, problems, rule)
         if len(problems) == before:
-            problems.append(_split_msgspec(first, loc))
+            problems.append(rule(*_split_msgspec(first, loc)))
         return _INVALID
     if origin in (list, tuple, Sequence) and isinstance(obj, list):
         if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
             if len(obj) != len(args):
-                problems.append((loc, f"expected {len(args)} items, got {len(obj)}"))
+                problems.append(rule(loc, f"expected {len(args)} items, got {len(obj)}"))
                 return _INVALID
             item_types: Iterable[Any] = args
         else:
             item_types = [args[0] if args else Any] * len(obj)
         items = [
-            _walk(o, t, join_loc(loc, i), problems)
+            _walk(o, t, join_loc(loc, i), problems, rule)
             for i, (o, t) in enumerate(zip(obj, item_types, strict=False))
         ]
         return _INVALID if any(i is _INVALID for i in items) else items
@@ -313,12 +417,12 @@ def _walk(obj: Any, tp: Any, loc: str, problems: list[tuple[str, str]]) -> Any:
             try:
                 msgspec.convert(k, kt)
             except msgspec.ValidationError as exc:
-                problems.append((join_loc(loc, str(k)), f"invalid key: {exc}"))
+                problems.append(rule(join_loc(loc, str(k)), f"invalid key: {exc}"))
                 bad = True
                 continue
-            bad |= _walk(v, vt, join_loc(loc, str(k)), problems) is _INVALID
+            bad |= _walk(v, vt, join_loc(loc, str(k)), problems, rule) is _INVALID
         return _INVALID if bad else obj
-    problems.append(_split_msgspec(first, loc))
+    problems.append(rule(*_split_msgspec(first, loc)))
     return _INVALID
 
 
@@ -337,10 +441,11 @@ def _walk_struct(
     obj: dict[str, Any],
     tp: Any,
     loc: str,
-    problems: list[tuple[str, str]],
+    problems: list[Problem],
     first: msgspec.ValidationError,
+    rule: Rule,
 ) -> Any:
-    info = msgspec.structs.fields(tp)
+    info = _fields(tp)
     cls = typing.get_origin(tp) or tp
     config = cls.__struct_config__
     before = len(problems)
@@ -351,14 +456,14 @@ def _walk_struct(
         known.add(f.encode_name)
         sub = join_loc(loc, f.encode_name)
         if f.encode_name in obj:
-            kwargs[f.name] = _walk(obj[f.encode_name], f.type, sub, problems)
+            kwargs[f.name] = _walk(obj[f.encode_name], f.type, sub, problems, rule)
         elif f.required:
-            problems.append((sub, "field required"))
+            problems.append(rule(sub, "field required"))
     if tag_field is not None:
         known.add(tag_field)
     if config.forbid_unknown_fields:
         problems.extend(
-            (join_loc(loc, k), "unknown field (this model forbids extra keys)")
+            rule(join_loc(loc, k), "unknown field (this model forbids extra keys)")
             for k in obj
             if k not in known
         )
@@ -367,32 +472,45 @@ def _walk_struct(
     try:
         value = cls(**kwargs)
     except (TypeError, ValueError):
-        problems.append(_split_msgspec(first, loc))
+        problems.append(rule(*_split_msgspec(first, loc)))
         return _INVALID
     # Fields converted one by one, yet the whole did not: a struct-level rule or constraint.
     own = list(_struct_problems(value, loc))
-    problems.extend(own or [_split_msgspec(first, loc)])
+    problems.extend(own)
+    if not any(severity_of(p.rule) == "error" for p in own):
+        problems.append(rule(*_split_msgspec(first, loc)))
     return _INVALID
 
 
-def _struct_problems(value: Base, loc: str) -> Iterator[tuple[str, str]]:
+_FIELDS: dict[Any, tuple[msgspec.structs.FieldInfo, ...]] = {}
+
+
+def _fields(tp: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """``msgspec.structs.fields``, memoised: it re-evaluates annotations on every call."""
+    found = _FIELDS.get(tp)
+    if found is None:
+        found = _FIELDS[tp] = msgspec.structs.fields(tp)
+    return found
+
+
+def _prefix(loc: str, sub: str) -> str:
+    if not loc:
+        return sub
+    if sub and not sub.startswith("["):
+        return f"{loc}.{sub}"
+    return f"{loc}{sub}"
+
+
+def _struct_problems(value: Base, loc: str) -> Iterator[Problem]:
     problems = getattr(value, "_problems", None)
     if problems is None:
         return
-    for sub, msg in problems():
-        yield (
-            (
-                f"{loc}.{sub}"
-                if loc and sub and not sub.startswith("[")
-                else f"{loc}{sub}"
-                if loc
-                else sub
-            ),
-            msg,
-        )
+    for problem in problems():
+        rule, sub, msg = _as_problem(problem, value)
+        yield Problem(rule, _prefix(loc, sub), msg)
 
 
-def _collect_rules(value: Any, loc: str, problems: list[tuple[str, str]]) -> None:
+def _collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     """Run every struct's rules in a converted tree (bottom-up, as decoding does)."""
     if isinstance(value, msgspec.Struct):
         for name in value.__struct_fields__:
@@ -506,11 +624,6 @@ def auto_chunks(
     return tuple(chunks)
 
 
-class _HasShape(typing.Protocol):
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-
-
 def normalize_chunks(
     chunks: Literal["auto"] | Sequence[int] | Sequence[Sequence[int]],
     arrays: Sequence[Any],
@@ -535,11 +648,3 @@ def normalize_chunks(
             f"got {len(items)} chunk shapes for {len(arrays)} arrays; give one per array"
         )
     return tuple(tuple(int(x) for x in c) for c in items)  # type: ignore[union-attr]
-
-
-def fmt_list(values: Iterable[Any]) -> str:
-    """Render values for error messages, compactly."""
-    return "[" + ", ".join(repr(v) for v in values) + "]"
-
-
-Validator = Callable[[Any], Any]

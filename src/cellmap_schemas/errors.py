@@ -8,20 +8,25 @@ callers can catch either::
     ├── NodeNotFoundError(…, FileNotFoundError) no array or group metadata at a URL
     ├── NodeExistsError(…, FileExistsError)     a write would replace an existing node
     ├── UnsupportedFormatError(…, ValueError)   metadata exists but is not N5 / Zarr v2 / Zarr v3
+    ├── UnknownModelError(…, KeyError)          a model name that is not registered
     └── StoreError(…, OSError)                  storage failed: permission, network, timeout
 
-This module imports nothing from the package, so every other module can import it.
+This module imports only :mod:`cellmap_schemas.rules` (standard library only), so every other
+module can import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from cellmap_schemas.rules import Problem
+
 __all__ = [
     "CellmapSchemasError",
     "NodeExistsError",
     "NodeNotFoundError",
     "StoreError",
+    "UnknownModelError",
     "UnsupportedFormatError",
     "ValidationError",
 ]
@@ -34,43 +39,51 @@ class CellmapSchemasError(Exception):
 class ValidationError(CellmapSchemasError, ValueError):
     """A document does not conform to a model.
 
-    Carries every problem found, not just the first, as ``(loc, msg)`` pairs where ``loc`` is a
-    readable path such as ``attributes.multiscales[0].datasets[2].transform.scale`` (empty for the
-    document itself).
+    Carries every error found, not just the first. ``issues`` holds them as
+    :class:`~cellmap_schemas.rules.Problem` triples ``(rule, loc, msg)`` where ``loc`` is a
+    readable path such as ``attributes.multiscales[0].datasets[2].transform.scale`` (empty for
+    the document itself); ``problems`` gives the same as ``(loc, msg)`` pairs.
     """
 
     def __init__(
         self,
-        problems: Iterable[tuple[str, str]],
+        problems: Iterable[Problem | tuple[str, str]],
         *,
         title: str = "document",
         url: str | None = None,
     ) -> None:
-        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+        self.issues: tuple[Problem, ...] = tuple(
+            p if isinstance(p, Problem) else Problem("", *p) for p in problems
+        )
         self.title = title
         self.url = url
         super().__init__(str(self))
 
+    @property
+    def problems(self) -> tuple[tuple[str, str], ...]:
+        """The errors as ``(loc, msg)`` pairs."""
+        return tuple((p.loc, p.msg) for p in self.issues)
+
     def errors(self) -> list[dict[str, str]]:
-        """The problems as ``{"loc", "msg"}`` dicts (the shape used in JSON reports)."""
-        return [{"loc": loc, "msg": msg} for loc, msg in self.problems]
+        """The errors as ``{"rule", "loc", "msg"}`` dicts (the shape used in JSON reports)."""
+        return [{"rule": p.rule, "loc": p.loc, "msg": p.msg} for p in self.issues]
 
     def with_url(self, url: str) -> ValidationError:
         """The same problems, attributed to the document at ``url``."""
-        return ValidationError(self.problems, title=self.title, url=url)
+        return ValidationError(self.issues, title=self.title, url=url)
 
     def __str__(self) -> str:
-        n = len(self.problems)
+        n = len(self.issues)
         where = f" at {self.url}" if self.url else ""
         head = f"{n} validation error{'s' if n != 1 else ''} for {self.title}{where}"
-        return "\n".join([head, *(f"  {loc or '(root)'}: {msg}" for loc, msg in self.problems)])
+        return "\n".join([head, *(f"  {p.loc or '(root)'}: {p.msg}" for p in self.issues)])
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_validation_error, (self.problems, self.title, self.url))
+        return (_rebuild_validation_error, (self.issues, self.title, self.url))
 
 
 def _rebuild_validation_error(
-    problems: Sequence[tuple[str, str]], title: str, url: str | None
+    problems: Sequence[Problem], title: str, url: str | None
 ) -> ValidationError:
     return ValidationError(problems, title=title, url=url)
 
@@ -89,3 +102,16 @@ class UnsupportedFormatError(CellmapSchemasError, ValueError):
 
 class StoreError(CellmapSchemasError, OSError):
     """The storage backend failed: access denied, unreachable host, timeout, throttling."""
+
+
+class UnknownModelError(CellmapSchemasError, KeyError):
+    """A model name that is not registered; the message suggests close matches."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = tuple(suggestions)
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        more = f"; did you mean {' or '.join(self.suggestions)}?" if self.suggestions else ""
+        return f"unknown model {self.name!r}{more}"

@@ -17,12 +17,13 @@ compressor is the codec itself. :func:`wrap` gives the view zarr-python 2's ``N5
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import msgspec
 
 from cellmap_schemas.base import Base, NonNegativeInt, PositiveInt, enforce_rules
+from cellmap_schemas.rules import Problem, define
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 
 __all__ = [
@@ -84,6 +85,13 @@ _DTYPES: dict[str, str] = {
 _DTYPES_BACK = {v[1:]: k for k, v in _DTYPES.items()}
 
 
+_N5_SPEC = "N5 specification (saalfeldlab/n5 README, file-system specification)"
+N5_SCHEMA = define(
+    "N5001", "error", "an N5 array's attributes.json has the keys and types N5 requires", _N5_SPEC
+)
+BLOCK_RANK = define("N5002", "error", "blockSize has one entry per dimension", _N5_SPEC)
+
+
 class N5Compression(Base, frozen=True, kw_only=True):
     """The ``compression`` object; codec parameters beside ``type`` are kept as a dict."""
 
@@ -98,11 +106,13 @@ class N5ArrayMetadata(Base, frozen=True, kw_only=True):
     dataType: N5DataType
     compression: N5Compression
 
-    def _problems(self):  # type: ignore[no-untyped-def]
+    _schema_rule = N5_SCHEMA
+
+    def _problems(self) -> Iterator[Problem]:
         if len(self.blockSize) != len(self.dimensions):
-            yield (
+            yield BLOCK_RANK(
                 "blockSize",
-                (f"has {len(self.blockSize)} entries but dimensions has {len(self.dimensions)}"),
+                f"has {len(self.blockSize)} entries but dimensions has {len(self.dimensions)}",
             )
 
     __post_init__ = enforce_rules

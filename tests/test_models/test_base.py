@@ -122,7 +122,9 @@ def test_validation_error_str_lists_one_problem_per_line() -> None:
         Outer.model_validate({"name": 1, "sizes": [], "inner": {"x": 1, "n": 1}, "extra": 0})
     lines = str(exc.value).splitlines()
     assert lines == ["1 validation error for Outer", "  name: Expected `str`, got `int`"]
-    assert exc.value.errors() == [{"loc": "name", "msg": "Expected `str`, got `int`"}]
+    assert exc.value.errors() == [
+        {"rule": "ZARR001", "loc": "name", "msg": "Expected `str`, got `int`"}
+    ]
 
 
 def test_validation_error_is_a_value_error_and_pickles() -> None:

@@ -30,7 +30,8 @@ from cellmap_schemas.multiscale.neuroglancer_n5 import (
     levels_present,
     scale_ratio,
 )
-from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec
+from cellmap_schemas.rules import Problem, define
+from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, array_ok
 
 __all__ = [
     "Array",
@@ -52,6 +53,44 @@ __all__ = [
 ]
 
 Order = Literal["C", "F"]
+
+_COSEM = "COSEM multiscale conventions (janelia-cellmap/cellmap-schemas multiscale/cosem.py)"
+SCHEMA = define(
+    "COSEM001", "error", "the COSEM attributes (transform, multiscales) have the required types",
+    _COSEM,
+)  # fmt: skip
+TRANSFORM_RANK = define(
+    "COSEM002", "error", "a transform's units, translate and scale have one entry per axis", _COSEM
+)
+UNITS_PIXR = define(
+    "COSEM003", "error", "every unit of an array's transform equals pixelResolution.unit", _COSEM
+)
+PIXR_SCALE = define(
+    "COSEM004",
+    "error",
+    "pixelResolution.dimensions equals transform.scale (reversed when transform.order is C)",
+    _COSEM,
+)
+SHAPE_RANK = define(
+    "COSEM005", "error", "an array's shape has one entry per axis of its transform", _COSEM
+)
+DATASET_MEMBER = define(
+    "COSEM006", "error", "every multiscales dataset path names a member of the group", _COSEM
+)
+DATASET_ARRAY = define(
+    "COSEM007", "error", "every multiscales dataset names a COSEM array (one with a transform)",
+    _COSEM,
+)  # fmt: skip
+DATASET_TRANSFORM = define(
+    "COSEM008", "error", "a member array's transform equals its multiscales dataset transform",
+    _COSEM,
+)  # fmt: skip
+AXES_ORDER = define(
+    "COSEM009",
+    "error",
+    "a dataset transform's axes equal the group's axes (reversed unless its order is F)",
+    _COSEM,
+)
 
 
 class STTransform(Base, frozen=True, kw_only=True, gc=False):
@@ -76,6 +115,8 @@ class STTransform(Base, frozen=True, kw_only=True, gc=False):
         Distance between samples, per axis.
     """
 
+    _schema_rule = SCHEMA
+
     order: Order | None = "C"
     axes: tuple[str, ...]
     units: tuple[str, ...]
@@ -87,12 +128,12 @@ class STTransform(Base, frozen=True, kw_only=True, gc=False):
         if len(self.units) != n or len(self.translate) != n or len(self.scale) != n:
             enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         n = len(self.axes)
         for name in ("units", "translate", "scale"):
             k = len(getattr(self, name))
             if k != n:
-                yield name, f"has {k} entries but axes has {n}"
+                yield TRANSFORM_RANK(name, f"has {k} entries but axes has {n}")
 
 
 class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
@@ -113,6 +154,8 @@ class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
         Axis names, units, scale and translation.
     """
 
+    _schema_rule = SCHEMA
+
     pixelResolution: PixelResolution
     transform: STTransform
 
@@ -124,25 +167,25 @@ class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
         ):
             enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         pixr = self.pixelResolution
         tx = self.transform
         for i, u in enumerate(tx.units):
             if u != pixr.unit:
-                yield (
+                yield UNITS_PIXR(
                     f"transform.units[{i}]",
                     f"{u!r} differs from pixelResolution.unit {pixr.unit!r}",
                 )
         if tx.order == "C":
             if pixr.dimensions != tx.scale[::-1]:
-                yield (
+                yield PIXR_SCALE(
                     "pixelResolution.dimensions",
                     f"{pixr.dimensions} differs from transform.scale reversed {tx.scale[::-1]} "
                     '(transform.order is "C", so pixelResolution, which is in F order, must be '
                     "the reverse of transform.scale)",
                 )
         elif pixr.dimensions != tx.scale:
-            yield (
+            yield PIXR_SCALE(
                 "pixelResolution.dimensions",
                 f"{pixr.dimensions} differs from transform.scale {tx.scale} "
                 f"(transform.order is {tx.order!r}, so they must be equal)",
@@ -169,6 +212,8 @@ class ScaleMetadata(Base, frozen=True, kw_only=True, gc=False):
         Name of the array, relative to the group.
     """
 
+    _schema_rule = SCHEMA
+
     transform: STTransform
     path: str
 
@@ -183,6 +228,8 @@ class MultiscaleMetadata(Base, frozen=True, kw_only=True, gc=False):
     datasets : tuple[ScaleMetadata, ...]
         The levels, each naming a member array and repeating its transform.
     """
+
+    _schema_rule = SCHEMA
 
     name: str | None = None
     datasets: tuple[ScaleMetadata, ...]
@@ -213,6 +260,8 @@ class GroupMetadata(neuroglancer_n5.GroupMetadata, frozen=True, kw_only=True):
     multiscales : tuple[MultiscaleMetadata]
         Exactly one element.
     """
+
+    _schema_rule = SCHEMA
 
     multiscales: Multiscales
 
@@ -253,15 +302,16 @@ class Array(ArraySpec[ArrayMetadata], frozen=True, kw_only=True):
     attributes: ArrayMetadata
 
     def __post_init__(self) -> None:
-        n = len(self.shape)
-        if len(self.chunks) != n or len(self.attributes.transform.axes) != n:
+        if len(self.attributes.transform.axes) != len(self.shape) or not array_ok(self):
             enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
         n = len(self.attributes.transform.axes)
         if len(self.shape) != n:
-            yield "shape", f"has {len(self.shape)} entries but attributes.transform.axes has {n}"
+            yield SHAPE_RANK(
+                "shape", f"has {len(self.shape)} entries but attributes.transform.axes has {n}"
+            )
 
 
 class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
@@ -317,7 +367,7 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
                     return
         enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
         attrs = self.attributes
         if not attrs.multiscales:
@@ -328,28 +378,30 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
             tx = ds.transform
             member = self.members.get(ds.path)
             if member is None:
-                yield f"{loc}.path", f"names {ds.path!r}, which is not a member of this group"
+                yield DATASET_MEMBER(
+                    f"{loc}.path", f"names {ds.path!r}, which is not a member of this group"
+                )
             elif not isinstance(member, Array):
                 kind = "an array" if isinstance(member, ArraySpec) else "a group"
-                yield (
+                yield DATASET_ARRAY(
                     f"{loc}.path",
                     f"names {ds.path!r}, which is {kind} but not a COSEM array (no transform)",
                 )
             elif member.attributes.transform != tx:
-                yield (
+                yield DATASET_TRANSFORM(
                     join_loc(join_loc(join_loc("members", ds.path), "attributes"), "transform"),
                     f"{_show(member.attributes.transform)} differs from {loc}.transform "
                     f"{_show(tx)}",
                 )
             if tx.order == "F":
                 if tx.axes != axes:
-                    yield (
+                    yield AXES_ORDER(
                         f"{loc}.transform.axes",
                         f'{tx.axes} differs from attributes.axes {axes} (transform.order is "F", '
                         "so they must be equal)",
                     )
             elif tx.axes != axes[::-1]:
-                yield (
+                yield AXES_ORDER(
                     f"{loc}.transform.axes",
                     f"{tx.axes} differs from attributes.axes reversed {axes[::-1]} "
                     f"(transform.order is {tx.order!r}; attributes.axes are in F order)",

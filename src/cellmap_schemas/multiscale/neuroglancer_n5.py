@@ -31,7 +31,8 @@ from cellmap_schemas.base import (
     normalize_chunks,
 )
 from cellmap_schemas.n5_wrap import N5GroupSpec
-from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, either
+from cellmap_schemas.rules import Problem, define
+from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, array_ok, either
 
 __all__ = [
     "Array",
@@ -44,6 +45,23 @@ __all__ = [
     "normalize_chunks",
     "scale_ratio",
 ]
+
+
+_NG = "Neuroglancer N5 multiscale metadata (neuroglancer src/datasource/n5/frontend.ts)"
+_NG_176 = "google/neuroglancer issue 176 (multiscale N5 attributes), comment 553027775"
+SCHEMA = define(
+    "NG001",
+    "error",
+    "the Neuroglancer attributes (axes, units, scales, pixelResolution) have the required types",
+    _NG_176,
+)
+UNITS_RANK = define("NG002", "error", "units has one entry per axis", _NG_176)
+SCALES_RANK = define("NG003", "error", "every entry of scales has one factor per axis", _NG_176)
+SCALES_FIRST = define("NG004", "error", "the first level's scales entry is all 1s", _NG_176)
+PIXR_RANK = define("NG005", "error", "pixelResolution.dimensions has one entry per axis", _NG_176)
+UNITS_PIXR = define("NG006", "error", "every unit equals pixelResolution.unit", _NG_176)
+LEVEL_MISSING = define("NG007", "error", "level i of scales is a member array named s{i}", _NG)
+LEVEL_IS_GROUP = define("NG008", "error", "level s{i} is an array, not a group", _NG)
 
 
 class PixelResolution(Base, frozen=True, kw_only=True, gc=False):
@@ -63,6 +81,8 @@ class PixelResolution(Base, frozen=True, kw_only=True, gc=False):
     dimensions: tuple[float, ...]
     unit: str
 
+    _schema_rule = SCHEMA
+
 
 class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
     """Attributes of one scale level of a Neuroglancer N5 multiscale group.
@@ -75,6 +95,8 @@ class ArrayMetadata(Base, frozen=True, kw_only=True, gc=False):
 
     pixelResolution: PixelResolution
 
+    _schema_rule = SCHEMA
+
 
 class Array(ArraySpec[ArrayMetadata], frozen=True, kw_only=True):
     """A scale level: an array spec whose attributes are :class:`ArrayMetadata`."""
@@ -82,7 +104,7 @@ class Array(ArraySpec[ArrayMetadata], frozen=True, kw_only=True):
     attributes: ArrayMetadata
 
     def __post_init__(self) -> None:
-        if len(self.chunks) != len(self.shape):
+        if not array_ok(self):
             enforce_rules(self)
 
 
@@ -115,6 +137,8 @@ class GroupMetadata(Base, frozen=True, kw_only=True, gc=False):
     scales: Scales
     pixelResolution: PixelResolution
 
+    _schema_rule = SCHEMA
+
     def __post_init__(self) -> None:
         # The common case (everything consistent) costs a few C-level calls and no generator.
         n = len(self.axes)
@@ -132,24 +156,28 @@ class GroupMetadata(Base, frozen=True, kw_only=True, gc=False):
                 return
         enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         n = len(self.axes)
         if len(self.units) != n:
-            yield "units", f"has {len(self.units)} entries but axes has {n}"
+            yield UNITS_RANK("units", f"has {len(self.units)} entries but axes has {n}")
         for i, s in enumerate(self.scales):
             if len(s) != n:
-                yield f"scales[{i}]", f"has {len(s)} entries but axes has {n}"
+                yield SCALES_RANK(f"scales[{i}]", f"has {len(s)} entries but axes has {n}")
         if self.scales and any(x != 1 for x in self.scales[0]):
-            yield "scales[0]", f"the first level's scale must be all 1s, got {self.scales[0]}"
+            yield SCALES_FIRST(
+                "scales[0]", f"the first level's scale must be all 1s, got {self.scales[0]}"
+            )
         pixr = self.pixelResolution
         if len(pixr.dimensions) != n:
-            yield (
+            yield PIXR_RANK(
                 "pixelResolution.dimensions",
                 f"has {len(pixr.dimensions)} entries but axes has {n}",
             )
         for i, u in enumerate(self.units):
             if u != pixr.unit:
-                yield f"units[{i}]", f"{u!r} differs from pixelResolution.unit {pixr.unit!r}"
+                yield UNITS_PIXR(
+                    f"units[{i}]", f"{u!r} differs from pixelResolution.unit {pixr.unit!r}"
+                )
 
 
 ArrayOrGroup = either(Array, GroupSpec)
@@ -175,7 +203,7 @@ class Group(N5GroupSpec, frozen=True, kw_only=True):
         if not levels_present(self.members, len(self.attributes.scales)):
             enforce_rules(self)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _level_problems(self)
 
     @classmethod
@@ -272,7 +300,7 @@ def _level_names(levels: int) -> tuple[str, ...]:
     return tuple(f"s{i}" for i in range(levels))
 
 
-def _level_problems(group: Group) -> Iterator[tuple[str, str]]:
+def _level_problems(group: Group) -> Iterator[Problem]:
     """The Neuroglancer rule: level ``i`` of ``attributes.scales`` is an array named ``s{i}``."""
     members = group.members
     levels = len(group.attributes.scales)
@@ -280,13 +308,13 @@ def _level_problems(group: Group) -> Iterator[tuple[str, str]]:
         name = f"s{i}"
         member = members.get(name)
         if member is None:
-            yield (
+            yield LEVEL_MISSING(
                 join_loc("members", name),
                 f"missing: attributes.scales has {levels} levels, so an array named {name!r} "
                 "must exist",
             )
         elif not isinstance(member, ArraySpec):
-            yield (
+            yield LEVEL_IS_GROUP(
                 join_loc("members", name),
                 f"is a group, but level {i} of attributes.scales must be an array",
             )

@@ -7,13 +7,14 @@ one of ours reads like a dump of theirs. N5 nodes are presented in this view too
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 
 import msgspec
 
-from cellmap_schemas.base import Base, NonNegativeInt, auto_chunks, enforce_rules
+from cellmap_schemas.base import SCHEMA, Base, NonNegativeInt, auto_chunks, enforce_rules
+from cellmap_schemas.rules import Problem, define
 
 if TYPE_CHECKING:
     from cellmap_schemas.io.write import ArrayHandle, GroupHandle
@@ -23,10 +24,32 @@ __all__ = [
     "FillValue",
     "GroupSpec",
     "Node",
+    "array_ok",
     "either",
 ]
 
 TAttr = TypeVar("TAttr")
+
+_SPEC_V2 = "Zarr v2 specification, Metadata (zarr-specs docs/v2/v2.0.rst)"
+CHUNKS_RANK = define(
+    "ZARR002", "error", "an array's chunks has one entry per dimension of its shape", _SPEC_V2
+)
+UNKNOWN_CODEC_V2 = define(
+    "ZARR003",
+    "error",
+    "an array's compressor and filters are codecs numcodecs registers (readers fail otherwise)",
+    "Zarr v2 specification, compressor / filters; numcodecs codec registry",
+)
+KNOWN_V2_CODECS = frozenset(
+    (
+        "blosc", "zlib", "gzip", "bz2", "lzma", "zstd", "lz4", "lzf", "shuffle", "delta",
+        "fixedscaleoffset", "quantize", "packbits", "categorize", "astype", "bitround",
+        "crc32", "adler32", "fletcher32", "jenkins_lookup3", "json2", "msgpack2", "pickle",
+        "vlen-utf8", "vlen-bytes", "vlen-array", "n5_wrapper", "imagecodecs_jpeg2k",
+        "imagecodecs_jpegxl", "imagecodecs_png", "imagecodecs_webp", "pcodec", "zfpy",
+    )
+)  # fmt: skip
+"""Codec ids of numcodecs (and the imagecodecs ones seen in imaging data); others are flagged."""
 
 FillValue = int | float | str | bool | list[Any] | None
 """Zarr v2 fill values: numbers, "NaN"/"Infinity" strings, base64 bytes, or null."""
@@ -120,12 +143,24 @@ class _GroupIO(_NodeMixin):
         return write_spec(self, store, path, overwrite=overwrite, storage_options=storage_options)  # type: ignore[arg-type, return-value]
 
 
+def array_ok(spec: ArraySpec[Any]) -> bool:
+    """The fast form of :meth:`ArraySpec._problems`; subclasses' ``__post_init__`` call it."""
+    if len(spec.chunks) != len(spec.shape):
+        return False
+    compressor = spec.compressor
+    if compressor is not None and compressor.get("id") not in KNOWN_V2_CODECS:
+        return False
+    return not spec.filters or all(f.get("id") in KNOWN_V2_CODECS for f in spec.filters)
+
+
 class ArraySpec(Base, _ArrayIO, Generic[TAttr], frozen=True, kw_only=True):
     """A Zarr v2 array: the ``.zarray`` fields plus its attributes.
 
     Generic over the attributes type: ``ArraySpec[MyAttrs]`` validates them as ``MyAttrs``; a
     subclass can instead redeclare ``attributes: MyAttrs``.
     """
+
+    _schema_rule = SCHEMA
 
     zarr_version: Literal[2] = 2
     attributes: TAttr = {}  # type: ignore[assignment]
@@ -138,11 +173,21 @@ class ArraySpec(Base, _ArrayIO, Generic[TAttr], frozen=True, kw_only=True):
     dimension_separator: Literal["/", "."] = "/"
     compressor: dict[str, Any] | None = None
 
-    def _problems(self):  # type: ignore[no-untyped-def]
+    def _problems(self) -> Iterator[Problem]:
         if len(self.chunks) != len(self.shape):
-            yield "chunks", (f"has {len(self.chunks)} entries but shape has {len(self.shape)}")
+            yield CHUNKS_RANK(
+                "chunks", f"has {len(self.chunks)} entries but shape has {len(self.shape)}"
+            )
+        codecs = [("compressor", self.compressor)] if self.compressor is not None else []
+        codecs += [(f"filters[{i}]", f) for i, f in enumerate(self.filters or ())]
+        for loc, codec in codecs:
+            name = codec.get("id")
+            if name not in KNOWN_V2_CODECS:
+                yield UNKNOWN_CODEC_V2(f"{loc}.id", f"{name!r} is not a codec numcodecs knows")
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        if not array_ok(self):
+            enforce_rules(self)
 
     @classmethod
     def from_array(
@@ -220,6 +265,8 @@ def spec_dict_from_zarray(zarray: Mapping[str, Any], zattrs: Mapping[str, Any]) 
 
 class GroupSpec(Base, _GroupIO, Generic[TAttr], frozen=True, kw_only=True):
     """A Zarr v2 group: its attributes and its members, each an array or a group spec."""
+
+    _schema_rule = SCHEMA
 
     zarr_version: Literal[2] = 2
     attributes: TAttr = {}  # type: ignore[assignment]

@@ -6,16 +6,14 @@ decodes natively (no dispatch on keys, unlike v2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import msgspec
 
-from cellmap_schemas.base import Base, NonNegativeInt, enforce_rules
+from cellmap_schemas.base import SCHEMA, Base, NonNegativeInt, enforce_rules
+from cellmap_schemas.rules import Problem, define
 from cellmap_schemas.spec.zarr_v2 import _ArrayIO, _GroupIO
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ArraySpecV3", "GroupSpecV3", "NamedConfig", "NodeV3"]
 
@@ -23,6 +21,32 @@ TAttr = TypeVar("TAttr")
 
 NamedConfig = dict[str, Any]
 """A ``{"name": ..., "configuration": {...}}`` object (codecs, chunk grids, key encodings)."""
+
+_SPEC_V3 = "Zarr v3 core specification, array metadata (zarr-specs docs/v3/core)"
+CHUNK_GRID = define("ZARR010", "error", "an array names its chunk grid", _SPEC_V3)
+CHUNK_SHAPE_RANK = define(
+    "ZARR011", "error", "a regular chunk grid's chunk_shape has one entry per dimension", _SPEC_V3
+)
+DIMENSION_NAMES_RANK = define(
+    "ZARR012", "error", "dimension_names has one entry per dimension", _SPEC_V3
+)
+CODEC_NAMED = define("ZARR013", "error", "every codec has a name", _SPEC_V3)
+UNKNOWN_CODEC_V3 = define(
+    "ZARR014",
+    "error",
+    "every codec is one the Zarr v3 specification or its registered extensions define",
+    "Zarr v3 core specification, codecs: an implementation MUST fail on an unknown codec",
+)
+KNOWN_V3_CODECS = frozenset(
+    (
+        "bytes", "transpose", "gzip", "blosc", "zstd", "crc32c", "sharding_indexed",
+        "vlen-utf8", "vlen-bytes", "numcodecs.zlib", "numcodecs.bz2", "numcodecs.lzma",
+        "numcodecs.lz4", "numcodecs.shuffle", "numcodecs.delta", "numcodecs.crc32",
+        "numcodecs.adler32", "numcodecs.fletcher32", "numcodecs.jenkins_lookup3",
+        "numcodecs.fixedscaleoffset", "numcodecs.quantize", "numcodecs.bitround",
+        "numcodecs.packbits", "numcodecs.pcodec", "numcodecs.zfpy", "numcodecs.astype",
+    )
+)  # fmt: skip
 
 
 def _named(value: Any) -> str | None:
@@ -39,6 +63,8 @@ class ArraySpecV3(
 ):
     """A Zarr v3 array: the fields of its ``zarr.json`` (``node_type`` is the tag)."""
 
+    _schema_rule = SCHEMA
+
     zarr_format: Literal[3] = 3
     attributes: TAttr = {}  # type: ignore[assignment]
     shape: tuple[NonNegativeInt, ...]
@@ -52,24 +78,27 @@ class ArraySpecV3(
     storage_transformers: tuple[NamedConfig, ...] = ()
     dimension_names: tuple[str | None, ...] | None = None
 
-    def _problems(self):  # type: ignore[no-untyped-def]
+    def _problems(self) -> Iterator[Problem]:
         if _named(self.chunk_grid) is None:
-            yield "chunk_grid", "must name a chunk grid"
+            yield CHUNK_GRID("chunk_grid", "must name a chunk grid")
         elif self.chunk_grid.get("name") == "regular":
             shape = (self.chunk_grid.get("configuration") or {}).get("chunk_shape")
             if not isinstance(shape, list | tuple) or len(shape) != len(self.shape):
-                yield (
+                yield CHUNK_SHAPE_RANK(
                     "chunk_grid.configuration.chunk_shape",
-                    (f"must have one entry per dimension ({len(self.shape)})"),
+                    f"must have one entry per dimension ({len(self.shape)})",
                 )
         if self.dimension_names is not None and len(self.dimension_names) != len(self.shape):
-            yield (
+            yield DIMENSION_NAMES_RANK(
                 "dimension_names",
-                (f"has {len(self.dimension_names)} entries but shape has {len(self.shape)}"),
+                f"has {len(self.dimension_names)} entries but shape has {len(self.shape)}",
             )
         for i, codec in enumerate(self.codecs):
-            if _named(codec) is None:
-                yield f"codecs[{i}]", "must have a `name`"
+            name = _named(codec)
+            if name is None:
+                yield CODEC_NAMED(f"codecs[{i}]", "must have a `name`")
+            elif name not in KNOWN_V3_CODECS:
+                yield UNKNOWN_CODEC_V3(f"codecs[{i}].name", f"{name!r} is not a known codec")
 
     __post_init__ = enforce_rules
 
@@ -127,6 +156,8 @@ class GroupSpecV3(
     Base, _GroupIO, Generic[TAttr], frozen=True, kw_only=True, tag_field="node_type", tag="group"
 ):
     """A Zarr v3 group: ``zarr.json`` attributes plus members (arrays or groups)."""
+
+    _schema_rule = SCHEMA
 
     zarr_format: Literal[3] = 3
     attributes: TAttr = {}  # type: ignore[assignment]

@@ -25,20 +25,27 @@ from typing import Annotated, Any
 import msgspec
 
 from cellmap_schemas.base import Base, enforce_rules
+from cellmap_schemas.rules import Problem, Rule, Severity, define
 
 __all__ = [
+    "SCHEMA",
     "SPACE_UNITS",
     "TIME_UNITS",
+    "UNIQUE_MULTISCALES",
     "Axis",
+    "Channel",
     "Color",
     "Dataset",
     "Identity",
     "ImageLabel",
     "MultiscaleBase",
+    "Omero",
     "Scale",
     "Source",
+    "SpecRule",
     "Transform",
     "Translation",
+    "Window",
 ]
 
 SPACE_UNITS: frozenset[str] = frozenset(
@@ -130,77 +137,233 @@ _ABBREVIATIONS = {
 KNOWN_AXIS_TYPES = ("space", "time", "channel")
 
 
-def rule(section: str, text: str) -> str:
-    """The citation that ends a message: the specification's words and their section."""
-    return f'(spec #{section}: "{text}")'
+class SpecRule:
+    """A rule of the specification: its table entry, and the citation that ends its messages.
+
+    ``str(rule)`` is the citation (the specification's words and their section), so a message
+    reads ``f"has 6 entries {R_AXES_LEN}"``; calling it makes the :class:`Problem`.
+    """
+
+    __slots__ = ("citation", "rule")
+
+    def __init__(self, rule: Rule, citation: str) -> None:
+        self.rule = rule
+        self.citation = citation
+
+    def __call__(self, loc: str, msg: str) -> Problem:
+        return Problem(self.rule.id, loc, msg)
+
+    def __str__(self) -> str:
+        return self.citation
 
 
-R_AXES_LEN = rule("multiscale-md", 'The length of "axes" must be between 2 and 5')
-R_AXES_NAMES = rule("axes-md", 'The values MUST be unique across all "name" fields')
-R_AXES_SPACE = rule("multiscale-md", 'The "axes" MUST contain 2 or 3 entries of "type:space"')
-R_AXES_TIME = rule("multiscale-md", 'MAY contain one additional entry of "type:time"')
+def rule(
+    rule_id: str, severity: Severity, summary: str, version: str, section: str, text: str
+) -> SpecRule:
+    """Declare a rule the specification words in section ``section`` as ``text``."""
+    source = f'OME-NGFF {version}, #{section}: "{text}"'
+    return SpecRule(define(rule_id, severity, summary, source), f'(spec #{section}: "{text}")')
+
+
+R_MULTISCALES = rule(
+    "OME025",
+    "error",
+    "multiscales is a non-empty list of images",
+    "0.4 / 0.5",
+    "multiscale-md",
+    '"multiscales" contains a list of dictionaries where each entry describes a multiscale image',
+)
+SCHEMA = define(
+    "OME001",
+    "error",
+    "the OME-NGFF metadata has the fields and types of the specification's JSON schemas",
+    "OME-NGFF 0.4 / 0.5 JSON schemas (ngff schemas/image.schema, label.schema)",
+)
+UNIQUE_MULTISCALES = define(
+    "OME028", "error", "the items of multiscales are unique", "OME-NGFF JSON schema, uniqueItems"
+)
+
+
+R_AXES_LEN = rule(
+    "OME002",
+    "error",
+    "a multiscale has 2 to 5 axes",
+    "0.4 / 0.5",
+    "multiscale-md",
+    'The length of "axes" must be between 2 and 5',
+)
+R_AXES_NAMES = rule(
+    "OME003",
+    "error",
+    "axis names are unique",
+    "0.4 / 0.5",
+    "axes-md",
+    'The values MUST be unique across all "name" fields',
+)
+R_AXES_SPACE = rule(
+    "OME004",
+    "error",
+    "a multiscale has 2 or 3 space axes",
+    "0.4 / 0.5",
+    "multiscale-md",
+    'The "axes" MUST contain 2 or 3 entries of "type:space"',
+)
+R_AXES_TIME = rule(
+    "OME005",
+    "error",
+    "a multiscale has at most one time axis",
+    "0.4 / 0.5",
+    "multiscale-md",
+    'MAY contain one additional entry of "type:time"',
+)
 R_AXES_CHANNEL = rule(
+    "OME006",
+    "error",
+    "a multiscale has at most one channel or custom axis",
+    "0.4 / 0.5",
     "multiscale-md",
     'MAY contain one additional entry of "type:channel" or a null / custom type',
 )
 R_AXES_ORDER = rule(
+    "OME007",
+    "error",
+    "axes are ordered time, channel or custom, then space",
+    "0.4 / 0.5",
     "multiscale-md",
     'the "time" axis must come first (if present), followed by the "channel" or custom axis '
     '(if present) and the axes of type "space"',
 )
 R_SPACE_UNIT = rule(
+    "OME008",
+    "warning",
+    "a space axis' unit is one of the specification's UDUNITS-2 names",
+    "0.4 / 0.5",
     "axes-md",
     "The value SHOULD be one of the following strings, which are valid units according to "
     'UDUNITS-2 [Units for "space" axes]',
 )
 R_TIME_UNIT = rule(
+    "OME009",
+    "warning",
+    "a time axis' unit is one of the specification's UDUNITS-2 names",
+    "0.4 / 0.5",
     "axes-md",
     "The value SHOULD be one of the following strings, which are valid units according to "
     'UDUNITS-2 [Units for "time" axes]',
 )
 R_TRAFO_TYPES = rule(
-    "multiscale-md", "The transformation MUST only be of type translation or scale"
+    "OME010",
+    "error",
+    "coordinate transformations are of type scale or translation",
+    "0.4 / 0.5",
+    "multiscale-md",
+    "The transformation MUST only be of type translation or scale",
 )
-R_TRAFO_SCALE = rule("multiscale-md", "They MUST contain exactly one scale transformation")
-R_TRAFO_TRANSLATION = rule("multiscale-md", "It MAY contain exactly one translation")
-R_TRAFO_ORDER = rule("multiscale-md", "If translation is given it MUST be listed after scale")
+R_TRAFO_SCALE = rule(
+    "OME011",
+    "error",
+    "a transformation list has exactly one scale",
+    "0.4 / 0.5",
+    "multiscale-md",
+    "They MUST contain exactly one scale transformation",
+)
+R_TRAFO_TRANSLATION = rule(
+    "OME012",
+    "error",
+    "a transformation list has at most one translation",
+    "0.4 / 0.5",
+    "multiscale-md",
+    "It MAY contain exactly one translation",
+)
+R_TRAFO_ORDER = rule(
+    "OME013",
+    "error",
+    "a translation comes after the scale",
+    "0.4 / 0.5",
+    "multiscale-md",
+    "If translation is given it MUST be listed after scale",
+)
 R_TRAFO_LEN = rule(
+    "OME014",
+    "error",
+    "scale and translation have one entry per axis",
+    "0.4 / 0.5",
     "multiscale-md",
     'The length of the scale and translation array MUST be the same as the length of "axes"',
 )
 R_DATASETS = rule(
+    "OME015",
+    "error",
+    "a multiscale has at least one dataset",
+    "0.4 / 0.5",
     "multiscale-md",
     'Each "multiscales" dictionary MUST contain the field "datasets", which is a list of '
     "dictionaries describing the arrays storing the individual resolution levels",
 )
 R_DATASETS_ORDER = rule(
+    "OME016",
+    "error",
+    "datasets are ordered from the finest scale to the coarsest",
+    "0.4 / 0.5",
     "multiscale-md",
     'The "path"s MUST be ordered from largest (i.e. highest resolution) to smallest',
 )
 R_PATH_EXISTS = rule(
+    "OME017",
+    "error",
+    "every dataset path names a member array",
+    "0.4 / 0.5",
     "multiscale-md",
     "the path to the array for this resolution relative to the current zarr group",
 )
 R_NDIM = rule(
+    "OME018",
+    "error",
+    "every level's array has one dimension per axis",
+    "0.4 / 0.5",
     "axes-md",
     'The length of "axes" MUST be equal to the number of dimensions of the arrays that contain '
     "the image data",
 )
 R_RGBA = rule(
+    "OME019",
+    "error",
+    "a label colour's rgba has 4 entries",
+    "0.4 / 0.5",
     "label-md",
     "the rgba key MAY be present, the value for which is an RGBA unsigned-int 4-tuple: "
     "[uint8, uint8, uint8, uint8]",
 )
-R_LABEL_VALUES_UNIQUE = rule("label-md", "All label-values must be unique")
+R_LABEL_VALUES_UNIQUE = rule(
+    "OME020",
+    "error",
+    "label colours name each label value once",
+    "0.4 / 0.5",
+    "label-md",
+    "All label-values must be unique",
+)
 R_PROPERTY_LABEL_VALUE = rule(
-    "label-md", 'Each entry in the list MUST contain the key "label-value" with the pixel value'
+    "OME021",
+    "error",
+    "every label property has an integer label-value",
+    "0.4 / 0.5",
+    "label-md",
+    'Each entry in the list MUST contain the key "label-value" with the pixel value',
 )
 R_LABELS_PATHS = rule(
+    "OME022",
+    "error",
+    "every path of a labels group names a label image group below it",
+    "0.4 / 0.5",
     "labels-md",
     'The special group "labels" found under an image Zarr contains the key labels containing '
     "the paths to label objects which can be found underneath the group",
 )
 R_LABEL_DTYPE = rule(
+    "OME023",
+    "error",
+    "label images hold integer data types",
+    "0.4 / 0.5",
     "labels-md",
     "The pixels of the label images MUST be integer data types",
 )
@@ -223,6 +386,8 @@ class Axis(Base, frozen=True, kw_only=True, omit_defaults=True):
         :class:`Multiscale`, which knows the axis type); free for other axes.
     """
 
+    _schema_rule = SCHEMA
+
     name: str
     type: str | None = None
     unit: str | None = None
@@ -237,38 +402,48 @@ def unit_hint(unit: str, allowed: frozenset[str]) -> str:
     return f' (did you mean "{guess}"?)' if guess else ""
 
 
-def axes_problems(axes: Sequence[Axis], loc: str = "axes") -> Iterator[tuple[str, str]]:
+def axes_problems(axes: Sequence[Axis], loc: str = "axes") -> Iterator[Problem]:
     """The rules on a multiscale's axes: count, names, types, their order, and units."""
     n = len(axes)
     if not 2 <= n <= 5:
-        yield loc, f"has {n} entries {R_AXES_LEN}"
+        yield R_AXES_LEN(loc, f"has {n} entries {R_AXES_LEN}")
     counts = Counter(a.name for a in axes)
     for i, a in enumerate(axes):
         if counts[a.name] > 1:
-            yield f"{loc}[{i}].name", f"{a.name!r} is used by {counts[a.name]} axes {R_AXES_NAMES}"
+            yield R_AXES_NAMES(
+                f"{loc}[{i}].name", f"{a.name!r} is used by {counts[a.name]} axes {R_AXES_NAMES}"
+            )
     types = [a.type for a in axes]
     n_space = types.count("space")
     if n_space not in (2, 3):
-        yield loc, f"has {n_space} axes of type 'space' {R_AXES_SPACE}"
+        yield R_AXES_SPACE(loc, f"has {n_space} axes of type 'space' {R_AXES_SPACE}")
     if types.count("time") > 1:
-        yield loc, f"has {types.count('time')} axes of type 'time' {R_AXES_TIME}"
+        yield R_AXES_TIME(loc, f"has {types.count('time')} axes of type 'time' {R_AXES_TIME}")
     if types.count("channel") > 1:
-        yield loc, f"has {types.count('channel')} axes of type 'channel' {R_AXES_CHANNEL}"
+        yield R_AXES_CHANNEL(
+            loc, f"has {types.count('channel')} axes of type 'channel' {R_AXES_CHANNEL}"
+        )
     custom = [t for t in types if t not in KNOWN_AXIS_TYPES]
     if len(custom) > 1:
-        yield loc, f"has {len(custom)} axes of null or custom type {custom!r} {R_AXES_CHANNEL}"
+        yield R_AXES_CHANNEL(
+            loc, f"has {len(custom)} axes of null or custom type {custom!r} {R_AXES_CHANNEL}"
+        )
     ranks = [0 if t == "time" else 2 if t == "space" else 1 for t in types]
     if ranks != sorted(ranks):
-        yield loc, f"types are in the order {types!r} {R_AXES_ORDER}"
+        yield R_AXES_ORDER(loc, f"types are in the order {types!r} {R_AXES_ORDER}")
     for i, a in enumerate(axes):
         if a.unit is None:
             continue
         if a.type == "space" and a.unit not in SPACE_UNITS:
             hint = unit_hint(a.unit, SPACE_UNITS)
-            yield f"{loc}[{i}].unit", f"{a.unit!r} is not a space unit{hint} {R_SPACE_UNIT}"
+            yield R_SPACE_UNIT(
+                f"{loc}[{i}].unit", f"{a.unit!r} is not a space unit{hint} {R_SPACE_UNIT}"
+            )
         elif a.type == "time" and a.unit not in TIME_UNITS:
             hint = unit_hint(a.unit, TIME_UNITS)
-            yield f"{loc}[{i}].unit", f"{a.unit!r} is not a time unit{hint} {R_TIME_UNIT}"
+            yield R_TIME_UNIT(
+                f"{loc}[{i}].unit", f"{a.unit!r} is not a time unit{hint} {R_TIME_UNIT}"
+            )
 
 
 # ---- coordinate transformations ----------------------------------------------------------------
@@ -279,11 +454,15 @@ class Scale(Base, frozen=True, kw_only=True, tag_field="type", tag="scale"):
     schema of the multiscales metadata requires the ``scale`` list.
     """
 
+    _schema_rule = SCHEMA
+
     scale: tuple[Number, ...]
 
 
 class Translation(Base, frozen=True, kw_only=True, tag_field="type", tag="translation"):
     """``{"type": "translation", "translation": [...]}``: the offset of the first sample."""
+
+    _schema_rule = SCHEMA
 
     translation: tuple[Number, ...]
 
@@ -294,6 +473,8 @@ class Identity(Base, frozen=True, kw_only=True, tag_field="type", tag="identity"
     It is decoded (rather than refused as an unknown type) so that the message can cite the rule.
     """
 
+    _schema_rule = SCHEMA
+
 
 Transform = Scale | Translation | Identity
 """An entry of a ``coordinateTransformations`` list, told apart by ``type``."""
@@ -301,33 +482,33 @@ Transform = Scale | Translation | Identity
 Transforms = tuple[Transform, ...]
 
 
-def transforms_problems(ts: Sequence[Transform], loc: str) -> Iterator[tuple[str, str]]:
+def transforms_problems(ts: Sequence[Transform], loc: str) -> Iterator[Problem]:
     """The rules every ``coordinateTransformations`` list of a multiscale obeys."""
     for i, t in enumerate(ts):
         if isinstance(t, Identity):
-            yield f"{loc}[{i}]", f"is of type 'identity' {R_TRAFO_TYPES}"
+            yield R_TRAFO_TYPES(f"{loc}[{i}]", f"is of type 'identity' {R_TRAFO_TYPES}")
     kinds = [type(t).__name__.lower() for t in ts if not isinstance(t, Identity)]
     n_scale = kinds.count("scale")
     n_trans = kinds.count("translation")
     if n_scale != 1:
-        yield loc, f"has {n_scale} scale transformations {R_TRAFO_SCALE}"
+        yield R_TRAFO_SCALE(loc, f"has {n_scale} scale transformations {R_TRAFO_SCALE}")
     if n_trans > 1:
-        yield loc, f"has {n_trans} translation transformations {R_TRAFO_TRANSLATION}"
+        yield R_TRAFO_TRANSLATION(
+            loc, f"has {n_trans} translation transformations {R_TRAFO_TRANSLATION}"
+        )
     if n_scale == 1 and n_trans == 1 and kinds.index("translation") < kinds.index("scale"):
-        yield loc, f"lists translation before scale {R_TRAFO_ORDER}"
+        yield R_TRAFO_ORDER(loc, f"lists translation before scale {R_TRAFO_ORDER}")
 
 
-def transforms_length_problems(
-    ts: Sequence[Transform], ndim: int, loc: str
-) -> Iterator[tuple[str, str]]:
+def transforms_length_problems(ts: Sequence[Transform], ndim: int, loc: str) -> Iterator[Problem]:
     for i, t in enumerate(ts):
         if isinstance(t, Scale) and len(t.scale) != ndim:
-            yield (
+            yield R_TRAFO_LEN(
                 f"{loc}[{i}].scale",
                 f"has {len(t.scale)} entries but there are {ndim} axes {R_TRAFO_LEN}",
             )
         elif isinstance(t, Translation) and len(t.translation) != ndim:
-            yield (
+            yield R_TRAFO_LEN(
                 f"{loc}[{i}].translation",
                 f"has {len(t.translation)} entries but there are {ndim} axes {R_TRAFO_LEN}",
             )
@@ -370,10 +551,12 @@ class Dataset(Base, frozen=True, kw_only=True):
         Exactly one scale, optionally followed by one translation.
     """
 
+    _schema_rule = SCHEMA
+
     path: str
     coordinateTransformations: Transforms
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from transforms_problems(self.coordinateTransformations, "coordinateTransformations")
         scale = scale_of(self.coordinateTransformations)
         trans = translation_of(self.coordinateTransformations)
@@ -383,7 +566,7 @@ class Dataset(Base, frozen=True, kw_only=True):
                 for i, t in enumerate(self.coordinateTransformations)
                 if isinstance(t, Translation)
             )
-            yield (
+            yield R_TRAFO_LEN(
                 f"coordinateTransformations[{i}].translation",
                 f"has {len(trans)} entries but the scale has {len(scale)} {R_TRAFO_LEN}",
             )
@@ -433,6 +616,9 @@ class MultiscaleBase(Base, frozen=True, kw_only=True, omit_defaults=True):
         Parameters of the downscaling method (SHOULD be present).
     """
 
+    _schema_rule = SCHEMA
+    _warns = True  # axis units: SHOULD be from the specification's lists
+
     axes: tuple[Axis, ...]
     datasets: tuple[Dataset, ...]
     coordinateTransformations: Transforms | None = None
@@ -440,11 +626,11 @@ class MultiscaleBase(Base, frozen=True, kw_only=True, omit_defaults=True):
     type: str | None = None
     metadata: dict[str, Any] | None = None
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from axes_problems(self.axes)
         ndim = len(self.axes)
         if not self.datasets:
-            yield "datasets", f"is empty {R_DATASETS}"
+            yield R_DATASETS("datasets", f"is empty {R_DATASETS}")
         for j, ds in enumerate(self.datasets):
             yield from transforms_length_problems(
                 ds.coordinateTransformations, ndim, f"datasets[{j}].coordinateTransformations"
@@ -460,7 +646,7 @@ class MultiscaleBase(Base, frozen=True, kw_only=True, omit_defaults=True):
         for j in range(1, len(scales)):
             prev, cur = scales[j - 1], scales[j]
             if len(prev) == len(cur) == ndim and any(c < p for p, c in zip(prev, cur, strict=True)):
-                yield (
+                yield R_DATASETS_ORDER(
                     f"datasets[{j}]",
                     f"has a finer scale {list(cur)} than datasets[{j - 1}] {list(prev)} "
                     f"{R_DATASETS_ORDER}",
@@ -510,11 +696,6 @@ def multiscale_ok(m: MultiscaleBase) -> bool:
             counts[t] += 1  # type: ignore[index]
         else:
             custom += 1
-        u = a.unit
-        if u is not None and (
-            (t == "space" and u not in SPACE_UNITS) or (t == "time" and u not in TIME_UNITS)
-        ):
-            return False
     if counts["space"] not in (2, 3) or counts["time"] > 1 or counts["channel"] > 1 or custom > 1:
         return False
     if not m.datasets:
@@ -539,18 +720,22 @@ Uint8 = Annotated[int, msgspec.Meta(ge=0, le=255)]
 class Color(Base, frozen=True, kw_only=True, omit_defaults=True):
     """The display colour of one label value (spec #label-md, "colors")."""
 
+    _schema_rule = SCHEMA
+
     label_value: int = msgspec.field(name="label-value")
     rgba: tuple[Uint8, ...] | None = None
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         if self.rgba is not None and len(self.rgba) != 4:
-            yield "rgba", f"has {len(self.rgba)} entries {R_RGBA}"
+            yield R_RGBA("rgba", f"has {len(self.rgba)} entries {R_RGBA}")
 
     __post_init__ = enforce_rules
 
 
 class Source(Base, frozen=True, kw_only=True, omit_defaults=True):
     """Where the labelled image is: ``image`` is a relative path (default ``../../``)."""
+
+    _schema_rule = SCHEMA
 
     image: str | None = None
 
@@ -562,17 +747,19 @@ class ImageLabel(Base, frozen=True, kw_only=True, omit_defaults=True):
     ``label-value`` they carry arbitrary keys that a struct would drop.
     """
 
+    _schema_rule = SCHEMA
+
     version: str | None = None
     colors: tuple[Color, ...] | None = None
     properties: tuple[dict[str, Any], ...] | None = None
     source: Source | None = None
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         if self.colors is not None:
             counts = Counter(c.label_value for c in self.colors)
             for i, c in enumerate(self.colors):
                 if counts[c.label_value] > 1:
-                    yield (
+                    yield R_LABEL_VALUES_UNIQUE(
                         f"colors[{i}].label-value",
                         f"{c.label_value} appears {counts[c.label_value]} times "
                         f"{R_LABEL_VALUES_UNIQUE}",
@@ -580,14 +767,68 @@ class ImageLabel(Base, frozen=True, kw_only=True, omit_defaults=True):
         for i, p in enumerate(self.properties or ()):
             value = p.get("label-value")
             if "label-value" not in p:
-                yield f"properties[{i}]", f'has no "label-value" {R_PROPERTY_LABEL_VALUE}'
+                yield R_PROPERTY_LABEL_VALUE(
+                    f"properties[{i}]", f'has no "label-value" {R_PROPERTY_LABEL_VALUE}'
+                )
             elif not isinstance(value, int) or isinstance(value, bool):
-                yield (
+                yield R_PROPERTY_LABEL_VALUE(
                     f'properties[{i}]["label-value"]',
                     f"must be an integer, got {value!r} {R_PROPERTY_LABEL_VALUE}",
                 )
 
     __post_init__ = enforce_rules
+
+
+# ---- omero -------------------------------------------------------------------------------------
+OMERO = define(
+    "OME029",
+    "error",
+    "omero channels each have a colour and a window of start, end, min and max numbers",
+    "OME-NGFF 0.4 #omero-md and image.schema (omero.channels[].window, .color required)",
+)
+OMERO_COLOR = define(
+    "OME030",
+    "error",
+    "an omero channel's colour is six hexadecimal digits (RRGGBB)",
+    "OME-NGFF 0.4 image.schema; ome-zarr-models Channel.color pattern [0-9a-fA-F]{6}",
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class Window(Base, frozen=True, kw_only=True, gc=False):
+    """The display window of a channel: every key is required by the specification's schema."""
+
+    start: float
+    end: float
+    min: float
+    max: float
+
+    _schema_rule = OMERO
+
+
+class Channel(Base, frozen=True, kw_only=True):
+    """One rendered channel; keys beside ``color`` and ``window`` are kept free."""
+
+    color: str
+    window: Window
+
+    _schema_rule = OMERO
+
+    def _problems(self) -> Iterator[Problem]:
+        if len(self.color) != 6 or not _HEX.issuperset(self.color):
+            yield OMERO_COLOR("color", f"{self.color!r} is not a colour of the form RRGGBB")
+
+    def __post_init__(self) -> None:
+        if len(self.color) != 6 or not _HEX.issuperset(self.color):
+            enforce_rules(self)
+
+
+class Omero(Base, frozen=True, kw_only=True):
+    """The transitional ``omero`` block: how each channel is rendered (spec #omero-md)."""
+
+    channels: tuple[Channel, ...]
+
+    _schema_rule = OMERO
 
 
 # ---- group helpers -----------------------------------------------------------------------------
@@ -616,31 +857,30 @@ def dataset_problems(
     members: Mapping[str, Any],
     is_array: Any,
     loc: str,
-) -> Iterator[tuple[str, str, Any, int, int]]:
+) -> Iterator[tuple[Problem | None, Any, int, int]]:
     """Existence and dimensionality of every level's array.
 
-    Yields ``(loc, msg, array_or_None, i, j)``; callers that add per-array rules (Zarr v3
-    ``dimension_names``) use the array.
+    Yields ``(problem, None, i, j)`` for a level that breaks a rule and ``(None, array, i, j)``
+    for the others; callers that add per-array rules (Zarr v3 ``dimension_names``) use the array.
     """
     for i, ms in enumerate(multiscales):
         for j, ds in enumerate(ms.datasets):
             sub = f"{loc}[{i}].datasets[{j}].path"
             node = resolve(members, ds.path)
             if node is None:
-                yield sub, f"{ds.path!r} names no member of this group {R_PATH_EXISTS}", None, i, j
+                msg = f"{ds.path!r} names no member of this group {R_PATH_EXISTS}"
+                yield R_PATH_EXISTS(sub, msg), None, i, j
             elif not is_array(node):
-                yield sub, f"{ds.path!r} names a group, not an array {R_PATH_EXISTS}", None, i, j
+                msg = f"{ds.path!r} names a group, not an array {R_PATH_EXISTS}"
+                yield R_PATH_EXISTS(sub, msg), None, i, j
             elif len(node.shape) != ms.ndim:
-                yield (
-                    sub,
-                    f"{ds.path!r} is an array with {len(node.shape)} dimensions but the multiscale "
-                    f"has {ms.ndim} axes {R_NDIM}",
-                    None,
-                    i,
-                    j,
+                msg = (
+                    f"{ds.path!r} is an array with {len(node.shape)} dimensions but the "
+                    f"multiscale has {ms.ndim} axes {R_NDIM}"
                 )
+                yield R_NDIM(sub, msg), None, i, j
             else:
-                yield "", "", node, i, j
+                yield None, node, i, j
 
 
 def insert_member(members: dict[str, Any], path: str, node: Any, group: Any) -> None:

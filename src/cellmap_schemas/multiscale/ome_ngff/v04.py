@@ -26,12 +26,16 @@ from cellmap_schemas.base import Base, enforce_rules, normalize_chunks
 from cellmap_schemas.multiscale.ome_ngff._common import (
     R_LABEL_DTYPE,
     R_LABELS_PATHS,
+    R_MULTISCALES,
+    SCHEMA,
+    UNIQUE_MULTISCALES,
     Axis,
     Color,
     Dataset,
     Identity,
     ImageLabel,
     MultiscaleBase,
+    Omero,
     Scale,
     Source,
     Transform,
@@ -47,6 +51,7 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     resolve,
     rule,
 )
+from cellmap_schemas.rules import Problem
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, Node
 
 __all__ = [
@@ -69,10 +74,13 @@ __all__ = [
 ]
 
 VERSION = "0.4"
-R_VERSION = rule("multiscale-md", "current version is 0.4")
-R_MULTISCALES = rule(
+R_VERSION = rule(
+    "OME024",
+    "error",
+    "a 0.4 multiscale's version, when present, is 0.4",
+    "0.4",
     "multiscale-md",
-    '"multiscales" contains a list of dictionaries where each entry describes a multiscale image',
+    "current version is 0.4",
 )
 
 
@@ -85,9 +93,9 @@ class Multiscale(MultiscaleBase, frozen=True, kw_only=True, omit_defaults=True):
 
     version: str | None = None
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         if self.version is not None and self.version != VERSION:
-            yield "version", f"is {self.version!r}, expected {VERSION!r} {R_VERSION}"
+            yield R_VERSION("version", f"is {self.version!r}, expected {VERSION!r} {R_VERSION}")
         yield from super()._problems()
 
     def __post_init__(self) -> None:
@@ -96,23 +104,28 @@ class Multiscale(MultiscaleBase, frozen=True, kw_only=True, omit_defaults=True):
         enforce_rules(self)
 
 
-def _multiscales_problems(ms: Sequence[Multiscale]) -> Iterator[tuple[str, str]]:
+def _multiscales_problems(ms: Sequence[Multiscale]) -> Iterator[Problem]:
     if not ms:
-        yield "multiscales", f"is empty {R_MULTISCALES}"
+        yield R_MULTISCALES("multiscales", f"is empty {R_MULTISCALES}")
     seen: dict[bytes, int] = {}
     for i, m in enumerate(ms):
         key = msgspec.json.encode(m)
         if key in seen:
-            yield f"multiscales[{i}]", f"repeats multiscales[{seen[key]}] (items must be unique)"
+            yield UNIQUE_MULTISCALES(
+                f"multiscales[{i}]", f"repeats multiscales[{seen[key]}] (items must be unique)"
+            )
         seen.setdefault(key, i)
 
 
-class GroupAttrs(Base, frozen=True, kw_only=True):
+class GroupAttrs(Base, frozen=True, kw_only=True, omit_defaults=True):
     """The ``.zattrs`` of a 0.4 multiscale image group; other keys are ignored."""
 
-    multiscales: tuple[Multiscale, ...]
+    _schema_rule = SCHEMA
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    multiscales: tuple[Multiscale, ...]
+    omero: Omero | None = None
+
+    def _problems(self) -> Iterator[Problem]:
         yield from _multiscales_problems(self.multiscales)
 
     def __post_init__(self) -> None:
@@ -126,10 +139,10 @@ def _is_array(node: Any) -> bool:
 
 def _group_problems(
     multiscales: Sequence[Multiscale], members: dict[str, Any]
-) -> Iterator[tuple[str, str]]:
-    for loc, msg, *_ in dataset_problems(multiscales, members, _is_array, "attributes.multiscales"):
-        if loc or msg:
-            yield loc, msg
+) -> Iterator[Problem]:
+    for problem, *_ in dataset_problems(multiscales, members, _is_array, "attributes.multiscales"):
+        if problem is not None:
+            yield problem
 
 
 class Group(GroupSpec[GroupAttrs], frozen=True, kw_only=True):
@@ -142,7 +155,7 @@ class Group(GroupSpec[GroupAttrs], frozen=True, kw_only=True):
     attributes: GroupAttrs
     members: dict[str, Node] = {}  # type: ignore[valid-type]
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _group_problems(self.attributes.multiscales, self.members)
 
     __post_init__ = enforce_rules
@@ -235,10 +248,12 @@ class Group(GroupSpec[GroupAttrs], frozen=True, kw_only=True):
 class ImageLabelAttrs(Base, frozen=True, kw_only=True):
     """The ``.zattrs`` of a 0.4 label image: ``image-label`` plus ``multiscales``."""
 
+    _schema_rule = SCHEMA
+
     image_label: ImageLabel = msgspec.field(name="image-label")
     multiscales: tuple[Multiscale, ...]
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _multiscales_problems(self.multiscales)
 
     __post_init__ = enforce_rules
@@ -250,15 +265,15 @@ class ImageLabelGroup(GroupSpec[ImageLabelAttrs], frozen=True, kw_only=True):
     attributes: ImageLabelAttrs
     members: dict[str, Node] = {}  # type: ignore[valid-type]
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
-        for loc, msg, node, i, j in dataset_problems(
+    def _problems(self) -> Iterator[Problem]:
+        for problem, node, i, j in dataset_problems(
             self.attributes.multiscales, self.members, _is_array, "attributes.multiscales"
         ):
-            if loc:
-                yield loc, msg
+            if problem is not None:
+                yield problem
             elif not is_integer_dtype(node.dtype):
                 path = self.attributes.multiscales[i].datasets[j].path
-                yield (
+                yield R_LABEL_DTYPE(
                     f"attributes.multiscales[{i}].datasets[{j}].path",
                     f"{path!r} has dtype {node.dtype!r} {R_LABEL_DTYPE}",
                 )
@@ -269,6 +284,8 @@ class ImageLabelGroup(GroupSpec[ImageLabelAttrs], frozen=True, kw_only=True):
 class LabelsAttrs(Base, frozen=True, kw_only=True):
     """The ``.zattrs`` of a 0.4 ``labels`` group: the paths of its label images."""
 
+    _schema_rule = SCHEMA
+
     labels: tuple[str, ...]
 
 
@@ -278,13 +295,15 @@ class LabelsGroup(GroupSpec[LabelsAttrs], frozen=True, kw_only=True):
     attributes: LabelsAttrs
     members: dict[str, Node] = {}  # type: ignore[valid-type]
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         for k, path in enumerate(self.attributes.labels):
             node = resolve(self.members, path)
             if node is None:
-                yield f"attributes.labels[{k}]", f"{path!r} names no member {R_LABELS_PATHS}"
+                yield R_LABELS_PATHS(
+                    f"attributes.labels[{k}]", f"{path!r} names no member {R_LABELS_PATHS}"
+                )
             elif _is_array(node):
-                yield (
+                yield R_LABELS_PATHS(
                     f"attributes.labels[{k}]",
                     f"{path!r} names an array, not a label image group {R_LABELS_PATHS}",
                 )

@@ -27,12 +27,16 @@ from cellmap_schemas.base import Base, enforce_rules, normalize_chunks
 from cellmap_schemas.multiscale.ome_ngff._common import (
     R_LABEL_DTYPE,
     R_LABELS_PATHS,
+    R_MULTISCALES,
+    SCHEMA,
+    UNIQUE_MULTISCALES,
     Axis,
     Color,
     Dataset,
     Identity,
     ImageLabel,
     MultiscaleBase,
+    Omero,
     Scale,
     Source,
     Transform,
@@ -47,6 +51,7 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     resolve,
     rule,
 )
+from cellmap_schemas.rules import Problem
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3, NamedConfig, NodeV3
 
 __all__ = [
@@ -73,15 +78,19 @@ __all__ = [
 
 VERSION = "0.5"
 R_VERSION = rule(
+    "OME026",
+    "error",
+    "a 0.5 image's ome.version is 0.5",
+    "0.5",
     "metadata",
     "The version of the OME-Zarr Metadata is denoted as a string in the version attribute "
     "within the ome namespace",
 )
-R_MULTISCALES = rule(
-    "multiscale-md",
-    '"multiscales" contains a list of dictionaries where each entry describes a multiscale image',
-)
 R_DIMENSION_NAMES = rule(
+    "OME027",
+    "error",
+    "every level's dimension_names match the axes names",
+    "0.5",
     "axes-md",
     'The "dimension_names" attribute in the zarr.json of the Zarr array of a multiscale level '
     'MUST match the names in the "axes" metadata',
@@ -92,29 +101,34 @@ class Multiscale(MultiscaleBase, frozen=True, kw_only=True, omit_defaults=True):
     """One multiscale image of a 0.5 group (spec #multiscale-md); no per-entry ``version``."""
 
 
-def _version_problems(version: str) -> Iterator[tuple[str, str]]:
+def _version_problems(version: str) -> Iterator[Problem]:
     if version != VERSION:
-        yield "version", f"is {version!r}, expected {VERSION!r} {R_VERSION}"
+        yield R_VERSION("version", f"is {version!r}, expected {VERSION!r} {R_VERSION}")
 
 
-def _multiscales_problems(ms: Sequence[Multiscale]) -> Iterator[tuple[str, str]]:
+def _multiscales_problems(ms: Sequence[Multiscale]) -> Iterator[Problem]:
     if not ms:
-        yield "multiscales", f"is empty {R_MULTISCALES}"
+        yield R_MULTISCALES("multiscales", f"is empty {R_MULTISCALES}")
     seen: dict[bytes, int] = {}
     for i, m in enumerate(ms):
         key = msgspec.json.encode(m)
         if key in seen:
-            yield f"multiscales[{i}]", f"repeats multiscales[{seen[key]}] (items must be unique)"
+            yield UNIQUE_MULTISCALES(
+                f"multiscales[{i}]", f"repeats multiscales[{seen[key]}] (items must be unique)"
+            )
         seen.setdefault(key, i)
 
 
-class ImageMetadata(Base, frozen=True, kw_only=True):
+class ImageMetadata(Base, frozen=True, kw_only=True, omit_defaults=True):
     """The ``ome`` object of a 0.5 image group."""
+
+    _schema_rule = SCHEMA
 
     version: str
     multiscales: tuple[Multiscale, ...]
+    omero: Omero | None = None
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _version_problems(self.version)
         yield from _multiscales_problems(self.multiscales)
 
@@ -125,6 +139,8 @@ class ImageMetadata(Base, frozen=True, kw_only=True):
 
 class GroupAttrs(Base, frozen=True, kw_only=True):
     """The attributes of a 0.5 image group's ``zarr.json``; keys beside ``ome`` are ignored."""
+
+    _schema_rule = SCHEMA
 
     ome: ImageMetadata
 
@@ -138,29 +154,29 @@ def _array_problems(
     members: dict[str, Any],
     *,
     labels: bool = False,
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[Problem]:
     loc0 = "attributes.ome.multiscales"
-    for loc, msg, node, i, j in dataset_problems(multiscales, members, _is_array, loc0):
-        if loc:
-            yield loc, msg
+    for problem, node, i, j in dataset_problems(multiscales, members, _is_array, loc0):
+        if problem is not None:
+            yield problem
             continue
         ms = multiscales[i]
         path = ms.datasets[j].path
         sub = f"{loc0}[{i}].datasets[{j}].path"
         names = tuple(a.name for a in ms.axes)
         if node.dimension_names is None:
-            yield (
+            yield R_DIMENSION_NAMES(
                 sub,
                 f"{path!r} has no dimension_names; expected {list(names)} {R_DIMENSION_NAMES}",
             )
         elif tuple(node.dimension_names) != names:
-            yield (
+            yield R_DIMENSION_NAMES(
                 sub,
                 f"{path!r} has dimension_names {list(node.dimension_names)}, axes are "
                 f"{list(names)} {R_DIMENSION_NAMES}",
             )
         if labels and not is_integer_dtype(node.data_type):
-            yield sub, f"{path!r} has data type {node.data_type!r} {R_LABEL_DTYPE}"
+            yield R_LABEL_DTYPE(sub, f"{path!r} has data type {node.data_type!r} {R_LABEL_DTYPE}")
 
 
 class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_type", tag="group"):
@@ -173,7 +189,7 @@ class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_
     attributes: GroupAttrs
     members: dict[str, NodeV3] = {}
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members)
 
     __post_init__ = enforce_rules
@@ -264,11 +280,13 @@ class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_
 class ImageLabelMetadata(Base, frozen=True, kw_only=True):
     """The ``ome`` object of a 0.5 label image: ``multiscales`` and ``image-label``."""
 
+    _schema_rule = SCHEMA
+
     version: str
     multiscales: tuple[Multiscale, ...]
     image_label: ImageLabel = msgspec.field(name="image-label")
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _version_problems(self.version)
         yield from _multiscales_problems(self.multiscales)
 
@@ -279,6 +297,8 @@ class ImageLabelMetadata(Base, frozen=True, kw_only=True):
 
 class ImageLabelAttrs(Base, frozen=True, kw_only=True):
     """The attributes of a 0.5 label image's ``zarr.json``."""
+
+    _schema_rule = SCHEMA
 
     ome: ImageLabelMetadata
 
@@ -291,7 +311,7 @@ class ImageLabelGroup(
     attributes: ImageLabelAttrs
     members: dict[str, NodeV3] = {}
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members, labels=True)
 
     __post_init__ = enforce_rules
@@ -300,10 +320,12 @@ class ImageLabelGroup(
 class LabelsMetadata(Base, frozen=True, kw_only=True):
     """The ``ome`` object of a 0.5 ``labels`` group."""
 
+    _schema_rule = SCHEMA
+
     version: str
     labels: tuple[str, ...]
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         yield from _version_problems(self.version)
 
     __post_init__ = enforce_rules
@@ -311,6 +333,8 @@ class LabelsMetadata(Base, frozen=True, kw_only=True):
 
 class LabelsAttrs(Base, frozen=True, kw_only=True):
     """The attributes of a 0.5 ``labels`` group's ``zarr.json``."""
+
+    _schema_rule = SCHEMA
 
     ome: LabelsMetadata
 
@@ -323,13 +347,15 @@ class LabelsGroup(
     attributes: LabelsAttrs
     members: dict[str, NodeV3] = {}
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _problems(self) -> Iterator[Problem]:
         for k, path in enumerate(self.attributes.ome.labels):
             node = resolve(self.members, path)
             if node is None:
-                yield f"attributes.ome.labels[{k}]", f"{path!r} names no member {R_LABELS_PATHS}"
+                yield R_LABELS_PATHS(
+                    f"attributes.ome.labels[{k}]", f"{path!r} names no member {R_LABELS_PATHS}"
+                )
             elif _is_array(node):
-                yield (
+                yield R_LABELS_PATHS(
                     f"attributes.ome.labels[{k}]",
                     f"{path!r} names an array, not a label image group {R_LABELS_PATHS}",
                 )

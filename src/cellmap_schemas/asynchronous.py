@@ -1,8 +1,9 @@
-"""The async API: read and check hierarchies from inside an event loop.
+"""The async API: read, judge and scan hierarchies from inside an event loop.
 
 Each call opens its own store and closes it before returning, so calls are independent and can
 run concurrently (``anyio`` task groups, ``asyncio.gather``). :mod:`cellmap_schemas.synchronous`
-has the same functions for blocking code.
+has the same functions for blocking code. Every verdict comes from one engine,
+:func:`cellmap_schemas.validation.judge_node`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from cellmap_schemas._scan import MEMBER_DEPTH, open_scan
 from cellmap_schemas.io.read import read_model_async, read_spec
+from cellmap_schemas.validation import Options
 
 if TYPE_CHECKING:
-    from cellmap_schemas.scan.report import ScanReport
+    from cellmap_schemas._scan.report import NodeResult, ScanReport
 
-__all__ = ["check", "read", "resolve_model", "scan"]
+__all__ = ["check", "judge", "open_scan", "read", "resolve_model", "scan"]
 
 
 def resolve_model(model: str | type[Any]) -> type[Any]:
@@ -30,14 +33,9 @@ def resolve_model(model: str | type[Any]) -> type[Any]:
         If ``model`` is a class that cannot validate documents.
     """
     if isinstance(model, str):
-        from cellmap_schemas.registry import MODELS, close_matches
+        from cellmap_schemas.registry import get_model
 
-        info = MODELS.get(model)
-        if info is None:
-            from cellmap_schemas.scan.classify import UnknownModelError
-
-            raise UnknownModelError(model, close_matches(model))
-        return info.load()
+        return get_model(model)
     if not isinstance(model, type) or not callable(getattr(model, "model_validate", None)):
         raise TypeError(f"expected a model class or name, got {model!r}")
     return model
@@ -138,6 +136,68 @@ async def check(
     return await read_model_async(cls, url, storage_options=storage_options)
 
 
+async def judge(
+    url: str,
+    models: Iterable[str] | None = None,
+    *,
+    options: Options | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    retries: int = 3,
+    timeout: float | None = 30.0,
+) -> NodeResult:
+    """Every verdict on the node at ``url``, exactly as :func:`scan` gives it for that node.
+
+    The node is read with the members its verdicts depend on (two levels, as a scan holds them)
+    and judged by every model whose markers it carries, or by ``models`` whatever it carries.
+
+    Parameters
+    ----------
+    url : str
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://`` URL of an array or group.
+    models : iterable of str, optional
+        Model names to judge by (``"multiscale.cosem.Group"``); default: those whose markers
+        the node carries.
+    options : Options, optional
+        ``strict``, ``select`` and ``ignore`` (see :class:`~cellmap_schemas.validation.Options`).
+    storage_options : mapping, optional
+        fsspec options for the storage, e.g. ``{"anon": True}``.
+
+    Returns
+    -------
+    NodeResult
+        ``status`` (``valid``, ``invalid`` or ``not_applicable``) and ``results`` per model,
+        each with its ``errors`` and ``warnings``.
+
+    Raises
+    ------
+    UnknownModelError
+        A model name is not registered.
+    NodeNotFoundError, UnsupportedFormatError, StoreError
+        The node itself cannot be read.
+    """
+    names = list(models or ())
+    async with open_scan(
+        url,
+        models=names,
+        options=options,
+        storage_options=storage_options,
+        retries=retries,
+        timeout=timeout,
+        max_depth=MEMBER_DEPTH,
+        force=bool(names),
+    ) as stream:
+        root = None
+        async for node in stream:
+            if node.path == "":
+                root = node
+    if root is None or root.status == "unreadable":
+        from cellmap_schemas.errors import UnsupportedFormatError
+
+        reason = root.error if root is not None else "no N5 or Zarr metadata found"
+        raise UnsupportedFormatError(reason or f"{url}: cannot be read")
+    return root
+
+
 async def scan(
     url: str,
     models: Iterable[str] | None = None,
@@ -145,14 +205,15 @@ async def scan(
     retries: int = 3,
     timeout: float | None = 30.0,
     storage_options: Mapping[str, Any] | None = None,
+    options: Options | None = None,
 ) -> ScanReport:
-    """Crawl every node below ``url`` concurrently and judge each by the models it looks like.
+    """Crawl every node below ``url`` concurrently and judge each by the models it follows.
 
     The metadata of every array and group is read once (chunks are never touched; consolidated
-    metadata replaces listings), each node is validated against the models whose convention it
-    looks most like (or only ``models``), and totals are kept per dataset (the first path
-    component below ``url``; ``url`` itself when it is a container). For results as they come,
-    use :func:`cellmap_schemas.scan.open_scan`.
+    metadata replaces listings), each node is judged by every model whose markers it carries
+    (or, with ``models``, by those of them it carries a marker or a key of), and totals are kept
+    per dataset and model (a dataset is the first path component below ``url``; ``url`` itself
+    when it is a container). For results as they come, use :func:`open_scan`.
 
     Parameters
     ----------
@@ -169,6 +230,8 @@ async def scan(
         Seconds allowed for one attempt of one request (default 30).
     storage_options : mapping, optional
         fsspec options for the storage, e.g. ``{"anon": True}`` or ``{"endpoint_url": ...}``.
+    options : Options, optional
+        ``strict``, ``select`` and ``ignore`` (see :class:`~cellmap_schemas.validation.Options`).
 
     Returns
     -------
@@ -194,7 +257,7 @@ async def scan(
     >>> [(d.name, d.conforms) for d in report.datasets]  # doctest: +SKIP
     [('jrc_cos7-1a', False), ('jrc_hela-2', True), ('jrc_macrophage-2', False)]
     """
-    from cellmap_schemas.scan import collect
+    from cellmap_schemas._scan import collect
 
     return await collect(
         url,
@@ -203,4 +266,5 @@ async def scan(
         retries=retries,
         timeout=timeout,
         storage_options=storage_options,
+        options=options,
     )

@@ -1,8 +1,14 @@
-"""The models users name on the command line, and how to tell whether a node looks like one.
+"""The models users name on the command line, and the markers that say a node follows one.
 
 Names are spelled as in the original (``multiscale.cosem.Group``): the module path below
 ``cellmap_schemas`` plus the class name. Modules are imported only when a model is used, so the
-CLI starts fast.
+CLI starts fast. This is the one place a model name is resolved (:func:`resolve`).
+
+Each model declares **markers**: attribute paths that only a node following its convention
+carries (``multiscales[].datasets[].transform`` for COSEM; ``[]`` steps into any item of a list).
+A node is judged by every model of its kind whose markers it carries, so a COSEM group, which
+carries the Neuroglancer keys too, gets a COSEM and a Neuroglancer verdict, and an OME-NGFF 0.4
+image is not judged as COSEM although both have ``multiscales``.
 """
 
 from __future__ import annotations
@@ -18,20 +24,47 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["MODELS", "ModelInfo", "close_matches", "get_model", "looks_like", "signature"]
+__all__ = [
+    "MODELS",
+    "ModelInfo",
+    "carries_markers",
+    "close_matches",
+    "get_model",
+    "info_of",
+    "looks_like",
+    "resolve",
+    "signature",
+]
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model as the CLI knows it."""
+    """A registered model: its CLI name, the kind of node it describes, and its markers."""
 
     name: str
     kind: Literal["array", "group"]
     description: str
+    markers: tuple[str, ...] = ()
 
     def load(self) -> type[Any]:
-        module, _, cls = self.name.rpartition(".")
-        return getattr(importlib.import_module(f"cellmap_schemas.{module}"), cls)
+        """The model class (imports its module on first use)."""
+        return _load(self.name)
+
+    @property
+    def marker_paths(self) -> tuple[tuple[str, ...], ...]:
+        """The markers split into keys (``"[]"`` for "any item of a list")."""
+        return _split_markers(self.markers)
+
+
+@cache
+def _load(name: str) -> type[Any]:
+    module, _, cls = name.rpartition(".")
+    return getattr(importlib.import_module(f"cellmap_schemas.{module}"), cls)  # type: ignore[no-any-return]
+
+
+@cache
+def _split_markers(markers: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(m.replace("[]", ".[]").split(".")) for m in markers)
 
 
 MODELS: dict[str, ModelInfo] = {
@@ -41,79 +74,133 @@ MODELS: dict[str, ModelInfo] = {
             "multiscale.neuroglancer_n5.Group",
             "group",
             "Neuroglancer N5 multiscale group: axes, units, scales, pixelResolution",
+            ("pixelResolution", "scales", "axes"),
         ),
         ModelInfo(
             "multiscale.neuroglancer_n5.Array",
             "array",
             "Neuroglancer N5 scale level: an array with pixelResolution",
+            ("pixelResolution",),
         ),
         ModelInfo(
             "multiscale.cosem.Group",
             "group",
             "COSEM multiscale group: Neuroglancer N5 keys plus `multiscales` transforms",
+            ("multiscales[].datasets[].transform",),
         ),
         ModelInfo(
             "multiscale.cosem.Array",
             "array",
             "COSEM scale level: an array with pixelResolution and a `transform`",
+            ("transform",),
         ),
         ModelInfo(
             "multiscale.ome_ngff.v04.Group",
             "group",
             "OME-NGFF 0.4 multiscale image (Zarr v2, `multiscales` in .zattrs)",
+            (
+                "multiscales[].axes",
+                "multiscales[].datasets[].coordinateTransformations",
+                "multiscales[].version",
+            ),
         ),
         ModelInfo(
             "multiscale.ome_ngff.v05.Group",
             "group",
             "OME-NGFF 0.5 multiscale image (Zarr v3, `ome.multiscales` in zarr.json)",
+            ("ome.multiscales",),
         ),
         ModelInfo(
             "multiscale.ome_ngff.v04.ImageLabelGroup",
             "group",
             "OME-NGFF 0.4 label image: `image-label` plus `multiscales`, integer arrays",
+            ("image-label",),
         ),
         ModelInfo(
             "multiscale.ome_ngff.v04.LabelsGroup",
             "group",
             "OME-NGFF 0.4 `labels` group: the paths of its label images",
+            ("labels",),
         ),
         ModelInfo(
             "multiscale.ome_ngff.v05.ImageLabelGroup",
             "group",
             "OME-NGFF 0.5 label image: `ome.image-label` plus `ome.multiscales`, integer arrays",
+            ("ome.image-label",),
         ),
         ModelInfo(
             "multiscale.ome_ngff.v05.LabelsGroup",
             "group",
             "OME-NGFF 0.5 `labels` group: `ome.labels`, the paths of its label images",
+            ("ome.labels",),
         ),
         ModelInfo(
             "annotation.CropGroup",
             "group",
             "Annotation crop: a group of class groups listed in `class_names`",
+            ("cellmap.annotation.class_names",),
         ),
         ModelInfo(
             "annotation.AnnotationGroup",
             "group",
             "Annotation class group: one class's multiscale label image",
+            ("cellmap.annotation.class_name",),
         ),
         ModelInfo(
             "annotation.AnnotationArray",
             "array",
             "Annotation class array: semantic or instance labels with encoding",
+            ("cellmap.annotation.class_name",),
         ),
     )
 }
 
 
-def get_model(name: str) -> type[Any]:
-    """The model class for a CLI name; ``KeyError`` lists close matches."""
+def resolve(name: str) -> ModelInfo:
+    """The registered model of a CLI name.
+
+    Raises
+    ------
+    UnknownModelError
+        The name is not registered; the message suggests close matches.
+    """
     info = MODELS.get(name)
     if info is None:
-        hint = close_matches(name)
-        more = f"; did you mean {' or '.join(hint)}?" if hint else ""
-        raise KeyError(f"unknown model {name!r}{more}")
-    return info.load()
+        from cellmap_schemas.errors import UnknownModelError
+
+        raise UnknownModelError(name, close_matches(name))
+    return info
+
+
+def get_model(name: str) -> type[Any]:
+    """The model class for a CLI name (see :func:`resolve`)."""
+    return resolve(name).load()
+
+
+def info_of(model: type[Any]) -> ModelInfo | None:
+    """The registry entry of a model class, if it is registered."""
+    for info in MODELS.values():
+        if _load(info.name) is model:
+            return info
+    return None
+
+
+def carries_markers(info: ModelInfo, attributes: Any) -> bool:
+    """Whether a node's attributes carry any of the model's markers."""
+    return any(_reach(attributes, path) for path in info.marker_paths)
+
+
+def _reach(value: Any, path: tuple[str, ...]) -> bool:
+    for i, key in enumerate(path):
+        if key == "[]":
+            if not isinstance(value, list | tuple):
+                return False
+            rest = path[i + 1 :]
+            return any(_reach(item, rest) for item in value)
+        if not (type(value) is dict or isinstance(value, Mapping)) or key not in value:
+            return False
+        value = value[key]
+    return True
 
 
 def close_matches(name: str, n: int = 3) -> list[str]:

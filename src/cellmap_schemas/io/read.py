@@ -16,7 +16,7 @@ import json
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -27,7 +27,17 @@ from cellmap_schemas.errors import (
     UnsupportedFormatError,
     ValidationError,
 )
+from cellmap_schemas.formats import (
+    CHILD_KEYS,
+    METADATA_KEYS,
+    N5_KEYS,
+    ZARR2_KEYS,
+    ZARR3_KEYS,
+    Format,
+    Kind,
+)
 from cellmap_schemas.n5_wrap import is_n5_array, n5_array_to_spec_dict, n5_group_to_spec_dict
+from cellmap_schemas.rules import Problem
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec, spec_dict_from_zarray
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3
 
@@ -41,7 +51,6 @@ __all__ = [
     "Kind",
     "ParsedNode",
     "build_node",
-    "check_family",
     "decode_document",
     "depth_needed",
     "first_error",
@@ -56,22 +65,7 @@ __all__ = [
     "validate_node",
 ]
 
-Format = Literal["n5", "zarr2", "zarr3"]
-Kind = Literal["array", "group"]
 T = TypeVar("T")
-
-N5_KEYS = ("attributes.json",)
-ZARR2_KEYS = (".zarray", ".zgroup", ".zattrs")
-ZARR3_KEYS = ("zarr.json",)
-METADATA_KEYS: tuple[str, ...] = (*ZARR3_KEYS, *ZARR2_KEYS, ".zmetadata", *N5_KEYS)
-"""Every document that can make a directory a node; all are fetched for the node asked for."""
-
-# The documents to fetch for a group's children: a group only holds nodes of its own format.
-CHILD_KEYS: dict[Format, tuple[str, ...]] = {
-    "n5": N5_KEYS,
-    "zarr2": ZARR2_KEYS,
-    "zarr3": ZARR3_KEYS,
-}
 
 _LOOKED_FOR = ", ".join(METADATA_KEYS)
 
@@ -94,6 +88,8 @@ class ParsedNode:
     consolidated
         For a group with consolidated metadata, every descendant by its relative path
         (``"s0"``, ``"labels/mito"``); ``None`` when the group has none.
+    failures
+        Members below the node that could not be read (filled by :func:`read_tree`).
     """
 
     url: str
@@ -101,6 +97,8 @@ class ParsedNode:
     kind: Kind
     spec: dict[str, Any]
     consolidated: Mapping[str, ParsedNode] | None = field(default=None, repr=False)
+    failures: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Members (paths relative to the node) that :func:`read_tree` could not read, and why."""
 
 
 # ---- pure: documents -> ParsedNode -------------------------------------------------------------
@@ -349,16 +347,26 @@ async def read_tree(store: Store, path: str = "", depth: int | None = None) -> P
     ``depth=None`` reads the whole hierarchy, ``0`` only the node itself. Members are read
     concurrently: one listing per group, then every child's metadata in one batch, then every
     child group at once. Consolidated metadata, when the node has it, replaces the listings.
-    The result's ``spec`` has ``members`` filled with nested spec dicts.
+    The result's ``spec`` has ``members`` filled with nested spec dicts; a member that cannot
+    be read is left out of them and named in ``failures`` with its reason, so one bad member
+    hides neither the others nor the node itself.
+
+    Raises
+    ------
+    NodeNotFoundError, UnsupportedFormatError, StoreError
+        The node itself cannot be read.
     """
     node = await read_node(store, path)
     if node.kind == "array" or depth == 0:
         return node
+    failures: dict[str, str] = {}
     if node.consolidated is not None:
         spec = _tree_from_consolidated(node, depth)
     else:
-        spec = await _read_members(store, path, node, depth)
-    return ParsedNode(node.url, node.format, node.kind, spec, node.consolidated)
+        spec = await _read_members(store, path, node, depth, failures, "")
+    return ParsedNode(
+        node.url, node.format, node.kind, spec, node.consolidated, dict(sorted(failures.items()))
+    )
 
 
 def _tree_from_consolidated(node: ParsedNode, depth: int | None) -> dict[str, Any]:
@@ -389,42 +397,61 @@ def _sort_members(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _read_members(
-    store: Store, path: str, node: ParsedNode, depth: int | None
+    store: Store,
+    path: str,
+    node: ParsedNode,
+    depth: int | None,
+    failures: dict[str, str],
+    rel: str,
 ) -> dict[str, Any]:
     import anyio
 
-    dirs, _files = await store.list_dir(path)
+    spec = _fresh(node.spec)
+    try:
+        dirs, _files = await store.list_dir(path)
+    except CellmapSchemasError as exc:
+        failures[rel or "."] = f"cannot list members: {_one_line(exc)}"
+        return spec
     names = sorted(dirs)
     child_keys = CHILD_KEYS[node.format]
     keys = [_key(path, name, k) for name in names for k in child_keys]
     results = await store.get_many(keys) if keys else []
-    _raise_store_errors(results)
-    spec = _fresh(node.spec)
     children: dict[str, ParsedNode] = {}
     for i, name in enumerate(names):
+        where = f"{rel}/{name}" if rel else name
         chunk = results[i * len(child_keys) : (i + 1) * len(child_keys)]
+        error = next((r for r in chunk if isinstance(r, BaseException)), None)
+        if error is not None:
+            failures[where] = _one_line(error)
+            continue
         if all(r is None for r in chunk):
             continue  # a plain directory, not a node
         docs = dict(zip(child_keys, chunk, strict=True))
-        children[name] = parse_node(docs, store.url_of(_key(path, name)))  # type: ignore[arg-type]
+        try:
+            children[name] = parse_node(docs, store.url_of(_key(path, name)))  # type: ignore[arg-type]
+        except CellmapSchemasError as exc:
+            failures[where] = _one_line(exc)
 
     sub = None if depth is None else depth - 1
     member_specs: dict[str, dict[str, Any]] = {n: c.spec for n, c in children.items()}
 
     async def fill(name: str) -> None:
-        member_specs[name] = await _read_members(store, _key(path, name), children[name], sub)
+        where = f"{rel}/{name}" if rel else name
+        member_specs[name] = await _read_members(
+            store, _key(path, name), children[name], sub, failures, where
+        )
 
     if sub != 0:
-        try:
-            async with anyio.create_task_group() as tg:
-                for name, child in children.items():
-                    if child.kind == "group":
-                        tg.start_soon(fill, name)
-        except BaseExceptionGroup as group:
-            # Callers expect the error itself (one-line message), not a task-group wrapper.
-            raise first_error(group) from None
+        async with anyio.create_task_group() as tg:
+            for name, child in children.items():
+                if child.kind == "group":
+                    tg.start_soon(fill, name)
     spec["members"] = {n: member_specs[n] for n in sorted(member_specs)}
     return spec
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:
@@ -505,51 +532,6 @@ def _depth(tp: Any, seen: frozenset[type]) -> int | None:
     return best
 
 
-def _family(model: Any) -> tuple[Literal["n5", "v2", "v3"] | None, Kind | None]:
-    from cellmap_schemas.n5_wrap import N5ArraySpec, N5GroupSpec
-
-    origin = _origin(model)
-    if not isinstance(origin, type):
-        return None, None
-    kind: Kind | None = (
-        "array"
-        if issubclass(origin, ArraySpec | ArraySpecV3)
-        else "group"
-        if issubclass(origin, GroupSpec | GroupSpecV3)
-        else None
-    )
-    if issubclass(origin, ArraySpecV3 | GroupSpecV3):
-        return "v3", kind
-    if issubclass(origin, N5ArraySpec | N5GroupSpec):
-        return "n5", kind
-    if issubclass(origin, ArraySpec | GroupSpec):
-        return "v2", kind
-    return None, kind
-
-
-_FORMAT_NAMES = {"n5": "an N5", "zarr2": "a Zarr v2", "zarr3": "a Zarr v3"}
-
-
-def check_family(model: Any, fmt: Format, kind: Kind | None = None) -> None:
-    """Raise a :class:`ValidationError` when a node is not the format or kind a model describes.
-
-    Without this a Zarr v3 group would pass as a v2 group model (its keys are a superset), a Zarr
-    group as an N5 model (the original refused non-N5 stores for those), and an array as a group
-    model whose rules happen not to look at members.
-    """
-    family, model_kind = _family(model)
-    name = getattr(model, "__qualname__", str(model))
-    full = f"{getattr(model, '__module__', '').removeprefix('cellmap_schemas.')}.{name}"
-    allowed = {"n5": ("n5",), "v2": ("n5", "zarr2"), "v3": ("zarr3",)}.get(family or "")
-    if allowed is not None and fmt not in allowed:
-        wanted = {"n5": "N5", "v2": "Zarr v2 / N5", "v3": "Zarr v3"}[family]  # type: ignore[index]
-        msg = f"is {_FORMAT_NAMES[fmt]} node; {full} describes {wanted} nodes"
-        raise ValidationError([("", msg)], title=name)
-    if kind is not None and model_kind is not None and kind != model_kind:
-        msg = f"is {'an array' if kind == 'array' else 'a group'}; {full} describes {model_kind}s"
-        raise ValidationError([("", msg)], title=name)
-
-
 def generic_spec_type(node: ParsedNode) -> type[Any]:
     """The format's own spec class for a node: what :func:`read_spec` validates against."""
     if node.format == "zarr3":
@@ -558,12 +540,22 @@ def generic_spec_type(node: ParsedNode) -> type[Any]:
 
 
 def validate_node(model: type[T], node: ParsedNode) -> T:
-    """Validate a node (tree) read from storage as ``model``; errors carry the node's URL."""
-    try:
-        check_family(model, node.format, node.kind)
-        return model.model_validate(node.spec)  # type: ignore[attr-defined,no-any-return]
-    except ValidationError as exc:
-        raise exc.with_url(node.url) from None
+    """Validate a node (tree) read from storage as ``model``, through the verdicts engine.
+
+    Raises
+    ------
+    ValidationError
+        Every error the engine finds (format, document, unreadable members), with the node's
+        URL; warnings do not raise.
+    """
+    from cellmap_schemas.validation import judge_node
+
+    result = judge_node(model, node.spec, node.format, node.kind, failures=node.failures)
+    if not result.valid:
+        problems = [Problem(e.rule, e.loc, e.msg) for e in result.errors]
+        title = getattr(model, "__qualname__", str(model))
+        raise ValidationError(problems, title=title, url=node.url)
+    return model.model_validate(node.spec)  # type: ignore[attr-defined,no-any-return]
 
 
 async def read_spec(

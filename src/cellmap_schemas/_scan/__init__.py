@@ -10,7 +10,7 @@ Two ways in:
 Examples
 --------
 >>> import anyio
->>> from cellmap_schemas.scan import open_scan
+>>> from cellmap_schemas.asynchronous import open_scan
 >>> async def failures(url):
 ...     async with open_scan(url, models=["multiscale.cosem.Group"]) as scan:
 ...         return [node.path async for node in scan if node.status == "invalid"]
@@ -20,9 +20,7 @@ Examples
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,26 +28,24 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from cellmap_schemas.scan.classify import Classifier, ErrorItem, ModelResult, UnknownModelError
-from cellmap_schemas.scan.crawl import Crawler, RootError
-from cellmap_schemas.scan.report import (
+from cellmap_schemas._scan.crawl import MEMBER_DEPTH, Crawler, RootError
+from cellmap_schemas._scan.report import (
     DatasetSummary,
     NodeResult,
     ScanReport,
     Summary,
     Tally,
 )
+from cellmap_schemas.validation import Options, Verdicts
 
 __all__ = [
+    "MEMBER_DEPTH",
     "DatasetSummary",
-    "ErrorItem",
-    "ModelResult",
     "NodeResult",
     "RootError",
     "ScanReport",
     "ScanStream",
     "Summary",
-    "UnknownModelError",
     "collect",
     "open_scan",
 ]
@@ -77,7 +73,7 @@ class ScanStream:
         self._tally = Tally()
         self.error: BaseException | None = None
         self.root: str = crawler.store.url
-        self.models: list[str] = list(crawler.classifier.names)
+        self.models: list[str] = list(crawler.verdicts.names)
 
     def __aiter__(self) -> ScanStream:
         return self
@@ -136,11 +132,16 @@ async def open_scan(
     retries: int = 3,
     timeout: float | None = 30.0,
     storage_options: Mapping[str, Any] | None = None,
+    options: Options | None = None,
+    max_depth: int | None = None,
+    force: bool = False,
 ) -> AsyncIterator[ScanStream]:
     """Start a scan of ``url``; iterate the yielded stream for the results as they come.
 
     Leaving the block early stops the crawl. Parameters are those of
-    :func:`cellmap_schemas.asynchronous.scan`.
+    :func:`cellmap_schemas.asynchronous.scan`, plus ``max_depth`` (visit nodes at most this
+    deep; a group there is a leaf) and ``force`` (judge by ``models`` whatever a node carries),
+    with which :func:`cellmap_schemas.asynchronous.judge` reads one node's verdict.
 
     Raises
     ------
@@ -149,7 +150,7 @@ async def open_scan(
     RootError, NodeNotFoundError
         Raised by the iteration when the root itself cannot be read.
     """
-    classifier = Classifier(models)
+    verdicts = Verdicts(models, options=options or Options(), force=force)
     from cellmap_schemas.io.store import open_store
 
     started = time.perf_counter()
@@ -160,7 +161,7 @@ async def open_scan(
         timeout=timeout,
         concurrency=max(concurrency, 1),
     ) as store:
-        crawler = Crawler(store, classifier, concurrency=concurrency)
+        crawler = Crawler(store, verdicts, concurrency=concurrency, max_depth=max_depth)
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](_BUFFER)
         stream = ScanStream(crawler, receive, started)
 
@@ -192,6 +193,7 @@ async def collect(
     retries: int = 3,
     timeout: float | None = 30.0,
     storage_options: Mapping[str, Any] | None = None,
+    options: Options | None = None,
 ) -> ScanReport:
     """Run a scan to the end and gather every result (nodes sorted by path)."""
     async with open_scan(
@@ -201,6 +203,7 @@ async def collect(
         retries=retries,
         timeout=timeout,
         storage_options=storage_options,
+        options=options,
     ) as scan:
         nodes = [node async for node in scan]
         summary, datasets = scan.finish()
@@ -208,16 +211,3 @@ async def collect(
     return ScanReport(
         root=scan.root, models=scan.models, summary=summary, datasets=datasets, nodes=nodes
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``cellmap_schemas.scan`` is both this package and the blocking ``scan`` function: once
-    the package is imported it shadows the function's name, so calling it runs the function."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ScanReport:
-        from cellmap_schemas.synchronous import scan
-
-        return scan(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

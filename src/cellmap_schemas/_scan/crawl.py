@@ -39,11 +39,12 @@ import anyio
 import anyio.to_thread
 from anyio.abc import ObjectSendStream
 
+from cellmap_schemas._scan.report import NodeResult
 from cellmap_schemas.errors import NodeNotFoundError, StoreError, UnsupportedFormatError
-from cellmap_schemas.io.read import METADATA_KEYS, ParsedNode, parse_node
+from cellmap_schemas.formats import METADATA_KEYS, format_of_key
+from cellmap_schemas.io.read import ParsedNode, parse_node
 from cellmap_schemas.io.store import Store
-from cellmap_schemas.scan.classify import Classifier, ModelResult, Status
-from cellmap_schemas.scan.report import NodeResult
+from cellmap_schemas.validation import ModelResult, Status, Verdicts
 
 __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError"]
 
@@ -108,16 +109,6 @@ def _unsafe(name: str) -> str | None:
 
 def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
-
-
-def _format_of_key(key: str) -> str | None:
-    if key == "attributes.json":
-        return "n5"
-    if key == "zarr.json":
-        return "zarr3"
-    if key in (".zarray", ".zgroup", ".zattrs", ".zmetadata"):
-        return "zarr2"
-    return None
 
 
 def _kind_of_keys(keys: Iterable[str]) -> str | None:
@@ -214,24 +205,34 @@ class Crawler:
     ----------
     store
         An open store; keys are relative to the scanned root.
-    classifier
+    verdicts
         The models of the scan.
     concurrency
         Directories processed at once (each may have several requests in flight).
+    max_depth
+        Visit nodes at most this many levels below the root (``None``: all). A group at that
+        depth is finished as a leaf: its members are not listed. ``check`` uses
+        :data:`MEMBER_DEPTH`, which is all the root's verdict depends on.
     """
 
-    def __init__(self, store: Store, classifier: Classifier, *, concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        store: Store,
+        verdicts: Verdicts,
+        *,
+        concurrency: int = 64,
+        max_depth: int | None = None,
+    ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.store = store
-        self.classifier = classifier
+        self.verdicts = verdicts
         self.concurrency = concurrency
+        self._leaf_depth = max_depth
         self.root_is_node: bool | None = None
         self.root_name = store.location.path.rstrip("/").rsplit("/", 1)[-1] or store.url
         self.found = 0
         """Nodes whose metadata has been read (or failed to read)."""
-        self.emitted = 0
-        """Results sent."""
         from cellmap_schemas.io import _local
 
         local = isinstance(store, _local.LocalStore)
@@ -245,7 +246,7 @@ class Crawler:
         self._queue: collections.deque[_Item] = collections.deque()
         self._send: ObjectSendStream[list[NodeResult]] | None = None
         self._out: list[NodeResult] = []
-        self._array_models = classifier.has_models("array")
+        self._array_models = verdicts.has_models("array")
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url
@@ -370,7 +371,7 @@ class Crawler:
                     continue
                 if root:
                     raise RootError(str(value))
-                await self._unreadable(it, _format_of_key(key), _kind_of_keys([key]), value)
+                await self._unreadable(it, format_of_key(key), _kind_of_keys([key]), value)
                 return False
             w.docs[key] = value
         if any(w.docs.get(k) is not None for k in _DEFINING):
@@ -414,7 +415,7 @@ class Crawler:
                 if root:
                     raise RootError(str(value))
                 kind = node.kind if node else _kind_of_keys([key])
-                await self._unreadable(it, _format_of_key(key), kind, value)
+                await self._unreadable(it, format_of_key(key), kind, value)
                 return
             w.docs[key] = value
         if any(v is not None for v in values):
@@ -463,7 +464,6 @@ class Crawler:
 
     # ---- outcomes ---------------------------------------------------------------------------
     async def _emit(self, result: NodeResult) -> None:
-        self.emitted += 1
         self._out.append(result)
 
     async def _flush(self) -> None:
@@ -477,8 +477,8 @@ class Crawler:
         self, it: _Item, docs: Mapping[str, bytes | None], exc: Exception, root: bool
     ) -> None:
         present = [k for k, v in docs.items() if v is not None]
-        fmt = next((_format_of_key(k) for k in present if k in _DEFINING), None)
-        fmt = fmt or next((_format_of_key(k) for k in present), None)
+        fmt = next((format_of_key(k) for k in present if k in _DEFINING), None)
+        fmt = fmt or next((format_of_key(k) for k in present), None)
         if root:
             self.root_is_node = True
         await self._unreadable(it, fmt, _kind_of_keys(present), exc)
@@ -515,9 +515,9 @@ class Crawler:
         status: Status = "not_applicable"
         results: dict[str, ModelResult] = {}
         if self._array_models:
-            models = self.classifier.applicable("array", spec.get("attributes"))
+            models = self.verdicts.applicable("array", spec.get("attributes"))
             if models:
-                status, results = self.classifier.judge(models, spec)
+                status, results = self.verdicts.judge(models, spec, node.format, "array")
         await self._emit(
             NodeResult(
                 path=it.path, kind="array", format=node.format, status=status, results=results
@@ -545,7 +545,9 @@ class Crawler:
             names = cons.children.get("", [])
         else:
             cons = it.cons
-        models = self.classifier.applicable("group", node.spec.get("attributes"))
+        if self._leaf_depth is not None and it.depth >= self._leaf_depth:
+            names = ()  # deeper nodes cannot change the verdict asked for
+        models = self.verdicts.applicable("group", node.spec.get("attributes"))
         child_need = max(MEMBER_DEPTH if models else 0, it.need - 1)
         safe = [n for n in names if _unsafe(n) is None]
         unsafe = [n for n in names if _unsafe(n) is not None]
@@ -594,6 +596,8 @@ class Crawler:
         cons: _Consolidated | None,
         depth: int,
     ) -> None:
+        if self._leaf_depth is not None and depth > self._leaf_depth:
+            return
         # Pushed in reverse so that popping from the right visits them in name order.
         append = self._queue.append
         for name in reversed(names):
@@ -629,10 +633,10 @@ class Crawler:
         if not p.models:
             status: Status = "not_applicable"
             results: dict[str, ModelResult] = {}
-        elif p.failures:
-            status, results = self.classifier.judge_failed_members(p.models, p.failures)
         else:
-            status, results = self.classifier.judge(p.models, spec)
+            status, results = self.verdicts.judge(
+                p.models, spec, p.node.format, "group", p.failures
+            )
         await self._emit(
             NodeResult(
                 path=p.path, kind="group", format=p.node.format, status=status, results=results
@@ -640,7 +644,7 @@ class Crawler:
         )
         if not p.need:
             return None, None
-        failures = None
-        if p.need >= 2 and p.failures:
-            failures = {f"{p.name}/{k}": v for k, v in p.failures.items()}
-        return _truncate(spec, p.need - 1), failures
+        # The parent sees this group's members ``need - 1`` levels deep: only failures that
+        # deep can change its verdict (deeper ones are this group's own business).
+        failures = {f"{p.name}/{k}": v for k, v in p.failures.items() if k.count("/") < p.need - 1}
+        return _truncate(spec, p.need - 1), failures or None

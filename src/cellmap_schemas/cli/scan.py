@@ -1,7 +1,7 @@
-"""The ``cellmap-schemas scan`` command (registered lazily by :mod:`cellmap_schemas.cli`).
+"""``cellmap-schemas scan``: stream the crawler's verdicts into a report.
 
-The command parses, streams the crawler's results into the chosen writer and returns the exit
-status; the work is in :mod:`cellmap_schemas.scan`.
+The command checks its arguments, runs :func:`cellmap_schemas.asynchronous.open_scan` and feeds
+each node to the chosen writer; the work is in the API.
 """
 
 from __future__ import annotations
@@ -16,22 +16,32 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
 from cyclopts import Parameter
 
+from cellmap_schemas.cli._common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    Ignore,
+    Select,
+    StorageOptions,
+    Strict,
+    describe,
+    err,
+    options,
+    storage_options,
+)
+
 if TYPE_CHECKING:
-    from cellmap_schemas.scan import ScanStream
-    from cellmap_schemas.scan.report import Format
+    from cellmap_schemas._scan import ScanStream
+    from cellmap_schemas._scan.report import ReportFormat
+    from cellmap_schemas.validation import Options
 
 __all__ = ["scan"]
-
-EXIT_OK = 0
-EXIT_FAIL = 1
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 _SUFFIXES = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
 
 
 def scan(
     url: str,
+    /,
     *,
     model: Annotated[list[str] | None, Parameter(name="--model", negative=())] = None,
     concurrency: int = 64,
@@ -43,25 +53,30 @@ def scan(
     output: Annotated[Path | None, Parameter(name=["--output", "-o"])] = None,
     progress: bool | None = None,
     fail_on: Literal["invalid", "unreadable", "never"] = "invalid",
-    storage_option: Annotated[
-        list[str] | None, Parameter(name="--storage-option", negative=())
-    ] = None,
+    strict: Strict = False,
+    select: Select = None,
+    ignore: Ignore = None,
+    storage_option: StorageOptions = None,
 ) -> int:
     """Audit every node below URL (a bucket, a folder of datasets or one container).
 
     Every array and group is read once, concurrently (chunks are never touched), and judged
-    against the models it looks like (or only those given with --model). A dataset is the first
-    path component below URL (URL itself when it is a container). The report gives each
-    dataset's totals and verdict; --format json/ndjson/csv list every node.
+    by every model whose markers it carries (a COSEM group by COSEM and by Neuroglancer N5);
+    with --model, by the models given, for every node that carries their markers or shares a
+    key with them. A dataset is the first path component below URL (URL itself when it is a
+    container). The report gives each dataset's totals and verdict per model (a dataset where
+    nothing was judged does not conform); --format json/ndjson/csv list every node with its
+    errors and warnings, each naming its rule (`cellmap-schemas rules`).
 
     Examples:
 
         cellmap-schemas scan s3://janelia-cosem-datasets --model multiscale.cosem.Group
+        cellmap-schemas scan examples/cellmap-bucket --strict --ignore OME008
         cellmap-schemas scan examples/cellmap-bucket --format ndjson | jq -c 'select(.status)'
         cellmap-schemas scan /data/jrc_hela-2 -o report.csv --fail-on unreadable
 
-    Exit status: 0 every applicable node conforms, 1 a node is invalid or unreadable (see
-    --fail-on), 2 URL cannot be read, unknown model or bad usage.
+    Exit status: 0 every judged node conforms, 1 a node is invalid or unreadable (see
+    --fail-on), 2 URL cannot be read, unknown model or bad usage, 130 interrupted.
 
     Parameters
     ----------
@@ -69,7 +84,7 @@ def scan(
         Local path or s3://, gs://, http(s):// URL to scan.
     model: list[str] | None
         Judge nodes only by this model (repeatable; see `cellmap-schemas models`). Default:
-        every model, each node by the ones it looks most like.
+        every model, each node by those whose markers it carries.
     concurrency: int
         Directories read at once on remote storage (each with its few requests); local disk
         is read in large batches instead.
@@ -88,18 +103,23 @@ def scan(
     fail_on: Literal["invalid", "unreadable", "never"]
         What makes the exit status 1: an invalid or unreadable node (invalid), only an
         unreadable node (unreadable), nothing (never).
+    strict: bool
+        Warnings (SHOULD rules) fail a node too.
+    select: list[str] | None
+        Only these rules count: IDs or prefixes (repeatable), e.g. --select COSEM.
+    ignore: list[str] | None
+        Drop these rules: IDs or prefixes (repeatable), e.g. --ignore OME008.
     storage_option: list[str] | None
         fsspec storage option key=value (repeatable), e.g. anon=true.
     """
-    from cellmap_schemas.scan.classify import Classifier, UnknownModelError
+    from cellmap_schemas.errors import UnknownModelError
+    from cellmap_schemas.registry import resolve
 
     try:
-        Classifier(model)  # unknown names fail before any I/O
+        for name in model or ():
+            resolve(name)  # unknown names fail before any I/O
     except UnknownModelError as exc:
-        _err(f"{exc} (`cellmap-schemas models` lists them)")
-        return EXIT_ERROR
-    except (ImportError, AttributeError) as exc:
-        _err(f"a model cannot be loaded: {_one_line(str(exc))}")
+        err(f"{exc} (`cellmap-schemas models` lists them)")
         return EXIT_ERROR
     problems = [
         f"--concurrency must be at least 1, got {concurrency}" if concurrency < 1 else "",
@@ -116,20 +136,17 @@ def scan(
         elif not os.access(folder, os.W_OK | os.X_OK):
             problems.append(f"{output}: cannot write in {str(folder)!r} (permission denied)")
     if any(problems):
-        _err(next(p for p in problems if p))
+        err(next(p for p in problems if p))
         return EXIT_ERROR
 
-    fmt: Format = format or _default_format(output)
+    fmt: ReportFormat = format or _default_format(output)
     show = sys.stderr.isatty() if progress is None else progress
-    # A scan allocates many short-lived objects and few cycles: collect less often, and never
-    # rescan what the imports created (about a fifth of the CPU time of a large scan).
-    gc.freeze()
-    gc.set_threshold(200_000, 50, 1000)
+    _tune_gc()
     try:
         from cellmap_schemas.io.read import run_sync
-        from cellmap_schemas.io.url import parse_storage_options
 
-        options = parse_storage_options(storage_option or ())
+        store_options = storage_options(storage_option)
+        verdict_options = options(strict, select, ignore)
         return run_sync(
             lambda: _run(
                 url,
@@ -137,7 +154,8 @@ def scan(
                 concurrency=concurrency,
                 retries=retries,
                 timeout=timeout,
-                options=options,
+                storage_options=store_options,
+                options=verdict_options,
                 fmt=fmt,
                 output=output,
                 show=show,
@@ -145,16 +163,23 @@ def scan(
             )
         )
     except KeyboardInterrupt:
-        _err("interrupted")
+        err("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
             raise
-        _err(_describe(url, exc, output))
+        err(_describe(url, exc, output))
         return EXIT_ERROR
 
 
-def _default_format(output: Path | None) -> Format:
+def _tune_gc() -> None:
+    """A scan allocates many short-lived objects and few cycles: collect less often, and never
+    rescan what the imports created (about a fifth of the CPU time of a large scan)."""
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 1000)
+
+
+def _default_format(output: Path | None) -> ReportFormat:
     if output is not None:
         return _SUFFIXES.get(output.suffix.lower(), "json")  # type: ignore[return-value]
     return "table" if sys.stdout.isatty() else "json"
@@ -167,14 +192,15 @@ async def _run(
     concurrency: int,
     retries: int,
     timeout: float,
-    options: dict[str, Any],
-    fmt: Format,
+    storage_options: dict[str, Any],
+    options: Options,
+    fmt: ReportFormat,
     output: Path | None,
     show: bool,
     fail_on: Literal["invalid", "unreadable", "never"],
 ) -> int:
-    from cellmap_schemas.scan import open_scan
-    from cellmap_schemas.scan.report import atomic_output, exit_code, make_writer
+    from cellmap_schemas._scan.report import atomic_output, exit_code, make_writer
+    from cellmap_schemas.asynchronous import open_scan
 
     async with open_scan(
         url,
@@ -182,7 +208,8 @@ async def _run(
         concurrency=concurrency,
         retries=retries,
         timeout=timeout,
-        storage_options=options,
+        storage_options=storage_options,
+        options=options,
     ) as stream:
         with ExitStack() as stack:
             out: IO[bytes] | None
@@ -234,32 +261,7 @@ def _progress(stream: ScanStream) -> Iterator[None]:
 
 
 def _describe(url: str, exc: BaseException, output: Path | None) -> str:
-    text = _one_line(str(exc)) or type(exc).__name__
-    if isinstance(exc, OSError) and output is not None and str(output) in text:
-        return text
-    from cellmap_schemas.errors import CellmapSchemasError
-
-    if not isinstance(exc, CellmapSchemasError | OSError | ValueError | TimeoutError):
-        text = (
-            f"unexpected {type(exc).__name__}: {text} (CELLMAP_SCHEMAS_DEBUG=1 shows a traceback)"
-        )
-    if url in text or _canonical(url) in text:
-        return text
-    return f"{url}: {text}"
-
-
-def _canonical(url: str) -> str:
-    from cellmap_schemas.io.url import parse_url
-
-    try:
-        return parse_url(url).url
-    except ValueError:
-        return url
-
-
-def _one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    text = describe(url, exc)
+    if isinstance(exc, OSError) and output is not None and str(output) in str(exc):
+        return str(exc)
+    return text

@@ -27,14 +27,17 @@ from typing import IO, Any, Literal, Protocol
 
 import msgspec
 
-from cellmap_schemas.scan.classify import Kind, ModelResult, Status
+from cellmap_schemas.formats import Format as NodeFormat
+from cellmap_schemas.formats import Kind
+from cellmap_schemas.validation import Finding, ModelResult, Status
 
 __all__ = [
     "FORMATS",
     "DatasetSummary",
     "FailOn",
-    "Format",
+    "ModelTally",
     "NodeResult",
+    "ReportFormat",
     "ScanReport",
     "Summary",
     "Tally",
@@ -44,10 +47,9 @@ __all__ = [
     "make_writer",
 ]
 
-Format = Literal["table", "json", "ndjson", "csv"]
+ReportFormat = Literal["table", "json", "ndjson", "csv"]
 FailOn = Literal["invalid", "unreadable", "never"]
 FORMATS: tuple[str, ...] = ("table", "json", "ndjson", "csv")
-NodeFormat = Literal["n5", "zarr2", "zarr3"]
 
 
 class NodeResult(msgspec.Struct, frozen=True):
@@ -67,15 +69,31 @@ class NodeResult(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
+class ModelTally(msgspec.Struct):
+    """How the nodes one model judged fared."""
+
+    judged: int = 0
+    valid: int = 0
+    invalid: int = 0
+    warnings: int = 0
+    """Nodes with at least one warning from this model."""
+
+
 class DatasetSummary(msgspec.Struct):
-    """Totals of one dataset (the first path component below the root, or the root container)."""
+    """Totals of one dataset (the first path component below the root, or the root container).
+
+    ``conforms`` is true only when some node was judged and none is invalid or unreadable: a
+    dataset where no model applied to anything does not conform to anything.
+    """
 
     name: str
     nodes: int = 0
     valid: int = 0
     invalid: int = 0
     unreadable: int = 0
-    conforms: bool = True
+    warnings: int = 0
+    conforms: bool = False
+    models: dict[str, ModelTally] = {}
 
 
 class Summary(msgspec.Struct):
@@ -87,6 +105,8 @@ class Summary(msgspec.Struct):
     valid: int = 0
     invalid: int = 0
     unreadable: int = 0
+    warnings: int = 0
+    """Nodes with at least one warning (valid or not)."""
     datasets: int = 0
     elapsed_s: float = 0.0
     requests: int = 0
@@ -145,7 +165,7 @@ class Tally:
             s.arrays += 1
         d = self._datasets.get(dataset)
         if d is None:
-            d = self._datasets[dataset] = DatasetSummary(name=dataset)
+            d = self._datasets[dataset] = DatasetSummary(name=dataset, models={})
         d.nodes += 1
         status = node.status
         if status == "valid":
@@ -154,17 +174,35 @@ class Tally:
         elif status == "invalid":
             s.invalid += 1
             d.invalid += 1
-            d.conforms = False
         elif status == "unreadable":
             s.unreadable += 1
             d.unreadable += 1
-            d.conforms = False
+        warned = False
+        for name, result in node.results.items():
+            t = d.models.get(name)
+            if t is None:
+                t = d.models[name] = ModelTally()
+            t.judged += 1
+            if result.valid:
+                t.valid += 1
+            else:
+                t.invalid += 1
+            if result.warnings:
+                t.warnings += 1
+                warned = True
+        if warned:
+            s.warnings += 1
+            d.warnings += 1
 
     def finish(self, *, elapsed_s: float, requests: int) -> tuple[Summary, list[DatasetSummary]]:
         self.summary.elapsed_s = round(elapsed_s, 3)
         self.summary.requests = requests
         self.summary.datasets = len(self._datasets)
-        return self.summary, [self._datasets[k] for k in sorted(self._datasets)]
+        datasets = [self._datasets[k] for k in sorted(self._datasets)]
+        for d in datasets:
+            d.conforms = bool(d.models) and d.invalid == 0 and d.unreadable == 0
+            d.models = dict(sorted(d.models.items()))
+        return self.summary, datasets
 
 
 # ---- writers --------------------------------------------------------------------------------
@@ -224,11 +262,15 @@ class NdjsonWriter:
         self._out.write(line + b"\n")
 
 
-CSV_COLUMNS = ("path", "kind", "format", "status", "model", "valid", "errors", "error")
+CSV_COLUMNS = (
+    "path", "kind", "format", "status", "model", "valid", "errors", "warnings", "error",
+)  # fmt: skip
 
 
-def _join_errors(result: ModelResult) -> str:
-    return "; ".join(f"{e.loc}: {e.msg}" if e.loc else e.msg for e in result.errors)
+def _join(findings: tuple[Finding, ...]) -> str:
+    return "; ".join(
+        f"{f.rule} {f.loc}: {f.msg}" if f.loc else f"{f.rule} {f.msg}" for f in findings
+    )
 
 
 class CsvWriter:
@@ -251,11 +293,12 @@ class CsvWriter:
         head = (node.path, node.kind or "", node.format or "", node.status)
         error = node.error or ""
         if not node.results:
-            self._csv.writerow((*head, "", "", "", error))
+            self._csv.writerow((*head, "", "", "", "", error))
             return
         for name, result in node.results.items():
             valid = "true" if result.valid else "false"
-            self._csv.writerow((*head, name, valid, _join_errors(result), error))
+            row = (*head, name, valid, _join(result.errors), _join(result.warnings), error)
+            self._csv.writerow(row)
 
     def finish(
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
@@ -299,12 +342,12 @@ class TableWriter:
                 ("invalid", "right"),
                 ("unreadable", "right"),
                 ("n/a", "right"),
+                ("warnings", "right"),
                 ("verdict", "left"),
             ):
                 table.add_column(col, justify=justify)  # type: ignore[arg-type]
             for d in datasets:
                 na = d.nodes - d.valid - d.invalid - d.unreadable
-                verdict = "[green]conforms[/]" if d.conforms else "[red]fails[/]"
                 table.add_row(
                     _escape(d.name),
                     str(d.nodes),
@@ -312,7 +355,8 @@ class TableWriter:
                     str(d.invalid),
                     str(d.unreadable),
                     str(na),
-                    verdict,
+                    str(d.warnings),
+                    _verdict(d),
                 )
             console.print(table)
             if self._failures:
@@ -327,7 +371,8 @@ class TableWriter:
             s = summary
             console.print(
                 f"{s.nodes} nodes ({s.groups} groups, {s.arrays} arrays) in {s.datasets} "
-                f"datasets: {s.valid} valid, {s.invalid} invalid, {s.unreadable} unreadable; "
+                f"datasets: {s.valid} valid, {s.invalid} invalid, {s.unreadable} unreadable, "
+                f"{s.warnings} with warnings; "
                 f"{s.requests} requests in {s.elapsed_s:.2f} s"
                 + (f"; models: {', '.join(models)}" if len(models) < len(_all_models()) else ""),
                 soft_wrap=True,
@@ -366,22 +411,34 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def _verdict(d: DatasetSummary) -> str:
+    """A dataset's verdict, in words (never colour alone), with the models that failed it."""
+    if not d.models:
+        return "nothing judged"
+    if d.conforms:
+        return "[green]conforms[/]"
+    failed = [name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1]
+              for name, t in d.models.items() if t.invalid]  # fmt: skip
+    return "[red]fails[/]" + (f" ({', '.join(failed)})" if failed else "")
+
+
 def _reason(node: NodeResult) -> str:
     if node.error:
         return node.error
     parts = []
     for name, result in node.results.items():
         if not result.valid:
-            first = result.errors[0] if result.errors else None
-            detail = (
-                f"{first.loc}: {first.msg}" if first and first.loc else first.msg if first else ""
-            )
-            extra = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+            first = (result.errors or result.warnings or (None,))[0]
+            detail = ""
+            if first is not None:
+                detail = f"{first.rule} {first.loc}: {first.msg}" if first.loc else first.msg
+            n = len(result.errors) + len(result.warnings)
+            extra = f" (+{n - 1} more)" if n > 1 else ""
             parts.append(f"{name}: {detail}{extra}")
     return "; ".join(parts)
 
 
-def make_writer(fmt: Format, out: IO[bytes] | None, *, terminal: bool = False) -> Writer:
+def make_writer(fmt: ReportFormat, out: IO[bytes] | None, *, terminal: bool = False) -> Writer:
     """The writer of a format; ``out`` None means stdout (the table prints through rich)."""
     if fmt == "table":
         return TableWriter(out, terminal=terminal)

@@ -18,7 +18,7 @@ from cellmap_schemas.errors import NodeNotFoundError, ValidationError
 from cellmap_schemas.multiscale import cosem
 from cellmap_schemas.spec.zarr_v2 import GroupSpec
 
-TWINS = ["check", "read", "scan"]
+TWINS = ["check", "judge", "read", "scan"]
 
 
 def write_n5_group(root: Path, *, broken_scale: bool = False) -> Path:
@@ -131,7 +131,7 @@ def test_async_read_depth(tmp_path: Path) -> None:
 
 
 def test_model_resolution_errors() -> None:
-    from cellmap_schemas.scan import UnknownModelError
+    from cellmap_schemas import UnknownModelError
 
     with pytest.raises(UnknownModelError) as info:
         synchronous.check("/nowhere", "multiscale.cosem.Grop")

@@ -67,7 +67,11 @@ COUNTS_ENCODING = define(
     _CROP,
 )
 CLASS_MEMBER = define(
-    "CROP003", "error", "every class name of a crop names a member class group", _CROP
+    "CROP003",
+    "error",
+    "every class name of a crop names a member class group",
+    _CROP,
+    on_missing_member=True,
 )
 CLASS_IS_GROUP = define("CROP004", "error", "a crop's class names name groups, not arrays", _CROP)
 

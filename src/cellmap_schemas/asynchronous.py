@@ -191,11 +191,22 @@ async def judge(
             if node.path == "":
                 root = node
     if root is None or root.status == "unreadable":
-        from cellmap_schemas.errors import UnsupportedFormatError
-
-        reason = root.error if root is not None else "no N5 or Zarr metadata found"
-        raise UnsupportedFormatError(reason or f"{url}: cannot be read")
+        await _raise_unreadable(url, storage_options, root.error if root else None)
+    assert root is not None
     return root
+
+
+async def _raise_unreadable(
+    url: str, storage_options: Mapping[str, Any] | None, reason: str | None
+) -> None:
+    """Raise why the node at ``url`` cannot be read, with the reader's own precise error."""
+    from cellmap_schemas.errors import UnsupportedFormatError
+    from cellmap_schemas.io.read import read_node
+    from cellmap_schemas.io.store import open_store
+
+    async with open_store(url, storage_options=storage_options) as store:
+        await read_node(store, "")  # raises NodeNotFoundError / UnsupportedFormatError / ...
+    raise UnsupportedFormatError(reason or f"{url}: cannot be read")
 
 
 async def scan(

@@ -58,13 +58,16 @@ class Rule:
     """A check with a stable ID.
 
     ``severity`` is ``error`` for what a specification says MUST (or a consumer cannot read
-    without), ``warning`` for SHOULD and for conventions a reader tolerates.
+    without), ``warning`` for SHOULD and for conventions a reader tolerates. ``on_missing_member``
+    marks the rules that fire when a member is absent: for a member that exists but cannot be
+    read, the engine reports the read failure (``MEM001``) instead of these.
     """
 
     id: str
     severity: Severity
     summary: str
     source: str
+    on_missing_member: bool = False
 
     def __call__(self, loc: str, msg: str) -> Problem:
         return Problem(self.id, loc, msg)
@@ -74,9 +77,16 @@ RULES: dict[str, Rule] = {}
 """Every declared rule by ID (filled as model modules are imported; see :func:`all_rules`)."""
 
 
-def define(rule_id: str, severity: Severity, summary: str, source: str) -> Rule:
+def define(
+    rule_id: str,
+    severity: Severity,
+    summary: str,
+    source: str,
+    *,
+    on_missing_member: bool = False,
+) -> Rule:
     """Declare a rule (once per ID; re-declaring the same rule is a no-op, another is a bug)."""
-    rule = Rule(rule_id, severity, summary, source)
+    rule = Rule(rule_id, severity, summary, source, on_missing_member)
     known = RULES.get(rule_id)
     if known is not None and known != rule:
         raise ValueError(f"rule {rule_id} is declared twice with different contents")

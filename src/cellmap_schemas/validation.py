@@ -38,7 +38,7 @@ from cellmap_schemas.registry import (
     looks_like,
     resolve,
 )
-from cellmap_schemas.rules import Problem, Severity, define, matches, severity_of
+from cellmap_schemas.rules import RULES, Problem, Severity, define, matches, severity_of
 
 __all__ = [
     "Finding",
@@ -211,11 +211,29 @@ def judge_node(
             # a model must never crash a scan; report what it raised as the reason
             found = [INTERNAL("", f"{type(exc).__name__}: {exc}")]
         problems.extend(found)
-    for path, reason in sorted((failures or {}).items()):
-        problems.append(MEMBER_UNREADABLE(member_loc(path), f"member unreadable: {reason}"))
+    if failures:
+        problems = _without_missing(problems, failures)
+        for path, reason in sorted(failures.items()):
+            problems.append(MEMBER_UNREADABLE(member_loc(path), f"member unreadable: {reason}"))
     if not problems:
         return _VALID
     return result_of(problems, options)
+
+
+def _without_missing(problems: list[Problem], failures: Mapping[str, str]) -> list[Problem]:
+    """Drop "member missing" findings about members that exist but could not be read: their
+    read failure (``MEM001``) is the one problem to report for them."""
+    names = {path.split("/", 1)[0] for path in failures}
+    quoted = tuple(repr(n) for n in names)
+    locs = tuple(member_loc(n) for n in names)
+
+    def about_unreadable(p: Problem) -> bool:
+        rule = RULES.get(p.rule)
+        if rule is None or not rule.on_missing_member:
+            return False
+        return p.loc in locs or any(q in p.msg for q in quoted)
+
+    return [p for p in problems if not about_unreadable(p)]
 
 
 def result_of(problems: Iterable[Problem], options: Options = DEFAULT) -> ModelResult:

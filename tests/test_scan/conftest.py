@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cellmap_schemas.scan import ScanReport, collect
+from cellmap_schemas._scan import ScanReport, collect
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "cellmap-bucket"

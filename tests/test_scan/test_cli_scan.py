@@ -49,12 +49,17 @@ def test_piped_output_defaults_to_json(good: Path, capsys: pytest.CaptureFixture
     assert rc == 0
     doc = json.loads(out)
     # below a folder that is not a node, each first-level entry is a dataset
-    assert doc["datasets"] == [
-        {"name": "jrc_hela-2.n5", "nodes": 24, "valid": 21, "invalid": 0, "unreadable": 0,
-         "conforms": True},
-        {"name": "jrc_hela-2.zarr", "nodes": 25, "valid": 11, "invalid": 0, "unreadable": 0,
-         "conforms": True},
-    ]  # fmt: skip
+    head = ("name", "nodes", "valid", "invalid", "unreadable", "warnings", "conforms")
+    assert [tuple(d[k] for k in head) for d in doc["datasets"]] == [
+        ("jrc_hela-2.n5", 24, 21, 0, 0, 0, True),
+        ("jrc_hela-2.zarr", 25, 11, 0, 0, 0, True),
+    ]
+    # each COSEM group and array has a COSEM and a Neuroglancer verdict
+    n5 = doc["datasets"][0]["models"]
+    assert {k: v["judged"] for k, v in n5.items()} == {
+        "multiscale.cosem.Array": 18, "multiscale.cosem.Group": 3,
+        "multiscale.neuroglancer_n5.Array": 18, "multiscale.neuroglancer_n5.Group": 3,
+    }  # fmt: skip
     assert doc["root"] == str(good)
     assert err == ""
 
@@ -66,7 +71,8 @@ def test_invalid_nodes_exit_1_and_fail_on_tunes_it(
     assert rc == 1
     lines = [json.loads(line) for line in out.splitlines()]
     summary = lines[-1]["summary"]
-    assert (summary["invalid"], summary["unreadable"]) == (4, 1)
+    # 4 broken COSEM groups, and 5 OME-NGFF images of the .zarr judged by COSEM, as asked
+    assert (summary["invalid"], summary["unreadable"]) == (9, 1)
     assert {n["status"] for n in lines[:-1]} == {"valid", "invalid", "unreadable", "not_applicable"}
     assert run([str(bad), "--model", COSEM, "--fail-on", "never"], capsys)[0] == 0
     assert run([str(bad), "--model", COSEM, "--fail-on", "unreadable"], capsys)[0] == 1

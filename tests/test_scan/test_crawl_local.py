@@ -13,15 +13,17 @@ from typing import Any
 import anyio
 import pytest
 
+from cellmap_schemas._scan import NodeResult, open_scan
+from cellmap_schemas._scan.crawl import Crawler, RootError
+from cellmap_schemas._scan.report import ModelTally
 from cellmap_schemas.errors import NodeNotFoundError, StoreError
 from cellmap_schemas.io.store import Store, open_store
-from cellmap_schemas.scan import NodeResult, open_scan
-from cellmap_schemas.scan.classify import Classifier
-from cellmap_schemas.scan.crawl import Crawler, RootError
+from cellmap_schemas.validation import Verdicts
 
 from .conftest import by_path, run_scan, write
 
 COSEM = "multiscale.cosem.Group"
+NG = "multiscale.neuroglancer_n5.Group"
 
 
 # ---- against the truth ------------------------------------------------------------------------
@@ -65,27 +67,38 @@ def test_model_option_counts_equal_the_truth(mixed_tree: tuple[Path, Any]) -> No
     root, truth = mixed_tree
     report = run_scan(str(root), models=[COSEM])
     judged = [n for n in report.nodes if COSEM in n.results]
+    # every COSEM group of the truth is judged, with the truth's verdict
+    cosem = [n for n in judged if n.format == "n5"]
     expected = sum(t.models[COSEM].valid + t.models[COSEM].invalid for t in truth.datasets.values())
-    assert len(judged) == expected
-    assert sum(n.status == "invalid" for n in judged) == sum(
+    assert len(cosem) == expected
+    assert sum(n.status == "invalid" for n in cosem) == sum(
         t.models[COSEM].invalid for t in truth.datasets.values()
     )
-    # OME-NGFF images share `multiscales` with COSEM but are not judged as COSEM
-    assert all(n.format == "n5" for n in judged)
+    # asked for by name, COSEM also judges the OME-NGFF images (they share `multiscales`): each
+    # fails, first of all for its storage format
+    others = [n for n in judged if n.format != "n5"]
+    assert others and all(n.status == "invalid" for n in others)
+    assert all(n.results[COSEM].errors[0].rule == "FMT001" for n in others)
     assert all(set(n.results) <= {COSEM} for n in report.nodes)
 
 
 def test_the_example_bucket(example: Path) -> None:
     report = run_scan(str(example), models=[COSEM])
     datasets = {d.name: d for d in report.datasets}
-    assert datasets["jrc_hela-2"].conforms is True
+    # the OME-NGFF images of the .zarr containers are not COSEM groups
+    assert datasets["jrc_hela-2"].models[COSEM] == ModelTally(judged=7, valid=3, invalid=4)
+    assert datasets["jrc_hela-2"].conforms is False
     assert datasets["jrc_macrophage-2"].conforms is False
-    assert datasets["jrc_cos7-1a"].conforms is True  # no COSEM group there: nothing fails
+    # OME-NGFF 0.5 keeps `multiscales` under `ome`: nothing there is judged, nothing conforms
+    assert datasets["jrc_cos7-1a"].models == {} and datasets["jrc_cos7-1a"].conforms is False
     nodes = by_path(report)
+    for path in ("em/fibsem-uint8", "labels/er_seg", "labels/mito_seg"):
+        assert nodes[f"jrc_hela-2/jrc_hela-2.n5/{path}"].status == "valid"
     er = nodes["jrc_macrophage-2/jrc_macrophage-2.n5/labels/er_seg"]
     assert er.status == "invalid"
+    # the unreadable level is reported once, as unreadable, not again as a missing level
     [error] = er.results[COSEM].errors
-    assert error.loc == "members.s1"
+    assert (error.rule, error.loc) == ("MEM001", "members.s1")
     assert "member unreadable" in error.msg and "invalid JSON" in error.msg
     s1 = nodes["jrc_macrophage-2/jrc_macrophage-2.n5/labels/er_seg/s1"]
     assert s1.status == "unreadable" and s1.format == "n5" and "invalid JSON" in (s1.error or "")
@@ -126,7 +139,7 @@ class Recording(Store):
 async def _crawl(url: str, models: list[str] | None = None) -> tuple[Recording, list[NodeResult]]:
     async with open_store(url) as inner:
         store = Recording(inner)
-        crawler = Crawler(store, Classifier(models))
+        crawler = Crawler(store, Verdicts(models))
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](1000)
         results: list[NodeResult] = []
         async with anyio.create_task_group() as tg:
@@ -394,7 +407,7 @@ def test_root_that_is_one_array(example: Path) -> None:
 
 
 def test_missing_root_raises(tmp_path: Path) -> None:
-    with pytest.raises(NodeNotFoundError, match="nothing found"):
+    with pytest.raises(NodeNotFoundError, match="not found"):
         run_scan(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(NodeNotFoundError):
@@ -506,7 +519,9 @@ def test_documents_of_the_wrong_shape_never_crash_the_scan(tmp_path: Path) -> No
     }  # fmt: skip
     assert not any("internal error" in (n.error or "") for n in report.nodes)
     assert nodes["c.n5/e"].status == "invalid"
-    assert nodes["c.n5/e"].results[COSEM].errors[0].loc == "attributes.axes"
+    # `multiscales` is no list: no COSEM marker; the Neuroglancer keys make it judged as such
+    assert set(nodes["c.n5/e"].results) == {NG}
+    assert nodes["c.n5/e"].results[NG].errors[0].loc == "attributes.axes"
     unreadable = {p for p, n in nodes.items() if n.status == "unreadable"}
     assert unreadable == {"z.zarr/c", "v3.zarr/c", "v3.zarr/d", "arr.zarr"}
     assert "holds both .zarray and .zgroup" in (nodes["arr.zarr"].error or "")

@@ -12,8 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from cellmap_schemas.scan.classify import ErrorItem, ModelResult
-from cellmap_schemas.scan.report import (
+from cellmap_schemas._scan.report import (
     CSV_COLUMNS,
     DatasetSummary,
     NodeResult,
@@ -23,6 +22,7 @@ from cellmap_schemas.scan.report import (
     exit_code,
     make_writer,
 )
+from cellmap_schemas.validation import Finding, ModelResult
 
 from .conftest import run_scan
 
@@ -38,7 +38,11 @@ NODES = [
         results={
             COSEM: ModelResult(
                 valid=False,
-                errors=(ErrorItem("attributes.units[0]", "'nm' differs"), ErrorItem("", "bad")),
+                errors=(
+                    Finding("NG006", "error", "attributes.units[0]", "'nm' differs"),
+                    Finding("COSEM001", "error", "", "bad"),
+                ),
+                warnings=(Finding("OME008", "warning", "attributes.x", "a SHOULD"),),
             )
         },
     ),
@@ -85,14 +89,35 @@ def test_tally_counts_per_dataset_and_verdicts() -> None:
         "valid": 1,
         "invalid": 1,
         "unreadable": 1,
+        "warnings": 1,
         "datasets": 2,
         "elapsed_s": 1.235,
         "requests": 42,
     }
+    tally = {"judged": 1, "valid": 0, "invalid": 1, "warnings": 1}
     assert msgspec.to_builtins(datasets) == [
-        {"name": "ds1", "nodes": 3, "valid": 1, "invalid": 1, "unreadable": 0, "conforms": False},
-        {"name": "ds2", "nodes": 1, "valid": 0, "invalid": 0, "unreadable": 1, "conforms": False},
-    ]
+        {
+            "name": "ds1", "nodes": 3, "valid": 1, "invalid": 1, "unreadable": 0, "warnings": 1,
+            "conforms": False,
+            "models": {
+                COSEM: tally,
+                "multiscale.cosem.Array": {"judged": 1, "valid": 1, "invalid": 0, "warnings": 0},
+            },
+        },
+        # nothing judged: does not conform, whatever its unreadable count
+        {
+            "name": "ds2", "nodes": 1, "valid": 0, "invalid": 0, "unreadable": 1, "warnings": 0,
+            "conforms": False, "models": {},
+        },
+    ]  # fmt: skip
+
+
+def test_a_dataset_conforms_only_when_something_was_judged() -> None:
+    tally = Tally()
+    tally.add(NODES[0], "plain")  # not_applicable only
+    tally.add(NODES[2], "good")  # one valid node
+    _, datasets = tally.finish(elapsed_s=0.0, requests=0)
+    assert [(d.name, d.conforms) for d in datasets] == [("good", True), ("plain", False)]
 
 
 def test_json_document_has_exactly_the_documented_shape() -> None:
@@ -100,11 +125,11 @@ def test_json_document_has_exactly_the_documented_shape() -> None:
     assert list(doc) == ["root", "models", "summary", "datasets", "nodes"]
     assert doc["root"] == "s3://b" and doc["models"] == [COSEM]
     assert list(doc["summary"]) == [
-        "nodes", "groups", "arrays", "valid", "invalid", "unreadable", "datasets", "elapsed_s",
-        "requests",
+        "nodes", "groups", "arrays", "valid", "invalid", "unreadable", "warnings", "datasets",
+        "elapsed_s", "requests",
     ]  # fmt: skip
     assert list(doc["datasets"][0]) == ["name", "nodes", "valid", "invalid", "unreadable",
-                                        "conforms"]  # fmt: skip
+                                        "warnings", "conforms", "models"]  # fmt: skip
     assert [n["path"] for n in doc["nodes"]] == sorted(n.path for n in NODES)
     for node in doc["nodes"]:
         assert list(node) == ["path", "kind", "format", "status", "results", "error"]
@@ -112,8 +137,14 @@ def test_json_document_has_exactly_the_documented_shape() -> None:
     assert em["results"] == {
         COSEM: {
             "valid": False,
-            "errors": [{"loc": "attributes.units[0]", "msg": "'nm' differs"},
-                       {"loc": "", "msg": "bad"}],
+            "errors": [
+                {"rule": "NG006", "severity": "error", "loc": "attributes.units[0]",
+                 "msg": "'nm' differs"},
+                {"rule": "COSEM001", "severity": "error", "loc": "", "msg": "bad"},
+            ],
+            "warnings": [
+                {"rule": "OME008", "severity": "warning", "loc": "attributes.x", "msg": "a SHOULD"}
+            ],
         }
     }  # fmt: skip
     assert em["error"] is None
@@ -138,16 +169,17 @@ def test_csv_has_one_row_per_node_and_model() -> None:
     assert len(rows) - 1 == 4
     em = body[("ds1/c.n5/em", COSEM)]
     assert em[:6] == ["ds1/c.n5/em", "group", "n5", "invalid", COSEM, "false"]
-    assert em[6] == "attributes.units[0]: 'nm' differs; bad"
+    assert em[6] == "NG006 attributes.units[0]: 'nm' differs; COSEM001 bad"
+    assert em[7] == "OME008 attributes.x: a SHOULD"
     assert body[("ds1/c.n5", "")][3:6] == ["not_applicable", "", ""]
     unreadable = body[("ds2/x.zarr/a", "")]
-    assert unreadable[1] == "" and unreadable[7].endswith("access denied (403)")
+    assert unreadable[1] == "" and unreadable[8].endswith("access denied (403)")
 
 
 def test_table_lists_datasets_verdicts_and_failures() -> None:
     text = _render("table").decode()
     assert "ds1" in text and "ds2" in text and "fails" in text
-    assert "ds1/c.n5/em" in text and "'nm' differs" in text and "(+1 more)" in text
+    assert "ds1/c.n5/em" in text and "'nm' differs" in text and "(+2 more)" in text
     assert "access denied (403)" in text
     assert "4 nodes (2 groups, 1 arrays) in 2 datasets" in text
     assert "\x1b[" not in text  # no colour codes in a file

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cellmap_schemas.scan import NodeResult, RootError, ScanReport
+from cellmap_schemas._scan import NodeResult, RootError, ScanReport
 from conftest import S3Server
 from faults import FaultProxy
 

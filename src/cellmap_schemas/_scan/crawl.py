@@ -418,7 +418,11 @@ class Crawler:
                 await self._unreadable(it, format_of_key(key), kind, value)
                 return
             w.docs[key] = value
-        if any(v is not None for v in values):
+        # Parse when the listing brought documents, or when the probes found only documents
+        # that do not define a node alone (a `.zattrs` without `.zgroup`: parse_node's call).
+        if any(v is not None for v in values) or (
+            node is None and any(v is not None for v in w.docs.values())
+        ):
             try:
                 node = parse_node(w.docs, w.url)
             except UnsupportedFormatError as exc:
@@ -429,7 +433,7 @@ class Crawler:
         if node is None:
             if root:
                 if not w.dirs and not w.files:
-                    raise NodeNotFoundError(f"{w.url}: nothing found there (no such directory)")
+                    raise NodeNotFoundError(f"{w.url}: not found (no such file or directory)")
                 self.root_is_node = False
             await self._plain(it, w.dirs, w.files)
         elif node.kind == "array":  # only reached above any known format

@@ -35,15 +35,15 @@ app = App(
     help_format="plaintext",
 )
 
-for _name, _help in (
-    ("inspect", "Print the array or group at URL, with its members, as JSON."),
-    ("check", "Judge the node at URL by the models it follows (or MODEL) and list every problem."),
-    ("models", "List the models check and scan know, with what each describes."),
-    ("rules", "List every rule: its ID, severity, summary and source."),
-    ("scan", "Audit every node of a hierarchy (or many) against the models it follows."),
-):
-    _module = {"models": "catalog", "rules": "catalog"}.get(_name, _name)
-    app.command(f"cellmap_schemas.cli.{_module}:{_name}", name=_name, help=_help)
+# Every command module imports only cyclopts and the standard library at the top; what a
+# command needs (storage, zarr, rich) it imports when it runs, so --help stays fast.
+from cellmap_schemas.cli import catalog, check, inspect, scan  # noqa: E402
+
+app.command(inspect.inspect)
+app.command(check.check)
+app.command(catalog.models)
+app.command(catalog.rules)
+app.command(scan.scan)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,7 +10,6 @@ from cyclopts import Parameter
 from cellmap_schemas.cli._common import (
     EXIT_OK,
     StorageOptions,
-    describe,
     guard,
     print_json,
     storage_options,
@@ -75,14 +74,13 @@ def inspect(
         _mark_unreadable(shown, node.failures)
         print_json(msgspec.json.encode(shown))
         if problems is not None:
-            print(f"warning: {describe(url, ValueError('not a valid array or group spec'))}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"warning: {url}: not a valid array or group spec", file=sys.stderr)
             for rule, loc, msg in problems.issues:
                 print(f"  {loc or '(root)'}: {msg} [{rule}]", file=sys.stderr)
     return status[0]
 
 
-def _mark_unreadable(spec: dict[str, Any], failures: dict[str, str] | Any) -> None:
+def _mark_unreadable(spec: dict[str, Any], failures: dict[str, str]) -> None:
     """Put ``{"unreadable": reason}`` where each member that could not be read would be."""
     for path, reason in failures.items():
         parts = [p for p in path.split("/") if p not in ("", ".")]

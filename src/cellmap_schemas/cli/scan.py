@@ -68,12 +68,11 @@ def scan(
     nothing was judged does not conform); --format json/ndjson/csv list every node with its
     errors and warnings, each naming its rule (`cellmap-schemas rules`).
 
-    Examples:
-
-        cellmap-schemas scan s3://janelia-cosem-datasets --model multiscale.cosem.Group
-        cellmap-schemas scan examples/cellmap-bucket --strict --ignore OME008
-        cellmap-schemas scan examples/cellmap-bucket --format ndjson | jq -c 'select(.status)'
-        cellmap-schemas scan /data/jrc_hela-2 -o report.csv --fail-on unreadable
+    For example:
+      cellmap-schemas scan s3://janelia-cosem-datasets --model multiscale.cosem.Group
+      cellmap-schemas scan examples/cellmap-bucket --strict --ignore OME008
+      cellmap-schemas scan examples/cellmap-bucket --format ndjson | jq -c 'select(.status)'
+      cellmap-schemas scan /data/jrc_hela-2 -o report.csv --fail-on unreadable
 
     Exit status: 0 every judged node conforms, 1 a node is invalid or unreadable (see
     --fail-on), 2 URL cannot be read, unknown model or bad usage, 130 interrupted.

@@ -88,7 +88,7 @@ class ParsedNode:
     consolidated
         For a group with consolidated metadata, every descendant by its relative path
         (``"s0"``, ``"labels/mito"``); ``None`` when the group has none.
-    failures
+    errors
         Members below the node that could not be read (filled by :func:`read_tree`).
     """
 
@@ -97,8 +97,13 @@ class ParsedNode:
     kind: Kind
     spec: dict[str, Any]
     consolidated: Mapping[str, ParsedNode] | None = field(default=None, repr=False)
-    failures: Mapping[str, str] = field(default_factory=dict, repr=False)
+    errors: Mapping[str, CellmapSchemasError] = field(default_factory=dict, repr=False)
     """Members (paths relative to the node) that :func:`read_tree` could not read, and why."""
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """:attr:`errors` as one-line reasons (what a verdict reports)."""
+        return {path: _one_line(exc) for path, exc in self.errors.items()}
 
 
 # ---- pure: documents -> ParsedNode -------------------------------------------------------------
@@ -348,7 +353,7 @@ async def read_tree(store: Store, path: str = "", depth: int | None = None) -> P
     concurrently: one listing per group, then every child's metadata in one batch, then every
     child group at once. Consolidated metadata, when the node has it, replaces the listings.
     The result's ``spec`` has ``members`` filled with nested spec dicts; a member that cannot
-    be read is left out of them and named in ``failures`` with its reason, so one bad member
+    be read is left out of them and named in ``errors`` with its exception, so one bad member
     hides neither the others nor the node itself.
 
     Raises
@@ -359,13 +364,13 @@ async def read_tree(store: Store, path: str = "", depth: int | None = None) -> P
     node = await read_node(store, path)
     if node.kind == "array" or depth == 0:
         return node
-    failures: dict[str, str] = {}
+    errors: dict[str, CellmapSchemasError] = {}
     if node.consolidated is not None:
         spec = _tree_from_consolidated(node, depth)
     else:
-        spec = await _read_members(store, path, node, depth, failures, "")
+        spec = await _read_members(store, path, node, depth, errors, "")
     return ParsedNode(
-        node.url, node.format, node.kind, spec, node.consolidated, dict(sorted(failures.items()))
+        node.url, node.format, node.kind, spec, node.consolidated, dict(sorted(errors.items()))
     )
 
 
@@ -401,7 +406,7 @@ async def _read_members(
     path: str,
     node: ParsedNode,
     depth: int | None,
-    failures: dict[str, str],
+    failures: dict[str, CellmapSchemasError],
     rel: str,
 ) -> dict[str, Any]:
     import anyio
@@ -410,7 +415,7 @@ async def _read_members(
     try:
         dirs, _files = await store.list_dir(path)
     except CellmapSchemasError as exc:
-        failures[rel or "."] = f"cannot list members: {_one_line(exc)}"
+        failures[rel or "."] = type(exc)(f"cannot list members: {_one_line(exc)}")
         return spec
     names = sorted(dirs)
     child_keys = CHILD_KEYS[node.format]
@@ -420,9 +425,9 @@ async def _read_members(
     for i, name in enumerate(names):
         where = f"{rel}/{name}" if rel else name
         chunk = results[i * len(child_keys) : (i + 1) * len(child_keys)]
-        error = next((r for r in chunk if isinstance(r, BaseException)), None)
+        error = next((r for r in chunk if isinstance(r, CellmapSchemasError)), None)
         if error is not None:
-            failures[where] = _one_line(error)
+            failures[where] = error
             continue
         if all(r is None for r in chunk):
             continue  # a plain directory, not a node
@@ -430,7 +435,7 @@ async def _read_members(
         try:
             children[name] = parse_node(docs, store.url_of(_key(path, name)))  # type: ignore[arg-type]
         except CellmapSchemasError as exc:
-            failures[where] = _one_line(exc)
+            failures[where] = exc
 
     sub = None if depth is None else depth - 1
     member_specs: dict[str, dict[str, Any]] = {n: c.spec for n, c in children.items()}
@@ -569,6 +574,8 @@ async def read_spec(
 
     async with open_store(url, storage_options=storage_options) as store:
         node = await read_tree(store, "", depth)
+    if node.errors:  # a tree with a hole is no spec tree: the first member's error, as itself
+        raise next(iter(node.errors.values()))
     return validate_node(generic_spec_type(node), node)
 
 

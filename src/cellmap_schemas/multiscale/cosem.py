@@ -75,7 +75,11 @@ SHAPE_RANK = define(
     "COSEM005", "error", "an array's shape has one entry per axis of its transform", _COSEM
 )
 DATASET_MEMBER = define(
-    "COSEM006", "error", "every multiscales dataset path names a member of the group", _COSEM
+    "COSEM006",
+    "error",
+    "every multiscales dataset path names a member of the group",
+    _COSEM,
+    on_missing_member=True,
 )
 DATASET_ARRAY = define(
     "COSEM007", "error", "every multiscales dataset names a COSEM array (one with a transform)",

@@ -60,7 +60,9 @@ SCALES_RANK = define("NG003", "error", "every entry of scales has one factor per
 SCALES_FIRST = define("NG004", "error", "the first level's scales entry is all 1s", _NG_176)
 PIXR_RANK = define("NG005", "error", "pixelResolution.dimensions has one entry per axis", _NG_176)
 UNITS_PIXR = define("NG006", "error", "every unit equals pixelResolution.unit", _NG_176)
-LEVEL_MISSING = define("NG007", "error", "level i of scales is a member array named s{i}", _NG)
+LEVEL_MISSING = define(
+    "NG007", "error", "level i of scales is a member array named s{i}", _NG, on_missing_member=True
+)
 LEVEL_IS_GROUP = define("NG008", "error", "level s{i} is an array, not a group", _NG)
 
 

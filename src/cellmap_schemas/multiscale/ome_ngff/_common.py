@@ -158,11 +158,19 @@ class SpecRule:
 
 
 def rule(
-    rule_id: str, severity: Severity, summary: str, version: str, section: str, text: str
+    rule_id: str,
+    severity: Severity,
+    summary: str,
+    version: str,
+    section: str,
+    text: str,
+    *,
+    on_missing_member: bool = False,
 ) -> SpecRule:
     """Declare a rule the specification words in section ``section`` as ``text``."""
     source = f'OME-NGFF {version}, #{section}: "{text}"'
-    return SpecRule(define(rule_id, severity, summary, source), f'(spec #{section}: "{text}")')
+    declared = define(rule_id, severity, summary, source, on_missing_member=on_missing_member)
+    return SpecRule(declared, f'(spec #{section}: "{text}")')
 
 
 R_MULTISCALES = rule(
@@ -315,6 +323,7 @@ R_PATH_EXISTS = rule(
     "0.4 / 0.5",
     "multiscale-md",
     "the path to the array for this resolution relative to the current zarr group",
+    on_missing_member=True,
 )
 R_NDIM = rule(
     "OME018",
@@ -358,6 +367,7 @@ R_LABELS_PATHS = rule(
     "labels-md",
     'The special group "labels" found under an image Zarr contains the key labels containing '
     "the paths to label objects which can be found underneath the group",
+    on_missing_member=True,
 )
 R_LABEL_DTYPE = rule(
     "OME023",

@@ -384,9 +384,9 @@ def pyramid_problems(
 
 def _with_derived_factor(level: _Level, base: _Level) -> _Level:
     factor = None
-    if level.scale is not None and base.scale is not None and len(level.scale) == len(base.scale):
-        if all(b > 0 for b in base.scale):
-            factor = tuple(s / b for s, b in zip(level.scale, base.scale, strict=True))
+    s, s0 = level.scale, base.scale
+    if s is not None and s0 is not None and len(s) == len(s0) and all(b > 0 for b in s0):
+        factor = tuple(a / b for a, b in zip(s, s0, strict=True))
     return _Level(
         level.name,
         level.loc,

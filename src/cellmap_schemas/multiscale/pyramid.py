@@ -374,7 +374,7 @@ def pyramid_problems(
     if convention == "ome_ngff":
         levels = [_with_derived_factor(lv, base) for lv in levels]
         base = levels[0]
-    yield from _rank_dtype(levels, base)
+    yield from _rank_dtype(levels, base, "data_type" if fmt == "zarr3" else "dtype")
     yield from _order(levels)
     yield from _shapes(levels, base, derived=convention == "ome_ngff")
     if convention != "ome_ngff":
@@ -401,7 +401,7 @@ def _with_derived_factor(level: _Level, base: _Level) -> _Level:
     )
 
 
-def _rank_dtype(levels: list[_Level], base: _Level) -> Iterator[Problem]:
+def _rank_dtype(levels: list[_Level], base: _Level, key: str) -> Iterator[Problem]:
     for lv in levels[1:]:
         if base.shape is not None and lv.shape is not None and len(lv.shape) != len(base.shape):
             yield PYR_RANK(
@@ -410,7 +410,6 @@ def _rank_dtype(levels: list[_Level], base: _Level) -> Iterator[Problem]:
                 f"rank {len(base.shape)} {_fmt(base.shape)}",
             )
         if base.dtype is not None and lv.dtype is not None and lv.dtype != base.dtype:
-            key = "data_type" if "data_type" in lv.loc else "dtype"
             yield PYR_DTYPE(
                 f"{lv.loc}.{key}",
                 f"{lv.name}: data type {lv.dtype!r} differs from {base.name}'s {base.dtype!r}",
@@ -474,7 +473,7 @@ def _shapes(levels: list[_Level], base: _Level, *, derived: bool) -> Iterator[Pr
             continue
         want = tuple(lo if lo == hi else f"{lo}|{hi}" for lo, hi in bounds)
         origin = (
-            f"factor {_fmt(tuple(rel))} from the scale ratio {lv.scale_loc} / {base.name}'s"
+            f"factor {_fmt(tuple(rel))} (the ratio of {lv.scale_loc} to {base.name}'s scale)"
             if derived
             else f"factor {_fmt(tuple(rel))} ({lv.factor_loc})"
         )

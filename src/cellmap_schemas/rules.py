@@ -115,6 +115,8 @@ _MODULES = (
     "cellmap_schemas.multiscale.ome_ngff.v04",
     "cellmap_schemas.multiscale.ome_ngff.v05",
     "cellmap_schemas.annotation",
+    "cellmap_schemas.multiscale.pyramid",
+    "cellmap_schemas.neuroglancer",
 )
 
 

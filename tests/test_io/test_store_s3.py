@@ -11,7 +11,7 @@ import pytest
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io import open_store
-from cellmap_schemas.io._s3 import EMPTY_SHA256, S3Store, sigv4_headers
+from cellmap_schemas.io._s3 import S3Store
 from conftest import S3Server, _free_port
 from faults import FaultProxy
 
@@ -356,45 +356,6 @@ def test_random_faults_under_load(
 
 
 # -- the direct GET path --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "token"),
-    [
-        ("http://127.0.0.1:9000/bucket/a/b.json", None),
-        ("https://bucket.s3.eu-west-1.amazonaws.com/x%20y/%2B%C3%A9/z~.json", "tok/en+="),
-        ("https://s3.amazonaws.com/janelia-cosem-datasets/jrc_hela-2/attributes.json", None),
-        (
-            "http://127.0.0.1:9000/bucket?continuation-token=1%2Fx%2By%3D%3D&delimiter=%2F"
-            "&encoding-type=url&list-type=2&max-keys=2&prefix=a%20b%2Bc%2F",
-            "t",
-        ),
-        ("https://b.s3.amazonaws.com/?delimiter=%2F&list-type=2&prefix=", None),
-    ],
-)
-def test_sigv4_signature_matches_botocore(url: str, token: str | None) -> None:
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    region = "eu-west-1" if "eu-west-1" in url else "us-east-1"
-    request = AWSRequest(method="GET", url=url, headers={"X-Amz-Content-SHA256": EMPTY_SHA256})
-    S3SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token), "s3", region).add_auth(
-        request
-    )
-    amz_date = request.headers["X-Amz-Date"]
-    ours = sigv4_headers(
-        "GET",
-        url,
-        region=region,
-        access_key="AKIDEXAMPLE",
-        secret_key="wJalrXUtnFEMI/K7MDENG",
-        token=token,
-        amz_date=amz_date,
-    )
-    assert ours["Authorization"] == request.headers["Authorization"]
-    assert ours["x-amz-date"] == amz_date
-    assert ours.get("x-amz-security-token") == token
 
 
 def test_direct_path_retries_and_falls_back_to_botocore(

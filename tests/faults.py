@@ -264,9 +264,13 @@ class BadServer:
     - ``GET /…/huge`` streams zeros with ``Content-Length: huge_length`` (1 TiB) until the
       client hangs up;
     - ``GET /…/endless`` streams zeros chunked (no length) until the client hangs up;
-    - ``GET /…/small`` answers ``SMALL``; anything else is a 404.
+    - ``GET /…/small`` answers ``SMALL``;
+    - ``GET /…/refused`` is a 403: ``SignatureDoesNotMatch`` when the request is signed (as S3
+      answers a wrong secret), ``AccessDenied`` when it is not;
+    - anything else is a 404 ``NoSuchKey``.
 
-    ``list_requests`` and ``bytes_sent`` say how far a client let the server go.
+    ``list_requests`` and ``bytes_sent`` say how far a client let the server go; ``signed``
+    holds, per request, whether it carried an ``Authorization`` header.
     """
 
     SMALL = b'{"n5": "2.0.0"}'
@@ -278,6 +282,7 @@ class BadServer:
         self.list_requests = 0
         self.bytes_sent = 0
         self.paths: list[str] = []
+        self.signed: list[bool] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -336,9 +341,15 @@ class _BadHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner = self.server_owner
         parts = urlsplit(self.path)
+        signed = "Authorization" in self.headers
         with owner._lock:
             owner.paths.append(self.path)
-        if "list-type=2" in parts.query:
+            owner.signed.append(signed)
+        if parts.path.endswith("/refused"):
+            code = "SignatureDoesNotMatch" if signed else "AccessDenied"
+            body = f"<Error><Code>{code}</Code><Message>refused</Message></Error>".encode()
+            self._answer(403, body, "application/xml")
+        elif "list-type=2" in parts.query:
             self._listing()
         elif parts.path.endswith("/huge"):
             self._stream(chunked=False)

@@ -144,6 +144,8 @@ def read_file(path: str, url: str, limit: int = DEFAULT_MAX_DOCUMENT_SIZE) -> by
             if total > limit:
                 raise too_large(url, limit)
         return b"".join(parts)
+    except StoreError:  # an OSError too: not to be worded again below
+        raise
     except OSError as exc:
         if exc.errno == errno.EISDIR:
             return None

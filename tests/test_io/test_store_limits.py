@@ -300,21 +300,6 @@ def test_anonymous_refusal_is_access_denied(
     assert bad.signed == [False]
 
 
-def test_unknown_s3_storage_option_is_an_error(
-    bad: BadServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _aws_env(monkeypatch, bad.endpoint, credentials=False)
-
-    async def main() -> None:
-        async with open_store("s3://bucket", storage_options={"endpoint-url": "http://x"}):
-            pass
-
-    with pytest.raises(
-        StoreError, match=r"^s3://bucket: bad storage options: unknown endpoint-url"
-    ):
-        run(main)
-
-
 # -- passwords in URLs -----------------------------------------------------------------------
 
 

@@ -505,3 +505,52 @@ def test_direct_listing_retries_transient_faults(
                 return listing, store.direct is not None, proxy.requests, proxy.injected
 
         assert run(main) == ((["labels", "s0"], ["attributes.json"]), True, 3, 2)
+
+
+def test_cli_storage_options_reach_the_client_and_the_signer(
+    private: str, s3: S3Server, no_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--storage-option`` pairs as the CLI parses them: credentials, endpoint, region."""
+    from cellmap_schemas.io import parse_storage_options
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    options = parse_storage_options(
+        [
+            "anon=false",
+            "key=testing",
+            "secret=testing",
+            f"endpoint_url={s3.endpoint}",
+            "client_kwargs.region_name=eu-west-1",
+        ]
+    )
+
+    async def main() -> tuple[object, ...]:
+        async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+            assert isinstance(store, S3Store)
+            first = await store.get("attributes.json")
+            assert store.direct is not None
+            second = await store.get("s0/attributes.json")
+            return first, second, store.anonymous, store.direct.region, await store.list_dir()
+
+    assert run(main) == (
+        b'{"n5": "2.0.0"}',
+        b'{"dimensions": [4]}',
+        False,
+        "eu-west-1",
+        (["labels", "s0"], ["attributes.json"]),
+    )
+
+
+def test_requester_pays_keeps_every_get_on_the_client(private: str, s3: S3Server) -> None:
+    """A GET with ``RequestPayer`` needs a header the direct path does not send: client only."""
+    with FaultProxy(s3.endpoint) as proxy:
+
+        async def main() -> tuple[object, ...]:
+            options = {"requester_pays": True, "endpoint_url": proxy.endpoint}
+            async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+                assert isinstance(store, S3Store)
+                data = await store.get_many(["attributes.json", "s0/attributes.json", "nope"])
+                return data, store.direct is None, store.requests
+
+        assert run(main) == ([b'{"n5": "2.0.0"}', b'{"dimensions": [4]}', None], True, 3)
+        assert proxy.requests == 3

@@ -70,39 +70,6 @@ _CREDENTIAL_OPTIONS = {
     "password": "aws_secret_access_key",
     "token": "aws_session_token",
 }
-# s3fs options about its own caches and uploads: meaningless for reading metadata, accepted so
-# that options written for s3fs keep working.
-_IGNORED_OPTIONS = frozenset(
-    {
-        "asynchronous",
-        "cache_regions",
-        "default_block_size",
-        "default_cache_type",
-        "default_fill_cache",
-        "fixed_upload_size",
-        "listings_expiry_time",
-        "loop",
-        "max_concurrency",
-        "max_paths",
-        "skip_instance_cache",
-        "use_listings_cache",
-        "version_aware",
-    }
-)
-_KNOWN_OPTIONS = frozenset(
-    {
-        "anon",
-        "client_kwargs",
-        "config_kwargs",
-        "endpoint_url",
-        "profile",
-        "requester_pays",
-        "s3_additional_kwargs",
-        "session",
-        "use_ssl",
-        *_CREDENTIAL_OPTIONS,
-    }
-)
 _SIGV4 = frozenset({"s3v4", "v4"})
 
 _LOADERS: dict[str, Any] = {}
@@ -134,7 +101,8 @@ async def open_s3(location: Location, **kw: Any) -> S3Store:
 
     Storage options are s3fs's names (``anon``, ``key``/``secret``/``token``, ``profile``,
     ``endpoint_url``, ``client_kwargs``, ``config_kwargs``, ``requester_pays``,
-    ``s3_additional_kwargs``, ``session``, ``use_ssl``), so options written for s3fs still work.
+    ``s3_additional_kwargs``, ``session``, ``use_ssl``; also ``region_name``), so options
+    written for s3fs still work.
     """
     try:
         import aiobotocore.session
@@ -146,15 +114,15 @@ async def open_s3(location: Location, **kw: Any) -> S3Store:
         raise _error(location.url, f"S3 support needs aiobotocore ({exc})") from exc
 
     url = location.url
+    # Other names pass unread, as s3fs let them: the same options also reach the writers
+    # (``retries``, ``fsync``) and s3fs's cache settings mean nothing here.
     options = dict(location.storage_options)
-    unknown = sorted(set(options) - _KNOWN_OPTIONS - _IGNORED_OPTIONS)
-    if unknown:
-        known = ", ".join(sorted(_KNOWN_OPTIONS))
-        raise _error(url, f"bad storage options: unknown {', '.join(unknown)} (known: {known})")
     timeout = kw.get("timeout")
     client_kwargs = dict(options.get("client_kwargs") or {})
     if options.get("endpoint_url"):
         client_kwargs.setdefault("endpoint_url", options["endpoint_url"])
+    if options.get("region_name"):  # as the writers take it
+        client_kwargs.setdefault("region_name", options["region_name"])
     if "use_ssl" in options:
         client_kwargs.setdefault("use_ssl", bool(options["use_ssl"]))
     for name, botocore_name in _CREDENTIAL_OPTIONS.items():

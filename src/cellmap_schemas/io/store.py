@@ -181,8 +181,8 @@ async def open_store(
     storage_options
         fsspec options, merged over those of a given ``Location``. For S3, s3fs's names
         (``anon``, ``endpoint_url``, ``profile``, ``key``/``secret``/``token``,
-        ``client_kwargs``, ``config_kwargs``, ``requester_pays``, ``s3_additional_kwargs``);
-        an unknown name is an error. Without them the standard AWS variables and files apply,
+        ``client_kwargs``, ``config_kwargs``, ``requester_pays``, ``s3_additional_kwargs``).
+        Without them the standard AWS variables and files apply,
         and a public bucket is read anonymously when no credentials are found.
     retries
         Extra attempts for a request that failed transiently (throttling, 5xx, timeout, reset).

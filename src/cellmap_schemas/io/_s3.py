@@ -526,9 +526,11 @@ class DirectGet:
             ) as response:
                 if response.status == 200:
                     length = response.content_length
-                    if length is not None and length > self.max_size:
-                        response.close()
-                        raise too_large(url, self.max_size)
+                    if length is not None:
+                        if length > self.max_size:
+                            response.close()
+                            raise too_large(url, self.max_size)
+                        return await response.read()  # no more than the length it announced
                     return await read_capped(
                         functools.partial(response.content.read, 1 << 16), self.max_size, url
                     )

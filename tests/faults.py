@@ -254,3 +254,161 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+
+class BadServer:
+    """An HTTP (and S3-looking) server on 127.0.0.1 whose answers no client should trust.
+
+    - a ListObjectsV2 request (``?list-type=2``) is answered truncated, with the same
+      ``NextContinuationToken`` forever (or ``distinct_tokens=True``: a new one every page);
+    - ``GET /…/huge`` streams zeros with ``Content-Length: huge_length`` (1 TiB) until the
+      client hangs up;
+    - ``GET /…/endless`` streams zeros chunked (no length) until the client hangs up;
+    - ``GET /…/small`` answers ``SMALL``;
+    - ``GET /…/refused`` is a 403: ``SignatureDoesNotMatch`` when the request is signed (as S3
+      answers a wrong secret), ``AccessDenied`` when it is not;
+    - anything else is a 404 ``NoSuchKey``.
+
+    ``list_requests`` and ``bytes_sent`` say how far a client let the server go; ``signed``
+    holds, per request, whether it carried an ``Authorization`` header.
+    """
+
+    SMALL = b'{"n5": "2.0.0"}'
+
+    def __init__(self, *, distinct_tokens: bool = False, huge_length: int = 1 << 40) -> None:
+        self.distinct_tokens = distinct_tokens
+        self.huge_length = huge_length
+        self._lock = threading.Lock()
+        self.list_requests = 0
+        self.bytes_sent = 0
+        self.paths: list[str] = []
+        self.signed: list[bool] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the server is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _sent(self, n: int) -> None:
+        with self._lock:
+            self.bytes_sent += n
+
+    def start(self) -> BadServer:
+        owner = self
+
+        class Handler(_BadHandler):
+            server_owner = owner
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> BadServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _BadHandler(BaseHTTPRequestHandler):
+    server_owner: BadServer
+    protocol_version = "HTTP/1.1"
+    _ZEROS = b"\x00" * 65536
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        owner = self.server_owner
+        parts = urlsplit(self.path)
+        signed = "Authorization" in self.headers
+        with owner._lock:
+            owner.paths.append(self.path)
+            owner.signed.append(signed)
+        if parts.path.endswith("/refused"):
+            code = "SignatureDoesNotMatch" if signed else "AccessDenied"
+            body = f"<Error><Code>{code}</Code><Message>refused</Message></Error>".encode()
+            self._answer(403, body, "application/xml")
+        elif "list-type=2" in parts.query:
+            self._listing()
+        elif parts.path.endswith("/huge"):
+            self._stream(chunked=False)
+        elif parts.path.endswith("/endless"):
+            self._stream(chunked=True)
+        elif parts.path.endswith("/small"):
+            self._answer(200, owner.SMALL, "application/json")
+        else:
+            body = b"<Error><Code>NoSuchKey</Code><Message>no</Message></Error>"
+            self._answer(404, body, "application/xml")
+
+    def do_HEAD(self) -> None:  # fsspec's HTTP filesystem may ask for a size first
+        parts = urlsplit(self.path)
+        self.send_response(200 if parts.path.endswith(("/huge", "/small")) else 404)
+        size = self.server_owner.huge_length if parts.path.endswith("/huge") else 15
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+
+    def _answer(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _listing(self) -> None:
+        owner = self.server_owner
+        with owner._lock:
+            owner.list_requests += 1
+            n = owner.list_requests
+        token = f"page-{n}" if owner.distinct_tokens else "same-token"
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            "<Name>bucket</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
+            f"<Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>"
+            f"<Contents><Key>k{n}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>"
+            "<ETag>&quot;x&quot;</ETag><Size>1</Size></Contents>"
+            f"<NextContinuationToken>{token}</NextContinuationToken></ListBucketResult>"
+        ).encode()
+        self._answer(200, body, "application/xml")
+
+    def _stream(self, *, chunked: bool) -> None:
+        owner = self.server_owner
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(owner.huge_length))
+        self.end_headers()
+        chunk = self._ZEROS
+        framed = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
+        try:
+            sent = 0
+            while chunked or sent < owner.huge_length:
+                self.wfile.write(framed)
+                sent += len(chunk)
+                owner._sent(len(chunk))
+        except OSError:  # the client hung up: what a bounded reader does
+            pass
+        self.close_connection = True

@@ -77,6 +77,21 @@ def test_local_file_url_and_url_of(tree: Path) -> None:
     assert run(main) == (str(tree), f"{tree}/s0/attributes.json", b'{"n5": "2.0.0"}')
 
 
+def test_local_file_url_with_localhost_and_foreign_host(tree: Path) -> None:
+    async def main(url: str) -> bytes | None:
+        async with open_store(url) as store:
+            assert isinstance(store, LocalStore)
+            return await store.get("attributes.json")
+
+    assert run(main, f"file://localhost{tree}") == b'{"n5": "2.0.0"}'
+    with pytest.raises(ValueError) as info:
+        run(main, f"file://otherhost{tree}")
+    assert str(info.value) == (
+        f"file://otherhost{tree}: a file URL on another host (otherhost) cannot be read here; "
+        "local files are file:///path or file://localhost/path"
+    )
+
+
 def test_local_list_dir(tree: Path) -> None:
     async def main() -> list[tuple[list[str], list[str]]]:
         async with open_store(tree) as store:

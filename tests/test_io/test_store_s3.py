@@ -11,7 +11,7 @@ import pytest
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io import open_store
-from cellmap_schemas.io._s3 import EMPTY_SHA256, S3Store, sigv4_headers
+from cellmap_schemas.io._s3 import S3Store
 from conftest import S3Server, _free_port
 from faults import FaultProxy
 
@@ -358,45 +358,6 @@ def test_random_faults_under_load(
 # -- the direct GET path --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("url", "token"),
-    [
-        ("http://127.0.0.1:9000/bucket/a/b.json", None),
-        ("https://bucket.s3.eu-west-1.amazonaws.com/x%20y/%2B%C3%A9/z~.json", "tok/en+="),
-        ("https://s3.amazonaws.com/janelia-cosem-datasets/jrc_hela-2/attributes.json", None),
-        (
-            "http://127.0.0.1:9000/bucket?continuation-token=1%2Fx%2By%3D%3D&delimiter=%2F"
-            "&encoding-type=url&list-type=2&max-keys=2&prefix=a%20b%2Bc%2F",
-            "t",
-        ),
-        ("https://b.s3.amazonaws.com/?delimiter=%2F&list-type=2&prefix=", None),
-    ],
-)
-def test_sigv4_signature_matches_botocore(url: str, token: str | None) -> None:
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    region = "eu-west-1" if "eu-west-1" in url else "us-east-1"
-    request = AWSRequest(method="GET", url=url, headers={"X-Amz-Content-SHA256": EMPTY_SHA256})
-    S3SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token), "s3", region).add_auth(
-        request
-    )
-    amz_date = request.headers["X-Amz-Date"]
-    ours = sigv4_headers(
-        "GET",
-        url,
-        region=region,
-        access_key="AKIDEXAMPLE",
-        secret_key="wJalrXUtnFEMI/K7MDENG",
-        token=token,
-        amz_date=amz_date,
-    )
-    assert ours["Authorization"] == request.headers["Authorization"]
-    assert ours["x-amz-date"] == amz_date
-    assert ours.get("x-amz-security-token") == token
-
-
 def test_direct_path_retries_and_falls_back_to_botocore(
     private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -544,3 +505,52 @@ def test_direct_listing_retries_transient_faults(
                 return listing, store.direct is not None, proxy.requests, proxy.injected
 
         assert run(main) == ((["labels", "s0"], ["attributes.json"]), True, 3, 2)
+
+
+def test_cli_storage_options_reach_the_client_and_the_signer(
+    private: str, s3: S3Server, no_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--storage-option`` pairs as the CLI parses them: credentials, endpoint, region."""
+    from cellmap_schemas.io import parse_storage_options
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    options = parse_storage_options(
+        [
+            "anon=false",
+            "key=testing",
+            "secret=testing",
+            f"endpoint_url={s3.endpoint}",
+            "client_kwargs.region_name=eu-west-1",
+        ]
+    )
+
+    async def main() -> tuple[object, ...]:
+        async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+            assert isinstance(store, S3Store)
+            first = await store.get("attributes.json")
+            assert store.direct is not None
+            second = await store.get("s0/attributes.json")
+            return first, second, store.anonymous, store.direct.region, await store.list_dir()
+
+    assert run(main) == (
+        b'{"n5": "2.0.0"}',
+        b'{"dimensions": [4]}',
+        False,
+        "eu-west-1",
+        (["labels", "s0"], ["attributes.json"]),
+    )
+
+
+def test_requester_pays_keeps_every_get_on_the_client(private: str, s3: S3Server) -> None:
+    """A GET with ``RequestPayer`` needs a header the direct path does not send: client only."""
+    with FaultProxy(s3.endpoint) as proxy:
+
+        async def main() -> tuple[object, ...]:
+            options = {"requester_pays": True, "endpoint_url": proxy.endpoint}
+            async with open_store("s3://private/data/x.n5", storage_options=options) as store:
+                assert isinstance(store, S3Store)
+                data = await store.get_many(["attributes.json", "s0/attributes.json", "nope"])
+                return data, store.direct is None, store.requests
+
+        assert run(main) == ([b'{"n5": "2.0.0"}', b'{"dimensions": [4]}', None], True, 3)
+        assert proxy.requests == 3

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cellmap_schemas.io.url import Location, join_key, parse_storage_options, parse_url
+from cellmap_schemas.io.url import Location, join_key, parse_storage_options, parse_url, redact
 
 
 @pytest.mark.parametrize(
@@ -133,3 +133,59 @@ def test_importing_io_leaves_the_storage_stack_unloaded() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("http://user:PASS@host/x.zarr", "http://user:***@host/x.zarr"),
+        ("https://:PASS@host:8443/a", "https://:***@host:8443/a"),
+        ("http://u:P@SS@127.0.0.1:9000", "http://u:***@127.0.0.1:9000"),  # "@" in the password
+        (
+            "s3://b/k: cannot reach http://u:PASS@10.0.0.1/ (or http://v:PASS2@h/)",
+            "s3://b/k: cannot reach http://u:***@10.0.0.1/ (or http://v:***@h/)",
+        ),
+        (
+            "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F&X-Amz-Signature=ab12&x-id=Get",
+            "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***&x-id=Get",
+        ),
+        ("https://host/a?token=SECRET#frag", "https://host/a?token=***#frag"),
+        # nothing secret: unchanged
+        ("http://user@host/a", "http://user@host/a"),
+        ("s3://bucket/key=value/a@b:c", "s3://bucket/key=value/a@b:c"),
+        ("/data/x.n5", "/data/x.n5"),
+    ],
+)
+def test_redact(text: str, redacted: str) -> None:
+    assert redact(text) == redacted
+    assert "PASS" not in redact(text) and "SECRET" not in redact(text)
+
+
+def test_parse_errors_redact_passwords() -> None:
+    with pytest.raises(ValueError) as info:
+        parse_url("http://user:PASS@host/x::memory://y")
+    assert "PASS" not in str(info.value)
+    assert str(info.value).startswith("http://user:***@host/x::memory://y: chained URLs")
+
+
+@pytest.mark.parametrize("url", ["file:///data/x.n5", "file://localhost/data/x.n5",
+                                 "file://LOCALHOST/data/x.n5", "local:///data/x.n5"])  # fmt: skip
+def test_local_file_urls(url: str) -> None:
+    assert parse_url(url) == Location("file", "/data/x.n5")
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("file://otherhost/data/x.n5", "otherhost"),
+        ("file://fileserver.example.org/share/x.zarr", "fileserver.example.org"),
+        ("file://data/x.n5", "data"),  # a relative path written as a URL names a host
+        ("file://me:PASS@nas/x.n5", "nas"),
+    ],
+)
+def test_file_urls_on_another_host_are_refused(url: str, host: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_url(url)
+    message = str(info.value)
+    assert f"a file URL on another host ({host}) cannot be read here" in message
+    assert "\n" not in message and "PASS" not in message

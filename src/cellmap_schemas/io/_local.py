@@ -4,12 +4,15 @@ A thread hop costs more than reading a small metadata file from the page cache (
 paths per call measured 7x faster than one call per file), so ``get_many`` hands each worker
 thread a batch of paths. Directory listings refuse to re-enter a directory they are already
 inside (symlink loops), and special files (FIFOs, sockets, devices) are never opened for a
-blocking read, so a listing or read cannot hang.
+blocking read, so a listing or read cannot hang. A file larger than the store's
+``max_document_size`` is an error, told from its size or, for files whose size lies (``/proc``,
+growing files), after reading one byte past the limit.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from collections.abc import Iterable
@@ -19,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from cellmap_schemas.errors import StoreError
-from cellmap_schemas.io.store import Store
+from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, Store, too_large
 from cellmap_schemas.io.url import Location, join_key
 
 __all__ = ["LocalStore"]
@@ -57,13 +60,17 @@ class LocalStore(Store):
     async def get(self, key: str) -> bytes | None:
         self.requests += 1
         try:
-            return await self._run(read_file, self._path(key), self.url_of(key))
+            return await self._run(
+                read_file, self._path(key), self.url_of(key), self.max_document_size
+            )
         except TimeoutError:
             raise StoreError(f"{self.url_of(key)}: timed out after {self.timeout:g} s") from None
 
     async def get_many(self, keys: Iterable[str]) -> list[bytes | StoreError | None]:
         items = [(self._path(k), self.url_of(k)) for k in keys]
-        return await self._batched(read_batch, items)
+        return await self._batched(
+            functools.partial(read_batch, limit=self.max_document_size), items
+        )
 
     async def list_many(
         self, keys: Iterable[str]
@@ -105,10 +112,11 @@ class LocalStore(Store):
             raise StoreError(f"{self.url_of(key)}: timed out after {self.timeout:g} s") from None
 
 
-def read_file(path: str, url: str) -> bytes | None:
+def read_file(path: str, url: str, limit: int = DEFAULT_MAX_DOCUMENT_SIZE) -> bytes | None:
     """The bytes of a regular file; ``None`` when absent or a directory.
 
     Opened non-blocking so that a FIFO named like a metadata file cannot block the thread.
+    Raises a StoreError for a file of more than ``limit`` bytes, reading at most one past it.
     """
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -122,14 +130,22 @@ def read_file(path: str, url: str) -> bytes | None:
             return None
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"{url}: not a regular file")
+        if st.st_size > limit:
+            raise too_large(url, limit)
         want = st.st_size + 1
         data = os.read(fd, want)
         if len(data) < want:  # the common case: all of it in one call
             return data
         parts = [data]
-        while chunk := os.read(fd, 1 << 20):
+        total = len(data)
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
             parts.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise too_large(url, limit)
         return b"".join(parts)
+    except StoreError:  # an OSError too: not to be worded again below
+        raise
     except OSError as exc:
         if exc.errno == errno.EISDIR:
             return None
@@ -138,12 +154,14 @@ def read_file(path: str, url: str) -> bytes | None:
         os.close(fd)
 
 
-def read_batch(items: list[tuple[str, str]]) -> list[bytes | StoreError | None]:
+def read_batch(
+    items: list[tuple[str, str]], limit: int = DEFAULT_MAX_DOCUMENT_SIZE
+) -> list[bytes | StoreError | None]:
     """:func:`read_file` over many paths in one thread call; errors are returned in place."""
     out: list[bytes | StoreError | None] = []
     for path, url in items:
         try:
-            out.append(read_file(path, url))
+            out.append(read_file(path, url, limit))
         except StoreError as exc:
             out.append(exc)
     return out

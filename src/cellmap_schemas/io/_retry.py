@@ -14,6 +14,7 @@ from typing import TypeVar
 import anyio
 
 from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io.url import redact
 
 __all__ = ["Transient", "backoff_delay", "retrying"]
 
@@ -55,7 +56,8 @@ async def retrying(
     """Run ``attempt`` until it succeeds, at most ``retries + 1`` times.
 
     Each attempt gets ``timeout`` seconds. ``Transient`` failures and timeouts are retried; the
-    last one becomes a ``StoreError`` naming ``url``. Any other exception passes through.
+    last one becomes a ``StoreError`` naming ``url`` (passwords redacted). Any other exception
+    passes through.
     """
     cause = "no attempt made"
     for n in range(retries + 1):
@@ -72,4 +74,4 @@ async def retrying(
             cause = f"timed out after {timeout:g} s"
     tries = retries + 1
     detail = f" (gave up after {tries} attempts)" if tries > 1 else ""
-    raise StoreError(f"{url}: {cause}{detail}")
+    raise StoreError(redact(f"{url}: {cause}{detail}"))

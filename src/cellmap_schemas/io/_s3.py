@@ -1,34 +1,40 @@
-"""S3 backend: s3fs builds the aiobotocore client, which we then call directly.
+"""S3 backend on botocore: its credential chain, endpoint rules, signer and ListObjectsV2 parser.
 
-s3fs honours every fsspec storage option and the standard AWS configuration (``AWS_PROFILE``,
-``AWS_ENDPOINT_URL(_S3)``, ``FSSPEC_S3_ENDPOINT_URL``, credential files), so it builds the client.
-Reads skip s3fs's ``_cat_file``, which sends a HEAD before each GET: one ``get_object`` per read,
-and a HEAD-less read also works on buckets whose policy grants only ``GetObject``. Retries are
-ours (botocore's are switched off) so that ``retries``/``timeout`` mean the same for every
-backend. s3fs and aiobotocore are imported here only, on first use of an ``s3://`` URL.
+The aiobotocore client does everything botocore knows best: the credential chain (variables,
+profiles, SSO, container and instance roles, each refreshed before it expires), endpoint
+resolution (``AWS_ENDPOINT_URL(_S3)``, regions, path or virtual-host style), listings and
+errors. Its per-request cost (~0.8 ms of CPU per GET) is what a scan of many small documents
+cannot afford, so after the first GET taught the store the URL layout botocore chose, GETs are
+plain aiohttp requests to that layout, signed by botocore's own ``S3SigV4Auth`` with the same
+(refreshing) credentials: ~0.2 ms per GET. Anything the direct path does not expect goes back to
+the client. Retries are ours (botocore's are off) so ``retries``/``timeout`` mean the same for
+every backend. botocore is imported on first use of an ``s3://`` URL only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
-import hmac
 import re
 import ssl
-import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, unquote_plus, urlsplit
-from xml.etree import ElementTree
+from urllib.parse import quote, urlsplit
 
 import anyio
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io._retry import Transient, retrying
-from cellmap_schemas.io.store import Store, dns_failure
-from cellmap_schemas.io.url import Location, join_key
+from cellmap_schemas.io.store import Store, dns_failure, read_capped, too_large, translate_error
+from cellmap_schemas.io.url import Location, join_key, redact
 
-__all__ = ["S3Store", "open_s3"]
+__all__ = ["MAX_LIST_PAGES", "S3Store", "open_s3"]
+
+MAX_LIST_PAGES = 100_000
+"""Most ListObjectsV2 pages one ``list_dir`` follows (100 million keys at S3's 1,000 a page)."""
+
+ERROR_BODY_LIMIT = 1 << 16
+"""Bytes of an error answer read for its ``<Code>``."""
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
@@ -39,6 +45,7 @@ _BAD_CREDENTIALS = frozenset(
         "ExpiredToken",
         "InvalidToken",
         "TokenRefreshRequired",
+        "InvalidSecurity",
     }
 )
 _TRANSIENT = frozenset(
@@ -54,7 +61,16 @@ _TRANSIENT = frozenset(
         "500",
     }
 )
-_CREDENTIAL_OPTIONS = ("key", "secret", "token", "username", "password")
+
+# s3fs's option names for explicit credentials -> botocore's.
+_CREDENTIAL_OPTIONS = {
+    "key": "aws_access_key_id",
+    "username": "aws_access_key_id",
+    "secret": "aws_secret_access_key",
+    "password": "aws_secret_access_key",
+    "token": "aws_session_token",
+}
+_SIGV4 = frozenset({"s3v4", "v4"})
 
 _LOADERS: dict[str, Any] = {}
 
@@ -75,42 +91,96 @@ def _shared_loader(session: Any) -> Any:
     return loader
 
 
+def _error(url: str, detail: object) -> StoreError:
+    """A one-line StoreError; whatever it quotes passes through :func:`redact`."""
+    return StoreError(redact(f"{url}: {detail}".replace("\n", " ")))
+
+
 async def open_s3(location: Location, **kw: Any) -> S3Store:
-    """Build the s3fs filesystem and its client inside the running loop."""
+    """Build the aiobotocore client (and find credentials) inside the running loop.
+
+    Storage options are s3fs's names (``anon``, ``key``/``secret``/``token``, ``profile``,
+    ``endpoint_url``, ``client_kwargs``, ``config_kwargs``, ``requester_pays``,
+    ``s3_additional_kwargs``, ``session``, ``use_ssl``; also ``region_name``), so options
+    written for s3fs still work.
+    """
     try:
         import aiobotocore.session
+        import botocore
         import botocore.exceptions
-        from s3fs import S3FileSystem
-    except ImportError as exc:  # pragma: no cover - s3fs is a dependency
-        raise StoreError(f"{location.url}: S3 support needs s3fs ({exc})") from exc
+        from aiobotocore.config import AioConfig
+        from aiobotocore.credentials import AioCredentials
+    except ImportError as exc:  # pragma: no cover - aiobotocore is a dependency
+        raise _error(location.url, f"S3 support needs aiobotocore ({exc})") from exc
 
+    url = location.url
+    # Other names pass unread, as s3fs let them: the same options also reach the writers
+    # (``retries``, ``fsync``) and s3fs's cache settings mean nothing here.
     options = dict(location.storage_options)
     timeout = kw.get("timeout")
-    config = dict(options.pop("config_kwargs", None) or {})
+    client_kwargs = dict(options.get("client_kwargs") or {})
+    if options.get("endpoint_url"):
+        client_kwargs.setdefault("endpoint_url", options["endpoint_url"])
+    if options.get("region_name"):  # as the writers take it
+        client_kwargs.setdefault("region_name", options["region_name"])
+    if "use_ssl" in options:
+        client_kwargs.setdefault("use_ssl", bool(options["use_ssl"]))
+    for name, botocore_name in _CREDENTIAL_OPTIONS.items():
+        if options.get(name):
+            client_kwargs.setdefault(botocore_name, options[name])
+    config = dict(options.get("config_kwargs") or {})
     config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
     config.setdefault("max_pool_connections", kw.get("concurrency", 64))
     if timeout is not None:
         config.setdefault("connect_timeout", timeout)
         config.setdefault("read_timeout", timeout)
-    anonymous = bool(options.get("anon", False))
+    extra = dict(options.get("s3_additional_kwargs") or {})
+    if options.get("requester_pays"):
+        extra.setdefault("RequestPayer", "requester")
+
+    stack = contextlib.AsyncExitStack()
     try:
-        if options.get("session") is None:
-            session = aiobotocore.session.AioSession(profile=options.pop("profile", None))
+        session = options.get("session")
+        if session is None:
+            session = aiobotocore.session.AioSession(profile=options.get("profile"))
             session.register_component("data_loader", _shared_loader(session))
-            options["session"] = session
-            if "anon" not in options and not any(options.get(k) for k in _CREDENTIAL_OPTIONS):
-                # botocore's chain: variables, profile files, SSO, container and instance roles
-                anonymous = await session.get_credentials() is None
-        options["anon"] = anonymous
-        fs = S3FileSystem(
-            asynchronous=True, skip_instance_cache=True, config_kwargs=config, **options
+        key = client_kwargs.get("aws_access_key_id")
+        secret = client_kwargs.get("aws_secret_access_key")
+        credentials: Any = None
+        if "anon" in options:
+            anonymous = bool(options["anon"])
+        else:
+            anonymous = not (key and secret) and await session.get_credentials() is None
+        if anonymous:
+            config["signature_version"] = botocore.UNSIGNED
+        elif key and secret:
+            credentials = AioCredentials(key, secret, client_kwargs.get("aws_session_token"))
+        else:
+            # botocore's chain, the same object the client signs with: refreshed when it expires
+            credentials = await session.get_credentials()
+        client = await stack.enter_async_context(
+            session.create_client("s3", config=AioConfig(**config), **client_kwargs)
         )
-        client = await fs.set_session()
     except botocore.exceptions.BotoCoreError as exc:
-        raise StoreError(f"{location.url}: cannot set up S3 access: {exc}") from exc
+        await stack.aclose()
+        raise _error(url, f"cannot set up S3 access: {exc}") from None
     except (TypeError, ValueError, KeyError) as exc:
-        raise StoreError(f"{location.url}: bad storage options: {exc}") from exc
-    return S3Store(location, fs, client, anonymous=anonymous, **kw)
+        await stack.aclose()
+        raise _error(url, f"bad storage options: {exc}") from None
+    verify = client_kwargs.get("verify")
+    if verify is None:
+        verify = session.get_config_variable("ca_bundle")
+    return S3Store(
+        location,
+        client,
+        stack,
+        anonymous=anonymous,
+        credentials=credentials,
+        extra=extra,
+        verify=verify,
+        proxies=config.get("proxies"),
+        **kw,
+    )
 
 
 class S3Store(Store):
@@ -118,42 +188,58 @@ class S3Store(Store):
 
     The first successful GET goes through the botocore client; it teaches the store the URL
     layout (endpoint, path or virtual-host style, signing region) that botocore resolved. Later
-    GETs are plain aiohttp requests to that layout, signed here with SigV4 when the store has
-    credentials: about a third of the client CPU per request. Anything the direct path does not
-    expect (redirects, signature problems, odd statuses) sends the store back to the client.
+    GETs are plain aiohttp requests to that layout (``direct``), signed by botocore's signer
+    when the store has credentials. Anything the direct path does not expect (redirects, odd
+    statuses) sends the store back to the client. Listings always go through the client.
     """
 
     def __init__(
-        self, location: Location, fs: Any, client: Any, *, anonymous: bool, **kw: Any
+        self,
+        location: Location,
+        client: Any,
+        stack: contextlib.AsyncExitStack,
+        *,
+        anonymous: bool,
+        credentials: Any,
+        extra: Mapping[str, Any],
+        verify: bool | str | None = None,
+        proxies: Mapping[str, str] | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(location, **kw)
-        self.fs = fs
         self.client = client
+        self._stack = stack
         self.anonymous = anonymous
+        self.credentials = credentials
+        self.max_list_pages = MAX_LIST_PAGES
+        self._verify = verify
+        self._proxies = proxies
         self.bucket, _, self.prefix = location.path.partition("/")
-        # s3fs's request-wide extras (requester_pays, s3_additional_kwargs), filtered per method.
-        self._get_kw = _extra_kwargs(fs, client.get_object)
-        self._list_kw = _extra_kwargs(fs, client.list_objects_v2)
+        # request-wide extras (RequestPayer, SSE-C keys, MaxKeys...), each where it applies
+        model = client.meta.service_model
+        self._get_kw = _applicable(extra, model.operation_model("GetObject"))
+        self._list_kw = _applicable(extra, model.operation_model("ListObjectsV2"))
         self.direct: DirectGet | None = None
         self._retired: list[DirectGet] = []
-        self._learn = not self._get_kw and not getattr(fs, "version_aware", False)
-        self._sent: tuple[str, str | None] | None = None
+        self._learn = not self._get_kw  # extras would have to be sent as headers: client only
+        self._sent: tuple[str, str, str, Any] | None = None
         # The first GET goes alone, so that it can teach the direct path to all the others.
         self._first_started = False
         self._first_done = anyio.Event()
-        # Listings go direct too, unless extra parameters (RequestPayer...) apply.
-        self._direct_list = set(self._list_kw) <= {"MaxKeys"}
         if self._learn:
-            client.meta.events.register("before-send.s3.GetObject", self._capture)
+            client.meta.events.register("before-sign.s3.GetObject", self._capture)
 
     def _key(self, key: str) -> str:
         return join_key(self.prefix, key)
 
-    def _capture(self, request: Any, **_: Any) -> None:
-        auth = request.headers.get("Authorization")
-        if isinstance(auth, bytes):
-            auth = auth.decode("latin-1")
-        self._sent = (str(request.url), auth)
+    def _capture(
+        self, request: Any, signing_name: str, region_name: str, signature_version: Any, **_: Any
+    ) -> None:
+        """Remember the URL, region and signature botocore chose (its ``before-sign`` event)."""
+        signing = request.context.get("signing", {})
+        region = signing.get("region") or region_name
+        name = signing.get("signing_name") or signing_name
+        self._sent = (str(request.url), region, name, signature_version)
 
     async def get(self, key: str) -> bytes | None:
         url = self.url_of(key)
@@ -169,18 +255,7 @@ class S3Store(Store):
                     if self.direct is direct:  # other requests may still use it: close at exit
                         self.direct = None
                         self._retired.append(direct)
-            try:
-                response = await self.client.get_object(
-                    Bucket=self.bucket, Key=s3_key, **self._get_kw
-                )
-                body = response["Body"]
-                try:
-                    data = bytes(await body.read())
-                finally:
-                    body.close()
-            except Exception as exc:
-                self._translate(exc, url)  # raises unless the key is missing
-                data = None
+            data = await self._client_get(s3_key, url)
             if self._learn and self.direct is None:
                 try:
                     await self._start_direct(s3_key)
@@ -188,88 +263,92 @@ class S3Store(Store):
                     self._learn = False
             return data
 
+        async def run() -> bytes | None:
+            async with self._limiter:
+                return await retrying(
+                    attempt,
+                    url=url,
+                    retries=self.retries,
+                    timeout=self.timeout,
+                    on_attempt=self._count,
+                )
+
         if not self._first_started:
             self._first_started = True
             try:
-                async with self._limiter:
-                    return await retrying(
-                        attempt,
-                        url=url,
-                        retries=self.retries,
-                        timeout=self.timeout,
-                        on_attempt=self._count,
-                    )
+                return await run()
             finally:
                 self._first_done.set()
         await self._first_done.wait()
-        async with self._limiter:
-            return await retrying(
-                attempt, url=url, retries=self.retries, timeout=self.timeout, on_attempt=self._count
-            )
+        return await run()
+
+    async def _client_get(self, s3_key: str, url: str) -> bytes | None:
+        """One GET through botocore; the body is read up to the size limit, no further."""
+        try:
+            response = await self.client.get_object(Bucket=self.bucket, Key=s3_key, **self._get_kw)
+            body = response["Body"]
+            try:
+                length = response.get("ContentLength")
+                if length is not None and length > self.max_document_size:
+                    raise too_large(url, self.max_document_size)
+                return await read_capped(
+                    functools.partial(body.read, 1 << 16), self.max_document_size, url
+                )
+            finally:
+                body.close()
+        except StoreError:
+            raise
+        except Exception as exc:
+            return self._translate(exc, url)  # raises unless the key is missing
 
     async def _start_direct(self, s3_key: str) -> None:
-        """Set up :class:`DirectGet` from the request botocore just sent for ``s3_key``."""
+        """Set up :class:`DirectGet` from the request botocore just signed for ``s3_key``."""
+        import botocore
+
         sent, self._sent = self._sent, None
         if sent is None:
             return
-        sent_url, authorization = sent
+        sent_url, region, signing_name, version = sent
         base = sent_url.split("?", 1)[0]
         encoded = quote(s3_key, safe="/~")
         if not base.endswith("/" + encoded):
             return  # another request's capture, or a layout we do not understand: next time
-        prefix = base[: len(base) - len(encoded)]
-        region = None
-        credentials = None
-        if authorization:
-            match = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request", authorization)
-            if not match or not authorization.startswith("AWS4-HMAC-SHA256"):
-                self._learn = False
-                return
-            region = match.group(1)
-            credentials = await self._credentials()
-            if credentials is None:
-                self._learn = False
-                return
-        try:
-            direct = DirectGet(
-                prefix,
-                region=region,
-                credentials=credentials,
-                concurrency=self.concurrency,
-                verify=self._verify(),
-                proxies=self.fs.config_kwargs.get("proxies"),
-            )
-        except ImportError:  # pragma: no cover - aiohttp comes with s3fs
+        if version is botocore.UNSIGNED:
+            credentials = None
+        elif version in _SIGV4 and self.credentials is not None:
+            credentials = self.credentials
+        else:  # SigV4a, S3 Express sessions...: the client's business
             self._learn = False
             return
+        direct = DirectGet(
+            base[: len(base) - len(encoded)],
+            region=region,
+            signing_name=signing_name,
+            credentials=credentials,
+            concurrency=self.concurrency,
+            max_size=self.max_document_size,
+            verify=self._verify,
+            proxies=self._proxies,
+        )
         if self.direct is None:
             self.direct = direct
         else:
             await direct.aclose()
 
-    async def _credentials(self) -> Any:
-        fs = self.fs
-        if fs.key and fs.secret:
-            from botocore.credentials import Credentials
-
-            return Credentials(fs.key, fs.secret, fs.token)
-        session = getattr(fs, "session", None)
-        return await session.get_credentials() if session is not None else None
-
-    def _verify(self) -> bool | str | None:
-        verify = self.fs.client_kwargs.get("verify")
-        if verify is None and self.fs.session is not None:
-            verify = self.fs.session.get_config_variable("ca_bundle")
-        return verify
-
     async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
+        """One level below ``key``, page by page through the client (botocore parses them).
+
+        The server controls the pages: a token it already sent, or more than
+        ``max_list_pages`` pages, ends the listing with a StoreError instead of a loop.
+        """
         url = self.url_of(key)
         prefix = self._key(key)
         prefix = f"{prefix}/" if prefix else ""
-        dirs: list[str] = []
-        files: list[str] = []
+        dirs: set[str] = set()
+        files: set[str] = set()
         token: str | None = None
-        while True:
+        seen: set[str] = set()
+        for _ in range(self.max_list_pages):
             async with self._limiter:
                 page = await retrying(
                     functools.partial(self._list_page, prefix, token, url),
@@ -281,36 +360,25 @@ class S3Store(Store):
             if page is None:
                 break
             common, keys, token = page
-            for name in common:
-                name = name[len(prefix) :].rstrip("/")
-                if name:
-                    dirs.append(name)
-            for name in keys:
-                name = name[len(prefix) :]
-                if name and "/" not in name:
-                    files.append(name)
+            dirs.update(d for d in (n[len(prefix) :].rstrip("/") for n in common) if d)
+            files.update(f for f in (n[len(prefix) :] for n in keys) if f and "/" not in f)
             if not token:
                 break
-        return sorted(set(dirs)), sorted(set(files))
+            if token in seen:
+                raise _error(
+                    url,
+                    f"listing stopped after {len(seen) + 1} pages: the server sent the same "
+                    "continuation token twice",
+                )
+            seen.add(token)
+        else:
+            raise _error(url, f"listing stopped after {self.max_list_pages} pages (the limit)")
+        return sorted(dirs), sorted(files)
 
     async def _list_page(
         self, prefix: str, token: str | None, url: str
     ) -> tuple[list[str], list[str], str | None] | None:
-        """One attempt at one listing page: direct when possible, else through botocore."""
-        direct = self.direct
-        if direct is not None and self._direct_list:
-            try:
-                return await direct.list_page(
-                    prefix,
-                    token,
-                    url,
-                    max_keys=self._list_kw.get("MaxKeys"),
-                    anonymous_hint=self.anonymous,
-                )
-            except _Fallback:
-                self._direct_list = False
-            except ElementTree.ParseError:
-                self._direct_list = False
+        """One attempt at one ListObjectsV2 page: (common prefixes, keys, next token)."""
         kw = dict(self._list_kw, Bucket=self.bucket, Prefix=prefix, Delimiter="/")
         if token:
             kw["ContinuationToken"] = token
@@ -318,10 +386,10 @@ class S3Store(Store):
             page = await self.client.list_objects_v2(**kw)
         except Exception as exc:
             return self._translate(exc, url)
-        common = [c["Prefix"] for c in page.get("CommonPrefixes", ())]
-        keys = [o["Key"] for o in page.get("Contents", ())]
+        common = [c["Prefix"] for c in page.get("CommonPrefixes", ()) if "Prefix" in c]
+        keys = [o["Key"] for o in page.get("Contents", ()) if "Key" in o]
         next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-        return common, keys, next_token
+        return common, keys, next_token or None
 
     def _translate(self, exc: Exception, url: str) -> None:
         """Botocore's and aiohttp's exceptions -> ``None`` (missing), Transient or StoreError."""
@@ -334,52 +402,57 @@ class S3Store(Store):
             if code in _MISSING or (status == 404 and code != "NoSuchBucket"):
                 return None
             if code == "NoSuchBucket":
-                raise StoreError(f"{url}: bucket {self.bucket!r} does not exist") from None
-            if code in _DENIED or status == 403:
-                hint = " with anonymous access: no AWS credentials found" if self.anonymous else ""
-                raise StoreError(f"{url}: access denied (403){hint}") from None
+                raise _error(url, f"bucket {self.bucket!r} does not exist")
+            # before the 403s: a refused signature is not a missing permission
             if code in _BAD_CREDENTIALS:
-                raise StoreError(f"{url}: credentials rejected ({code})") from None
+                raise _error(url, f"credentials rejected ({code})")
+            if code in _DENIED or status == 403:
+                raise _error(url, _denied(self.anonymous))
             if code in _TRANSIENT or status >= 500 or status == 429:
                 raise Transient(f"{code or 'server error'} ({status})")
             message = error.get("Message") or ""
-            raise StoreError(f"{url}: {code} ({status}) {message}".rstrip()) from None
+            raise _error(url, f"{code} ({status}) {message}".rstrip())
         if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError):
             cause = dns_failure(exc.kwargs.get("error") or exc)
             if cause is not None:
-                raise StoreError(f"{url}: {cause}") from None
+                raise _error(url, cause)
             endpoint = urlsplit(str(exc.kwargs.get("endpoint_url", ""))).netloc or "endpoint"
-            raise Transient(f"cannot connect to {endpoint}")
+            raise Transient(redact(f"cannot connect to {endpoint.rpartition('@')[2]}"))
         if isinstance(exc, bx.ConnectTimeoutError | bx.ReadTimeoutError):
             raise Transient("timed out")
         if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-            raise StoreError(f"{url}: {exc}") from None
+            raise _error(url, exc)
         if isinstance(exc, bx.HTTPClientError | bx.ResponseStreamingError):
-            raise Transient(f"connection failed ({exc})")
+            raise Transient(redact(f"connection failed ({exc})"))
         if isinstance(exc, bx.BotoCoreError):
-            raise StoreError(f"{url}: {exc}") from None
-        from cellmap_schemas.io.store import translate_error
-
+            raise _error(url, exc)
         return translate_error(exc, url)
 
     async def aclose(self) -> None:
         direct, self.direct = self.direct, None
         retired, self._retired = self._retired, []
-        client, self.client = self.client, None
         try:
             for d in [direct, *retired]:
                 if d is not None:
                     await d.aclose()
         finally:
-            if client is not None:
-                await client.close()
+            await self._stack.aclose()
+
+
+def _denied(anonymous: bool) -> str:
+    hint = " with anonymous access: no AWS credentials found" if anonymous else ""
+    return f"access denied (403){hint}"
+
+
+def _applicable(extra: Mapping[str, Any], operation: Any) -> dict[str, Any]:
+    """The entries of ``extra`` that ``operation`` takes (as s3fs filters its extras)."""
+    members = operation.input_shape.members if operation.input_shape is not None else {}
+    return {k: v for k, v in extra.items() if k in members and k not in ("Bucket", "Key")}
 
 
 class _Fallback(Exception):
     """The direct path cannot serve this request: use the botocore client from now on."""
 
-
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 
@@ -387,35 +460,48 @@ _ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 class DirectGet:
     """S3 GETs as plain aiohttp requests to ``prefix + quoted key``.
 
-    ``region``/``credentials`` set: each request is signed with SigV4 (see :func:`sigv4_headers`);
-    both ``None``: unsigned (anonymous) requests. Responses map to bytes, ``None`` (missing),
-    :class:`Transient`, :class:`StoreError`, or :class:`_Fallback` for anything unexpected.
+    With ``credentials``, each request is signed by botocore's ``S3SigV4Auth`` for ``region``
+    (frozen credentials are asked for each time, so refreshing ones stay fresh); without, the
+    requests are unsigned. Responses map to bytes, ``None`` (missing), :class:`Transient`,
+    :class:`StoreError`, or :class:`_Fallback` for anything unexpected.
     """
 
     def __init__(
         self,
         prefix: str,
         *,
-        region: str | None,
+        region: str,
+        signing_name: str,
         credentials: Any,
         concurrency: int,
+        max_size: int,
         verify: bool | str | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> None:
         import aiohttp
         import yarl
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.httpsession import ProxyConfiguration
+        from botocore.utils import get_environ_proxies
 
         self.prefix = prefix
         self.region = region
+        self.signing_name = signing_name
         self.credentials = credentials
+        self.max_size = max_size
         self._url_type = yarl.URL
+        self._auth_type = S3SigV4Auth
+        self._request_type = AWSRequest
         if verify is False:
             ssl_option: Any = False
         else:
             ssl_option = ssl.create_default_context(
                 cafile=verify if isinstance(verify, str) else None
             )
-        self.proxy = _env_proxy(prefix) if proxies is None else _config_proxy(prefix, proxies)
+        # botocore's proxy rules (Config(proxies=...), else HTTPS_PROXY/NO_PROXY...), once.
+        config = ProxyConfiguration(proxies=proxies or get_environ_proxies(prefix))
+        self.proxy = config.proxy_url_for(prefix)
         connector = aiohttp.TCPConnector(limit=concurrency, ssl=ssl_option)
         # trust_env off: it costs two thread hops per request (netrc, proxy variables); the proxy
         # is looked up once above instead. auto_decompress off: the object's bytes, as botocore.
@@ -424,59 +510,13 @@ class DirectGet:
         )
 
     async def get(self, key: str, url: str, *, anonymous_hint: bool = False) -> bytes | None:
-        status, body = await self._send(self.prefix + quote(key, safe="/~"), url)
-        if status == 200:
-            return body
-        return self._failed(status, body, url, anonymous_hint)
-
-    async def list_page(
-        self,
-        prefix: str,
-        token: str | None,
-        url: str,
-        *,
-        max_keys: int | None = None,
-        anonymous_hint: bool = False,
-    ) -> tuple[list[str], list[str], str | None] | None:
-        """One ListObjectsV2 page below ``prefix``: (common prefixes, keys, next token).
-
-        ``None`` when the answer is 404 without ``NoSuchBucket`` (nothing there).
-        """
-        params = {"delimiter": "/", "encoding-type": "url", "list-type": "2", "prefix": prefix}
-        if token:
-            params["continuation-token"] = token
-        if max_keys is not None:
-            params["max-keys"] = str(max_keys)
-        # The canonical query (sorted, strictly encoded) is also the one sent.
-        query = "&".join(
-            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items())
-        )
-        status, body = await self._send(f"{self.bucket_url}?{query}", url)
-        if status != 200:
-            return self._failed(status, body, url, anonymous_hint)
-        return _parse_listing(body)
-
-    @property
-    def bucket_url(self) -> str:
-        """The bucket's own URL: ``prefix`` without the slash after a path-style bucket."""
-        parts = urlsplit(self.prefix)
-        if parts.path.rstrip("/"):
-            return self.prefix.rstrip("/")
-        return self.prefix
-
-    async def _send(self, target: str, url: str) -> tuple[int, bytes]:
+        target = self.prefix + quote(key, safe="/~")
         headers: dict[str, str] = {}
         if self.credentials is not None:
+            request = self._request_type(method="GET", url=target)
             frozen = await _frozen(self.credentials)
-            headers = sigv4_headers(
-                "GET",
-                target,
-                region=self.region or "us-east-1",
-                access_key=frozen.access_key,
-                secret_key=frozen.secret_key,
-                token=frozen.token,
-                amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-            )
+            self._auth_type(frozen, self.signing_name, self.region).add_auth(request)
+            headers = dict(request.headers.items())
         try:
             async with self.session.get(
                 self._url_type(target, encoded=True),
@@ -484,12 +524,23 @@ class DirectGet:
                 allow_redirects=False,
                 proxy=self.proxy,
             ) as response:
-                return response.status, await response.read()
+                if response.status == 200:
+                    length = response.content_length
+                    if length is not None:
+                        if length > self.max_size:
+                            response.close()
+                            raise too_large(url, self.max_size)
+                        return await response.read()  # no more than the length it announced
+                    return await read_capped(
+                        functools.partial(response.content.read, 1 << 16), self.max_size, url
+                    )
+                status, body = response.status, await response.content.read(ERROR_BODY_LIMIT)
+        except (StoreError, Transient):
+            raise
         except Exception as exc:
-            from cellmap_schemas.io.store import translate_error
-
             translate_error(exc, url)  # raises Transient or StoreError for transport errors
             raise _Fallback from exc  # an HTTP-level error we did not ask for: let botocore try
+        return self._failed(status, body, url, anonymous_hint)
 
     @staticmethod
     def _failed(status: int, body: bytes, url: str, anonymous_hint: bool) -> None:
@@ -500,9 +551,10 @@ class DirectGet:
             if code == "NoSuchBucket":
                 raise _Fallback  # the client path words this error
             return None
+        if status in (400, 403) and code in _BAD_CREDENTIALS:
+            raise _error(url, f"credentials rejected ({code})")
         if status == 403 and code in ("AccessDenied", "AllAccessDisabled", ""):
-            hint = " with anonymous access: no AWS credentials found" if anonymous_hint else ""
-            raise StoreError(f"{url}: access denied (403){hint}")
+            raise _error(url, _denied(anonymous_hint))
         if status == 429 or status >= 500:
             raise Transient(f"{code or 'server error'} ({status})")
         raise _Fallback
@@ -511,97 +563,8 @@ class DirectGet:
         await self.session.close()
 
 
-def _parse_listing(body: bytes) -> tuple[list[str], list[str], str | None]:
-    """Common prefixes, keys and the continuation token of a ListObjectsV2 answer."""
-    root = ElementTree.fromstring(body)
-    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    prefixes = [unquote_plus(e.text or "") for e in root.iterfind(f"{ns}CommonPrefixes/{ns}Prefix")]
-    keys = [unquote_plus(e.text or "") for e in root.iterfind(f"{ns}Contents/{ns}Key")]
-    truncated = (root.findtext(f"{ns}IsTruncated") or "").strip().lower() == "true"
-    token = root.findtext(f"{ns}NextContinuationToken") if truncated else None
-    return prefixes, keys, token or None
-
-
-def _env_proxy(url: str) -> str | None:
-    """The proxy the standard variables (``HTTPS_PROXY``, ``NO_PROXY``...) give for ``url``."""
-    import urllib.request
-
-    parts = urlsplit(url)
-    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname):
-        return None
-    return urllib.request.getproxies_environment().get(parts.scheme)
-
-
-def _config_proxy(url: str, proxies: Mapping[str, str]) -> str | None:
-    """The proxy botocore's ``Config(proxies=...)`` gives for ``url``."""
-    parts = urlsplit(url)
-    return proxies.get(f"{parts.scheme}://{parts.hostname}") or proxies.get(parts.scheme)
-
-
 async def _frozen(credentials: Any) -> Any:
     frozen = credentials.get_frozen_credentials()
     if hasattr(frozen, "__await__"):
         frozen = await frozen
     return frozen
-
-
-def sigv4_headers(
-    method: str,
-    url: str,
-    *,
-    region: str,
-    access_key: str,
-    secret_key: str,
-    token: str | None,
-    amz_date: str,
-) -> dict[str, str]:
-    """Headers that sign a body-less S3 request with AWS Signature Version 4.
-
-    ``url`` must be sent exactly as given (already percent-encoded, no query string); S3 takes
-    the path as its canonical URI without encoding it again.
-    """
-    parts = urlsplit(url)
-    headers = {
-        "host": parts.netloc,
-        "x-amz-content-sha256": EMPTY_SHA256,
-        "x-amz-date": amz_date,
-    }
-    if token:
-        headers["x-amz-security-token"] = token
-    names = sorted(headers)
-    signed = ";".join(names)
-    canonical = "\n".join(
-        [
-            method,
-            parts.path or "/",
-            parts.query,
-            "".join(f"{name}:{headers[name]}\n" for name in names),
-            signed,
-            EMPTY_SHA256,
-        ]
-    )
-    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = _signing_key(secret_key, amz_date[:8], region)
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    del headers["host"]  # aiohttp sends it from the URL
-    headers["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
-    )
-    return headers
-
-
-@functools.lru_cache(maxsize=16)
-def _signing_key(secret_key: str, date: str, region: str) -> bytes:
-    key = f"AWS4{secret_key}".encode()
-    for part in (date, region, "s3", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def _extra_kwargs(fs: Any, method: Any) -> dict[str, Any]:
-    kw: Mapping[str, Any] = fs._get_s3_method_kwargs(method, Bucket="b", Key="k")
-    return {k: v for k, v in kw.items() if k not in ("Bucket", "Key")}

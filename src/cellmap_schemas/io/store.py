@@ -4,18 +4,21 @@ Every reader (``inspect``/``check``, the tree reader, the bulk scanner) goes thr
 :func:`open_store`. Three backends share the :class:`Store` interface:
 
 - local paths: plain ``os`` reads and listings, many per worker-thread call (``_local.py``);
-- ``s3://``: the client s3fs builds (every fsspec option and AWS setting applies), one GET per
-  read and never a HEAD, anonymous when no credentials are found; after the first GET, plain
-  aiohttp requests to the URL layout botocore chose, SigV4-signed here (``_s3.py``);
-- anything else: the fsspec filesystem for the protocol (:class:`FsspecStore`).
+- ``s3://``: an aiobotocore client (s3fs's option names, every AWS setting), one GET per read
+  and never a HEAD, anonymous when no credentials are found; after the first GET, plain aiohttp
+  requests to the URL layout botocore chose, signed by botocore (``_s3.py``);
+- anything else: the fsspec filesystem for the protocol (:class:`FsspecStore`); ``http(s)``
+  bodies are streamed from its aiohttp session, so that the size limit holds.
 
 A missing key is a value (``None``), not an error. Failures that may pass (throttling, 5xx,
 timeouts, resets) are retried with backoff; what remains becomes a one-line
-:class:`~cellmap_schemas.errors.StoreError` naming the URL and the cause.
+:class:`~cellmap_schemas.errors.StoreError` naming the URL (credentials redacted) and the cause.
+A document larger than ``max_document_size`` is an error too, found without reading the rest.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import socket
 import sys
@@ -27,14 +30,19 @@ import anyio
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io._retry import Transient, retrying
-from cellmap_schemas.io.url import Location, join_key, parse_url
+from cellmap_schemas.io.url import Location, join_key, parse_url, redact
 
-__all__ = ["FsspecStore", "Store", "StoreError", "open_store"]
+__all__ = ["DEFAULT_MAX_DOCUMENT_SIZE", "FsspecStore", "Store", "StoreError", "open_store"]
 
 T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 64
 """Requests in flight at once per remote store (local stores use a few worker threads)."""
+
+DEFAULT_MAX_DOCUMENT_SIZE = 16 * 2**20
+"""Largest document a store reads (bytes): metadata is kilobytes; more is a mistake or an attack."""
+
+_CHUNK = 1 << 16
 
 
 class Store:
@@ -53,22 +61,24 @@ class Store:
         retries: int = 3,
         timeout: float | None = 30.0,
         concurrency: int = DEFAULT_CONCURRENCY,
+        max_document_size: int = DEFAULT_MAX_DOCUMENT_SIZE,
     ) -> None:
         self.location = location
         self.retries = retries
         self.timeout = timeout
         self.concurrency = concurrency
+        self.max_document_size = max_document_size
         self.requests = 0
         self._limiter = anyio.CapacityLimiter(concurrency)
 
     @property
     def url(self) -> str:
-        """The root URL (local roots as plain absolute paths)."""
-        return self.location.url
+        """The root URL (local roots as plain absolute paths), passwords redacted."""
+        return redact(self.location.url)
 
     def url_of(self, key: str) -> str:
-        """The URL of ``key``, for messages and reports."""
-        return self.location.join(key).url
+        """The URL of ``key``, for messages and reports (passwords redacted)."""
+        return redact(self.location.join(key).url)
 
     def _count(self) -> None:
         self.requests += 1
@@ -79,7 +89,8 @@ class Store:
         Raises
         ------
         StoreError
-            Access denied, unreachable storage, or transient failures that outlasted the retries.
+            Access denied, unreachable storage, transient failures that outlasted the retries, or
+            a document larger than ``max_document_size``.
         """
         raise NotImplementedError
 
@@ -158,6 +169,7 @@ async def open_store(
     retries: int = 3,
     timeout: float | None = 30.0,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_document_size: int = DEFAULT_MAX_DOCUMENT_SIZE,
 ) -> AsyncIterator[Store]:
     """Open the hierarchy at a URL for reading; the store is closed on exit.
 
@@ -167,17 +179,20 @@ async def open_store(
         Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://``, ``memory://`` URL, or a
         :class:`~cellmap_schemas.io.url.Location`.
     storage_options
-        fsspec options, merged over those of a given ``Location``. For S3 they go to
-        ``s3fs.S3FileSystem`` (``anon``, ``endpoint_url``, ``profile``, ``key``/``secret``,
-        ``client_kwargs``, ``config_kwargs``, ``requester_pays``...). Without them the standard
-        AWS variables and files apply, and a public bucket is read anonymously when no
-        credentials are found.
+        fsspec options, merged over those of a given ``Location``. For S3, s3fs's names
+        (``anon``, ``endpoint_url``, ``profile``, ``key``/``secret``/``token``,
+        ``client_kwargs``, ``config_kwargs``, ``requester_pays``, ``s3_additional_kwargs``).
+        Without them the standard AWS variables and files apply,
+        and a public bucket is read anonymously when no credentials are found.
     retries
         Extra attempts for a request that failed transiently (throttling, 5xx, timeout, reset).
     timeout
         Seconds allowed for one attempt of one request (``None``: no limit).
     concurrency
         Requests in flight at once for this store (``get_many`` and concurrent callers).
+    max_document_size
+        Largest document :meth:`Store.get` returns, in bytes; a larger one is a ``StoreError``,
+        detected while streaming (the rest of the body is never read).
 
     Yields
     ------
@@ -200,13 +215,23 @@ async def open_store(
     >>> anyio.run(main) is None
     True
     """
-    if retries < 0 or concurrency < 1 or (timeout is not None and timeout <= 0):
+    if (
+        retries < 0
+        or concurrency < 1
+        or (timeout is not None and timeout <= 0)
+        or max_document_size < 1
+    ):
         raise ValueError(
-            f"need retries >= 0, concurrency >= 1 and timeout > 0 or None; got {retries=}, "
-            f"{concurrency=}, {timeout=}"
+            "need retries >= 0, concurrency >= 1, timeout > 0 or None and max_document_size >= 1;"
+            f" got {retries=}, {concurrency=}, {timeout=}, {max_document_size=}"
         )
     location = parse_url(url_or_location, storage_options)
-    kw: dict[str, Any] = {"retries": retries, "timeout": timeout, "concurrency": concurrency}
+    kw: dict[str, Any] = {
+        "retries": retries,
+        "timeout": timeout,
+        "concurrency": concurrency,
+        "max_document_size": max_document_size,
+    }
     store: Store
     if location.protocol == "file" and not location.storage_options:
         from cellmap_schemas.io._local import LocalStore
@@ -246,13 +271,13 @@ class FsspecStore(Store):
                 options.setdefault("asynchronous", True)
             fs = fs_cls(skip_instance_cache=True, **options)
         except Exception as exc:  # drivers raise anything from their constructors
-            raise StoreError(f"{location.url}: cannot open storage: {exc}") from exc
+            raise StoreError(redact(f"{location.url}: cannot open storage: {exc}")) from None
         store = cls(location, fs, **kw)
         if getattr(fs, "async_impl", False) and hasattr(fs, "set_session"):
             try:
                 store._session = await fs.set_session()
             except Exception as exc:
-                raise StoreError(f"{location.url}: cannot open storage: {exc}") from exc
+                raise StoreError(redact(f"{location.url}: cannot open storage: {exc}")) from None
         return store
 
     @property
@@ -271,15 +296,49 @@ class FsspecStore(Store):
             return getattr(self.fs, method)(*args)
         return await anyio.to_thread.run_sync(lambda: getattr(self.fs, method)(*args))
 
+    @property
+    def _streams_http(self) -> bool:
+        """An aiohttp-based HTTP filesystem, whose bodies :meth:`_http_get` streams itself."""
+        return (
+            self.location.protocol in ("http", "https")
+            and self._session is not None
+            and hasattr(self.fs, "encode_url")
+        )
+
+    async def _http_get(self, path: str, url: str) -> bytes | None:
+        """One GET on fsspec's session: ``_cat_file`` would read any body whole, however big."""
+        async with self._session.get(
+            self.fs.encode_url(path), **getattr(self.fs, "kwargs", {})
+        ) as response:
+            if response.status in (404, 410):
+                return None
+            response.raise_for_status()
+            length = response.content_length
+            if length is not None and length > self.max_document_size:
+                response.close()
+                raise too_large(url, self.max_document_size)
+            return await read_capped(
+                functools.partial(response.content.read, _CHUNK), self.max_document_size, url
+            )
+
     async def get(self, key: str) -> bytes | None:
         url = self.url_of(key)
         path = self._path(key)
+        limit = self.max_document_size
 
         async def attempt() -> bytes | None:
             try:
-                return bytes(await self._call("cat_file", path))
+                if self._streams_http:
+                    return await self._http_get(path, url)
+                # a ranged read: one byte past the limit tells a larger document
+                data = bytes(await self._call("cat_file", path, 0, limit + 1))
+            except StoreError:
+                raise
             except Exception as exc:
                 return translate_error(exc, url)
+            if len(data) > limit:
+                raise too_large(url, limit)
+            return data
 
         async with self._limiter:
             return await retrying(
@@ -318,6 +377,37 @@ class FsspecStore(Store):
                 await closing
 
 
+def format_size(n: int) -> str:
+    """``16 MiB``, ``1.5 KiB``, ``100 bytes``: a limit as a person reads it."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def too_large(url: str, limit: int) -> StoreError:
+    """The error for a document over the size limit (``url`` already redacted)."""
+    return StoreError(
+        f"{url}: document larger than the {format_size(limit)} limit (max_document_size)"
+    )
+
+
+async def read_capped(read: Callable[[], Awaitable[bytes]], limit: int, url: str) -> bytes:
+    """Concatenate ``read()`` chunks until one returns ``b""``; past ``limit`` bytes, stop.
+
+    The stream is abandoned there: the caller closes the connection, so an endless body costs
+    at most ``limit`` plus one chunk.
+    """
+    parts: list[bytes] = []
+    total = 0
+    while chunk := await read():
+        total += len(chunk)
+        if total > limit:
+            raise too_large(url, limit)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def translate_error(exc: BaseException, url: str) -> None:
     """Map a foreign exception to ``None`` (missing), :class:`Transient` or :class:`StoreError`.
 
@@ -337,21 +427,23 @@ def translate_error(exc: BaseException, url: str) -> None:
                 raise StoreError(f"{url}: access denied ({status})") from exc
             if status in (408, 429) or status >= 500:
                 raise Transient(f"server error ({status} {exc.message})")
-            raise StoreError(f"{url}: HTTP {status} {exc.message}") from exc
+            raise StoreError(redact(f"{url}: HTTP {status} {exc.message}")) from None
         if isinstance(exc, aiohttp.ClientConnectorError):
             cause = dns_failure(exc)
             if cause is not None:
-                raise StoreError(f"{url}: {cause}") from exc
-            raise Transient(f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or exc})")
+                raise StoreError(f"{url}: {cause}") from None
+            raise Transient(
+                redact(f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or exc})")
+            )
         if isinstance(exc, aiohttp.ClientError):
-            raise Transient(f"connection failed ({type(exc).__name__}: {exc})")
+            raise Transient(redact(f"connection failed ({type(exc).__name__}: {exc})"))
     if isinstance(exc, TimeoutError):
         raise Transient("timed out")
     if isinstance(exc, ConnectionError):
-        raise Transient(f"connection failed ({exc})")
+        raise Transient(redact(f"connection failed ({exc})"))
     if isinstance(exc, OSError):
-        raise StoreError(f"{url}: {exc.strerror or exc}") from exc
-    raise StoreError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise StoreError(redact(f"{url}: {exc.strerror or exc}")) from None
+    raise StoreError(redact(f"{url}: {type(exc).__name__}: {exc}".replace("\n", " "))) from None
 
 
 def dns_failure(exc: BaseException) -> str | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Location", "parse_storage_options", "parse_url"]
+__all__ = ["Location", "parse_storage_options", "parse_url", "redact"]
 
 # Aliases accepted on input -> the protocol name a Location carries.
 _ALIASES = {
@@ -32,6 +33,38 @@ _ALIASES = {
 }
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+_LOCAL_HOSTS = frozenset({"", "localhost"})
+
+# scheme://user:password@ (the password may hold "@": the authority ends at the last one)
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*):[^/?#\s]*@")
+# the secrets of presigned URLs (S3, GCS, Azure SAS) and bearer tokens in a query string
+_SECRET_QUERY = re.compile(
+    r"(?i)(?P<head>[?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|"
+    r"x-goog-signature|x-goog-credential|signature|sig|awsaccesskeyid|access_token|token)=)"
+    r"[^&#\s]*"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` (a URL, or a message quoting URLs) with every password and URL secret as ``***``.
+
+    Messages and reports name URLs; a URL may carry credentials (``http://user:PASS@host``, an
+    ``endpoint_url`` with userinfo, a presigned query string) that must not reach a terminal or
+    a log. The user name stays, to tell which account was used.
+
+    Examples
+    --------
+    >>> redact("http://me:s3cret@example.org/x.zarr: access denied (403)")
+    'http://me:***@example.org/x.zarr: access denied (403)'
+    >>> redact("https://b.s3.amazonaws.com/k?X-Amz-Signature=abc&x-id=GetObject")
+    'https://b.s3.amazonaws.com/k?X-Amz-Signature=***&x-id=GetObject'
+    """
+    if "@" in text:
+        text = _USERINFO.sub(r"\g<head>:***@", text)
+    if "=" in text:
+        text = _SECRET_QUERY.sub(r"\g<head>***", text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -105,7 +138,8 @@ def parse_url(
     Raises
     ------
     ValueError
-        If the URL has no path (``s3://``) or uses a chained (``a::b``) URL.
+        If the URL has no path (``s3://``), uses a chained (``a::b``) URL, or is a ``file://``
+        URL naming another host (only ``file:///path`` and ``file://localhost/path`` are local).
 
     Examples
     --------
@@ -120,14 +154,21 @@ def parse_url(
         return Location(url.protocol, url.path, MappingProxyType(merged))
     text = os.fspath(url)
     if "::" in text:
-        raise ValueError(f"{text}: chained URLs are not supported")
+        raise ValueError(f"{redact(text)}: chained URLs are not supported")
     scheme, sep, rest = text.partition("://")
     if not sep or not scheme.replace("+", "").replace("-", "").isalnum() or len(scheme) < 2:
         # No scheme (or a Windows-like drive letter): a local path.
         return Location("file", _local_path(text), options)
     protocol = _ALIASES.get(scheme.lower(), scheme.lower())
     if protocol == "file":
-        return Location("file", _local_path(urlsplit(text).path or "/"), options)
+        parts = urlsplit(text)
+        host = parts.netloc.rpartition("@")[2].lower()
+        if host not in _LOCAL_HOSTS:
+            raise ValueError(
+                f"{redact(text)}: a file URL on another host ({host}) cannot be read here; "
+                "local files are file:///path or file://localhost/path"
+            )
+        return Location("file", _local_path(parts.path or "/"), options)
     if protocol in ("http", "https"):
         path = rest.split("#", 1)[0].rstrip("/")
     elif protocol == "memory":
@@ -135,7 +176,7 @@ def parse_url(
     else:
         path = posixpath.normpath("/" + rest).lstrip("/") if rest.strip("/") else ""
     if not path and protocol != "memory":
-        raise ValueError(f"{text}: the URL names no bucket or host")
+        raise ValueError(f"{redact(text)}: the URL names no bucket or host")
     return Location(protocol, path, options)
 
 

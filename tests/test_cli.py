@@ -46,6 +46,7 @@ def write_cosem(root: Path, *, broken: bool = False) -> Path:
         arrays=[data, data[::2, ::2]],
         paths=["s0", "s1"],
         scales=[[4.0, 4.0], [8.0, 8.0]],
+        translates=[[0.0, 0.0], [2.0, 2.0]],  # the half-voxel offset of a 2x level
         axes=["y", "x"],
         units=["nm", "nm"],
     )

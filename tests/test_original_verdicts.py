@@ -136,6 +136,9 @@ BREAKS: dict[str, tuple[str, Callable[[dict[str, Any]], None]] | None] = {
 DELIBERATE = {
     "cosem_string_number": "Expected `float`, got `str`",
     "ng_float_scales": "Expected `int`, got `float`",
+    # a cross-level rule the original lacks: as a Neuroglancer pyramid, s1's pixelResolution
+    # (not reversed) is not s0's times the factor of `scales`
+    "cosem_array_resolution_not_reversed": "[PYR005]",
 }
 REMOVE_MEMBER = {"ng_missing_s1": "s1", "cosem_missing_s1": "s1"}
 

@@ -153,10 +153,13 @@ def test_warnings_do_not_fail_unless_strict() -> None:
     for axis in doc["multiscales"][0]["axes"]:
         if axis.get("type") == "space":
             axis["unit"] = "nm"
-    members = {
-        ds["path"]: {"zarr_version": 2, "shape": [4, 4, 4], "chunks": [4, 4, 4], "dtype": "|u1"}
-        for ds in doc["multiscales"][0]["datasets"]
-    }
+    datasets = doc["multiscales"][0]["datasets"]
+    s0 = datasets[0]["coordinateTransformations"][0]["scale"]
+    members = {}
+    for ds in datasets:
+        scale = ds["coordinateTransformations"][0]["scale"]
+        shape = [round(64 * a / b) for a, b in zip(s0, scale, strict=True)]
+        members[ds["path"]] = {"zarr_version": 2, "shape": shape, "chunks": shape, "dtype": "|u1"}
     spec = _group(doc, members)
     result = judge_node(v04.Group, spec, "zarr2", "group")
     assert result.valid and result.errors == ()

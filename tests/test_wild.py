@@ -121,10 +121,23 @@ def ome_paths(multiscales: list[Mapping[str, Any]]) -> list[str]:
     return [d["path"] for d in multiscales[0]["datasets"]]
 
 
-def ome_v2_arrays(group: Path, multiscales: list[Mapping[str, Any]], base: int = 64) -> None:
+def level_shapes(multiscales: list[Mapping[str, Any]], base: int = 64) -> list[list[int]]:
+    """A shape per level that follows the levels' scales (a consistent pyramid), base on s0."""
     ndim = len(multiscales[0]["axes"])
-    for i, path in enumerate(ome_paths(multiscales)):
-        put(group / path / ".zarray", zarray([max(1, base >> i)] * ndim))
+    scales = []
+    for ds in multiscales[0]["datasets"]:
+        scale = next(
+            (t["scale"] for t in ds.get("coordinateTransformations", []) if "scale" in t),
+            [1.0] * ndim,
+        )
+        scales.append(scale)
+    return [[max(1, round(base * s0 / s)) for s0, s in zip(scales[0], sc, strict=False)]
+            for sc in scales]  # fmt: skip
+
+
+def ome_v2_arrays(group: Path, multiscales: list[Mapping[str, Any]], base: int = 64) -> None:
+    for path, shape in zip(ome_paths(multiscales), level_shapes(multiscales, base), strict=False):
+        put(group / path / ".zarray", zarray(shape))
 
 
 def zgroup(group: Path, attrs: Mapping[str, Any] | None = None) -> None:
@@ -322,8 +335,8 @@ def _v3_group(tmp: Path, name: str) -> str:
     attrs = doc["attributes"]
     ms = (attrs.get("ome") or attrs)["multiscales"]
     axes = [a["name"] for a in ms[0]["axes"]]
-    for i, path in enumerate(ome_paths(ms)):
-        put(group / path / "zarr.json", v3_array([max(1, 64 >> i)] * len(axes), axes))
+    for path, shape in zip(ome_paths(ms), level_shapes(ms), strict=False):
+        put(group / path / "zarr.json", v3_array(shape, axes))
     return str(group)
 
 

@@ -146,6 +146,12 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
         """Cross-field rules, as :class:`Problem` triples with ``loc`` relative to this struct."""
         return iter(())
 
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        """Rules across a node and its members that no single document shows (the levels of a
+        pyramid), run by the verdicts engine on the node's spec dict, valid or not."""
+        return iter(())
+
     # ---- validation -------------------------------------------------------------------------
     @classmethod
     def model_validate(cls, obj: Any) -> Self:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
+from cellmap_schemas.base import Base
+from cellmap_schemas.formats import Format
 from cellmap_schemas.rules import Problem, define
 
-__all__ = ["neuroglancer_problems"]
+__all__ = ["Multiscale", "neuroglancer_problems"]
 
-Format = Literal["n5", "zarr2", "zarr3"]
 
 _NG = "google/neuroglancer@c0f79b1 "
 _N5 = f"{_NG}src/datasource/n5/frontend.ts"
@@ -520,3 +521,20 @@ def _codecs(codecs: Any, loc: str, name: str) -> Iterator[Problem]:
             for key in ("codecs", "index_codecs"):
                 inner = _get(c, "configuration", key)
                 yield from _codecs(inner, f"{loc}[{k}].configuration.{key}", name)
+
+
+class Multiscale(Base, frozen=True, kw_only=True):
+    """The Neuroglancer readability profile of a multiscale group (N5, OME-Zarr 0.4 / 0.5).
+
+    A model without a document schema of its own: every verdict comes from
+    :func:`neuroglancer_problems`, which the engine runs on the group's spec dict. Registered as
+    ``neuroglancer.Multiscale`` and judged only when asked for (``--model``), since a pyramid can
+    follow its own convention and still use what Neuroglancer does not read.
+    """
+
+    attributes: dict[str, Any] = {}
+    members: dict[str, Any] = {}
+
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return neuroglancer_problems(spec, fmt)  # type: ignore[arg-type]

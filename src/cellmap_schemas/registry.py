@@ -45,6 +45,9 @@ class ModelInfo:
     kind: Literal["array", "group"]
     description: str
     markers: tuple[str, ...] = ()
+    default: bool = True
+    """Whether the model judges the nodes carrying its markers in a scan without ``--model``
+    (profiles such as Neuroglancer readability judge only when asked for)."""
 
     def load(self) -> type[Any]:
         """The model class (imports its module on first use)."""
@@ -145,6 +148,20 @@ MODELS: dict[str, ModelInfo] = {
             "group",
             "Annotation class group: one class's multiscale label image",
             ("cellmap.annotation.class_name",),
+        ),
+        ModelInfo(
+            "neuroglancer.Multiscale",
+            "group",
+            "Neuroglancer readability profile: can Neuroglancer open this multiscale image "
+            "(N5, OME-Zarr 0.4 / 0.5)? Judged only when asked for",
+            (
+                "pixelResolution",
+                "scales",
+                "multiscales[].axes",
+                "multiscales[].datasets[].coordinateTransformations",
+                "ome.multiscales",
+            ),
+            default=False,
         ),
         ModelInfo(
             "annotation.AnnotationArray",

@@ -37,6 +37,7 @@ from cellmap_schemas.registry import (
     info_of,
     looks_like,
     resolve,
+    signature,
 )
 from cellmap_schemas.rules import RULES, Problem, Severity, define, matches, severity_of
 
@@ -207,6 +208,9 @@ def judge_node(
     if not any(p.rule == KIND.id for p in problems):
         try:
             _, found = base.judge(spec, model)
+            tree = getattr(model, "_tree_problems", None)
+            if tree is not None:
+                found.extend(tree(spec, fmt))
         except (msgspec.ValidationError, ValueError, TypeError, KeyError, RecursionError) as exc:
             # a model must never crash a scan; report what it raised as the reason
             found = [INTERNAL("", f"{type(exc).__name__}: {exc}")]
@@ -282,7 +286,7 @@ class Verdicts:
         self.explicit = bool(requested)
         self.force = force and self.explicit
         self.options = options
-        infos = requested or list(MODELS.values())
+        infos = requested or [i for i in MODELS.values() if i.default]
         self.names: tuple[str, ...] = tuple(i.name for i in infos)
         self._models: dict[str, tuple[tuple[ModelInfo, type[Any]], ...]] = {
             kind: tuple((i, i.load()) for i in infos if i.kind == kind or self.force)
@@ -304,7 +308,7 @@ class Verdicts:
             return tuple(
                 (i.name, m)
                 for i, m in models
-                if carries_markers(i, attributes) or looks_like(m, attributes)
+                if carries_markers(i, attributes) or (signature(m) and looks_like(m, attributes))
             )
         return tuple((i.name, m) for i, m in models if carries_markers(i, attributes))
 

@@ -30,6 +30,7 @@ from cellmap_schemas.multiscale.neuroglancer_n5 import (
     levels_present,
     scale_ratio,
 )
+from cellmap_schemas.multiscale.pyramid import pyramid_problems
 from cellmap_schemas.rules import Problem, define
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, array_ok
 
@@ -370,6 +371,10 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
                 if levels_present(members, levels):
                     return
         enforce_rules(self)
+
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return pyramid_problems(spec, fmt, "cosem")  # type: ignore[arg-type]
 
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()

@@ -30,6 +30,7 @@ from cellmap_schemas.base import (
     join_loc,
     normalize_chunks,
 )
+from cellmap_schemas.multiscale.pyramid import pyramid_problems
 from cellmap_schemas.n5_wrap import N5GroupSpec
 from cellmap_schemas.rules import Problem, define
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, array_ok, either
@@ -207,6 +208,10 @@ class Group(N5GroupSpec, frozen=True, kw_only=True):
 
     def _problems(self) -> Iterator[Problem]:
         yield from _level_problems(self)
+
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return pyramid_problems(spec, fmt, "neuroglancer_n5")  # type: ignore[arg-type]
 
     @classmethod
     def from_arrays(

@@ -18,12 +18,14 @@ already in array order.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cellmap_schemas.formats import Format
 from cellmap_schemas.rules import Problem, define
 
 __all__ = [
@@ -38,7 +40,6 @@ __all__ = [
     "pyramid_problems",
 ]
 
-Format = Literal["n5", "zarr2", "zarr3"]
 Convention = Literal["neuroglancer_n5", "cosem", "ome_ngff"]
 
 _NG_SOURCE = "google/neuroglancer src/datasource/n5/frontend.ts (scales: per-level downsampling)"
@@ -313,6 +314,7 @@ def _ome_levels(spec: Mapping[str, Any], fmt: Format) -> list[_Level]:
     if not isinstance(datasets, list):
         return []
     levels = []
+    declared = False
     for j, ds in enumerate(datasets):
         if not isinstance(ds, Mapping):
             continue
@@ -326,7 +328,9 @@ def _ome_levels(spec: Mapping[str, Any], fmt: Format) -> list[_Level]:
                 scale, scale_loc = _vec(_get(t, "scale")), f"{loc}[{k}].scale"
             elif kind == "translation" and translate is None:
                 translate, translate_loc = _vec(_get(t, "translation")), f"{loc}[{k}].translation"
-        if scale is not None and translate is None:
+        if translate is not None:
+            declared = True
+        elif scale is not None:
             translate = (0.0,) * len(scale)  # the specification's default: no translation
         levels.append(
             _array_level(
@@ -341,6 +345,8 @@ def _ome_levels(spec: Mapping[str, Any], fmt: Format) -> list[_Level]:
                 translate_loc=translate_loc,
             )
         )
+    if not declared:  # no offsets at all: the half-voxel convention is not this image's
+        levels = [dataclasses.replace(lv, translate=None) for lv in levels]
     return levels
 
 

@@ -17,7 +17,7 @@ metadata is not OME-NGFF.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
 import msgspec
@@ -51,6 +51,7 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     resolve,
     rule,
 )
+from cellmap_schemas.multiscale.pyramid import pyramid_problems
 from cellmap_schemas.rules import Problem
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, FillValue, GroupSpec, Node
 
@@ -154,6 +155,10 @@ class Group(GroupSpec[GroupAttrs], frozen=True, kw_only=True):
 
     attributes: GroupAttrs
     members: dict[str, Node] = {}  # type: ignore[valid-type]
+
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return pyramid_problems(spec, fmt, "ome_ngff")  # type: ignore[arg-type]
 
     def _problems(self) -> Iterator[Problem]:
         yield from _group_problems(self.attributes.multiscales, self.members)
@@ -264,6 +269,10 @@ class ImageLabelGroup(GroupSpec[ImageLabelAttrs], frozen=True, kw_only=True):
 
     attributes: ImageLabelAttrs
     members: dict[str, Node] = {}  # type: ignore[valid-type]
+
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return pyramid_problems(spec, fmt, "ome_ngff")  # type: ignore[arg-type]
 
     def _problems(self) -> Iterator[Problem]:
         for problem, node, i, j in dataset_problems(

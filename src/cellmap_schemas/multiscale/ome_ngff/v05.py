@@ -18,7 +18,7 @@ converters wrote while 0.5 was a draft) is not 0.5: :class:`Group` reports
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
 import msgspec
@@ -51,6 +51,7 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     resolve,
     rule,
 )
+from cellmap_schemas.multiscale.pyramid import pyramid_problems
 from cellmap_schemas.rules import Problem
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3, NamedConfig, NodeV3
 
@@ -189,6 +190,10 @@ class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_
     attributes: GroupAttrs
     members: dict[str, NodeV3] = {}
 
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return pyramid_problems(spec, fmt, "ome_ngff")  # type: ignore[arg-type]
+
     def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members)
 
@@ -310,6 +315,10 @@ class ImageLabelGroup(
 
     attributes: ImageLabelAttrs
     members: dict[str, NodeV3] = {}
+
+    @classmethod
+    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
+        return pyramid_problems(spec, fmt, "ome_ngff")  # type: ignore[arg-type]
 
     def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members, labels=True)

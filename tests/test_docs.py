@@ -94,3 +94,15 @@ def test_document_examples_run(
     document: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_document(document, tmp_path, monkeypatch)  # fails on the first exception
+
+
+def test_rules_md_lists_the_rule_table() -> None:
+    from cellmap_schemas.rules import all_rules, markdown_table
+
+    text = (ROOT / "docs" / "rules.md").read_text()
+    start = text.index("<!-- rules:start")
+    start = text.index("\n", start) + 1
+    end = text.index("<!-- rules:end -->")
+    assert text[start:end] == markdown_table(all_rules()), (
+        "docs/rules.md is stale: regenerate the table with `cellmap-schemas rules --markdown`"
+    )

@@ -38,6 +38,7 @@ __all__ = [
     "Severity",
     "all_rules",
     "define",
+    "markdown_table",
     "matches",
     "severity_of",
 ]
@@ -131,3 +132,14 @@ def _sort_key(rule_id: str) -> tuple[str, int]:
     head = rule_id.rstrip("0123456789")
     tail = rule_id[len(head) :]
     return head, int(tail or 0)
+
+
+def markdown_table(rules: list[Rule]) -> str:
+    """The rule table as Markdown (``docs/rules.md`` holds it; a test keeps it current)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| rule | severity | what it checks | source |", "|---|---|---|---|"]
+    lines += [f"| `{r.id}` | {r.severity} | {cell(r.summary)} | {cell(r.source)} |" for r in rules]
+    return "\n".join(lines) + "\n"

@@ -47,7 +47,11 @@ def models(*, as_json: AsJson = False) -> int:
     return EXIT_OK
 
 
-def rules(*, as_json: AsJson = False) -> int:
+def rules(
+    *,
+    as_json: AsJson = False,
+    markdown: Annotated[bool, Parameter(name="--markdown", negative=())] = False,
+) -> int:
     """List every rule a verdict can cite: ID, severity, summary and source.
 
     Errors (MUST) make a node invalid; warnings (SHOULD) do not, unless
@@ -63,10 +67,15 @@ def rules(*, as_json: AsJson = False) -> int:
     ----------
     as_json: bool
         Print a JSON list of {id, severity, summary, source} objects instead of a table.
+    markdown: bool
+        Print the table as Markdown (the one in docs/rules.md).
     """
-    from cellmap_schemas.rules import all_rules
+    from cellmap_schemas.rules import all_rules, markdown_table
 
     table = all_rules()
+    if markdown:
+        write_stdout(markdown_table(table))
+        return EXIT_OK
     if as_json:
         import msgspec
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from cellmap_schemas.base import Base, NonNegativeInt, PositiveInt, enforce_rules
-from cellmap_schemas.rules import Problem, define
-from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
+from cellmap_schemas.base import SCHEMA, Base, NonNegativeInt, PositiveInt, enforce_rules
+from cellmap_schemas.rules import Problem
+from cellmap_schemas.spec.zarr_v2 import CHUNKS_RANK, ArraySpec, GroupSpec
 
 __all__ = [
     "N5_ARRAY_KEYS",
@@ -85,13 +85,6 @@ _DTYPES: dict[str, str] = {
 _DTYPES_BACK = {v[1:]: k for k, v in _DTYPES.items()}
 
 
-_N5_SPEC = "N5 specification (saalfeldlab/n5 README, file-system specification)"
-N5_SCHEMA = define(
-    "N5001", "error", "an N5 array's attributes.json has the keys and types N5 requires", _N5_SPEC
-)
-BLOCK_RANK = define("N5002", "error", "blockSize has one entry per dimension", _N5_SPEC)
-
-
 class N5Compression(Base, frozen=True, kw_only=True):
     """The ``compression`` object; codec parameters beside ``type`` are kept as a dict."""
 
@@ -106,11 +99,13 @@ class N5ArrayMetadata(Base, frozen=True, kw_only=True):
     dataType: N5DataType
     compression: N5Compression
 
-    _schema_rule = N5_SCHEMA
+    # N5 documents are judged in their Zarr v2 view (the same rules, about ``shape``/``chunks``);
+    # this struct reports with those rules too.
+    _schema_rule = SCHEMA
 
     def _problems(self) -> Iterator[Problem]:
         if len(self.blockSize) != len(self.dimensions):
-            yield BLOCK_RANK(
+            yield CHUNKS_RANK(
                 "blockSize",
                 f"has {len(self.blockSize)} entries but dimensions has {len(self.dimensions)}",
             )

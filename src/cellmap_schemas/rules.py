@@ -13,8 +13,7 @@ IDs are grouped by convention, like a linter's codes:
 ========  =====================================================================
 ``FMT``   the node's storage format and kind against the model's
 ``MEM``   members of a group that cannot be read
-``ZARR``  Zarr v2 / v3 array and group documents
-``N5``    N5 documents mapped to their Zarr v2 view
+``ZARR``  Zarr v2 / v3 array and group documents (N5 ones in their Zarr v2 view)
 ``NG``    Neuroglancer N5 multiscale groups and arrays
 ``COSEM`` COSEM multiscale groups and arrays
 ``OME``   OME-NGFF 0.4 / 0.5 images, label images and ``labels`` groups

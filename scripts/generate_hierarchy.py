@@ -14,8 +14,22 @@ Layouts
 ``cosem``    N datasets of COSEM N5 groups only (what the original implementation can check).
 ``mixed``    as ``cosem``, plus per dataset a Zarr v2 container with an OME-NGFF 0.4 image and
              annotation crops, and a Zarr v3 container with an OME-NGFF 0.5 image.
+``irregular`` as irregular as the real bucket: datasets of uneven size (a few large ones), with
+             odd names (spaces, non-ASCII, dots, ``#``/``%``); N5 COSEM and Neuroglancer groups
+             (zarr-python's indented or n5-java's compact JSON, several codecs, valid variants
+             from the wild: int values, F-order transforms, unknown keys), Zarr v2 OME-NGFF 0.4
+             images with crops and ``labels``, Zarr v3 OME-NGFF 0.5 images with ``labels``,
+             Zarr v3-only datasets; stray files and plain folders (READMEs, thumbnails, backups,
+             ``.zattrs`` without ``.zgroup``, data chunks beside array metadata). The same share
+             of every model's roots is broken, cycling through ``IRREGULAR_KINDS`` (malformed,
+             truncated, empty and binary documents, wrong types, missing keys, transforms that
+             disagree with ``pixelResolution``, missing or wrong-rank levels, ...).
 ``example``  the small fixed hierarchy committed as ``examples/cellmap-bucket`` (seed and sizes
              are ignored).
+
+Except in ``example``, ``truth.json`` also says, for every node, what a default ``scan`` must
+report (``expected``: status and node class), and ``known`` lists the node classes on which the
+scanner is known to say something else, with the reason the truth is right.
 
 Import it (``scripts/`` is not a package) with ``importlib``; ``generate(...)`` returns the truth,
 ``upload(...)`` copies a tree to an S3 endpoint concurrently.
@@ -39,9 +53,13 @@ import msgspec
 
 __all__ = [
     "BROKEN_KINDS",
+    "IRREGULAR_KINDS",
+    "KNOWN_DISAGREEMENTS",
     "LAYOUTS",
     "Broken",
     "DatasetTruth",
+    "Disagreement",
+    "Expect",
     "ModelCount",
     "Truth",
     "generate",
@@ -422,6 +440,9 @@ def _cosem_group(
             junk = b"\x89\xff\x00" + (rng or random.Random(k)).randbytes(61)
             w.node(level, "unreadable", {"attributes.json": junk}, cls="n5:binary_garbage")
             fault = (broken, f"s{k}/attributes.json is binary garbage", level)
+        elif broken == "json_not_object" and odd:
+            w.node(level, "unreadable", {"attributes.json": b"[]\n"}, cls="n5:json_not_object")
+            fault = (broken, f"s{k}/attributes.json is a JSON array, not an object", level)
         elif broken == "empty_file" and odd:
             w.node(level, "unreadable", {"attributes.json": b""}, cls="n5:empty_file")
             fault = (broken, f"s{k}/attributes.json is empty", level)
@@ -894,14 +915,14 @@ IRREGULAR_KINDS: dict[str, tuple[str, ...]] = {
     COSEM: (
         "transform_mismatch", "missing_level", "malformed_json", "unit_mismatch",
         "axes_units_length", "wrong_type", "missing_key", "binary_garbage", "empty_file",
-        "pixel_resolution_mismatch", "wrong_rank",
+        "pixel_resolution_mismatch", "wrong_rank", "json_not_object",
     ),
     CROP: (
         "missing_class_group", "crop_missing_key", "crop_bad_date", "counts_not_in_encoding",
         "instance_encoding_present",
     ),
-    OME04: ("missing_coordinate_transformations", "missing_level", "wrong_rank",
-            "malformed_zattrs"),
+    OME04: ("malformed_zattrs", "missing_coordinate_transformations", "missing_level",
+            "wrong_rank"),
     OME05: ("missing_coordinate_transformations", "missing_level", "malformed_array_json"),
     OME04_LABELS: ("labels_missing_image", "label_float_dtype"),
     OME05_LABELS: ("labels_missing_image", "label_float_dtype"),
@@ -1074,6 +1095,8 @@ def _dataset(
                 _stray(w, f"{rel}/s0", rng, chunk=True)
         elif model == OME04:
             z2_groups(z2, f"{z2}/recon-1", f"{z2}/recon-1/em")
+            if rng.random() < 0.5:  # attributes without .zgroup: not a node (Zarr v2 spec)
+                w.file(f"{z2}/recon-1/scratch/.zattrs", _zarr2_json({"note": "work in progress"}))
             rel = f"{z2}/recon-1/em/fibsem-uint8"
             _ome04_image(w, rel, n_levels=n_levels, base=base, shape_zyx=shape_zyx, broken=kind)
             if kind is None and rng.random() < 0.3:
@@ -1214,15 +1237,17 @@ def generate(
         one count per dataset.
     groups
         Total number of multiscale groups, spread evenly over ``datasets`` (overrides
-        ``groups_per_dataset``).
+        ``groups_per_dataset``); in ``irregular``, the total number of model roots, spread
+        unevenly.
     levels
         Scale levels per multiscale group: ``6``, or a range ``"5-10"`` drawn per group.
     broken_fraction
-        Share of COSEM groups broken on purpose, cycling through ``BROKEN_KINDS``.
+        Share of COSEM groups broken on purpose, cycling through ``BROKEN_KINDS`` (in
+        ``irregular``: of every model's roots, through ``IRREGULAR_KINDS``).
     seed
         Seed of the generator: same seed and options, same bytes.
     layout
-        ``"cosem"``, ``"mixed"`` or ``"example"`` (module docstring).
+        ``"cosem"``, ``"mixed"``, ``"irregular"`` or ``"example"`` (module docstring).
     clean
         Remove ``out`` before writing.
 

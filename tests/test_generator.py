@@ -126,12 +126,12 @@ def _walk_counts(root: Path) -> dict[str, dict[str, int]]:
             rel.parts[0], {"files": 0, "nodes": 0, "groups": 0, "arrays": 0, "unreadable": 0}
         )
         c["files"] += len(filenames)
-        meta = [f for f in filenames if f in METADATA_KEYS]
-        if not meta:
+        # the document that tells the node's kind (.zattrs alone makes no node)
+        kinds = ("zarr.json", ".zarray", ".zgroup", "attributes.json")
+        key = next((k for k in kinds if k in filenames), None)
+        if key is None:
             continue
         c["nodes"] += 1
-        # the document that tells the node's kind; .zattrs beside it may be broken
-        key = next(k for k in ("zarr.json", ".zarray", ".zgroup", "attributes.json") if k in meta)
         try:
             doc = json.loads((Path(dirpath) / key).read_bytes())
         except ValueError:
@@ -331,6 +331,7 @@ def test_irregular_layout_is_irregular(tmp_path: Path) -> None:
     files = {p.relative_to(tmp_path).as_posix() for p in gh.iter_files(tmp_path)}
     stray = {f.rsplit("/", 1)[-1] for f in files} - set(METADATA_KEYS)
     assert {"README.md", ".DS_Store", "em.png", "notes.txt", "attributes.json.bak"} <= stray
+    assert any(f.endswith("/scratch/.zattrs") for f in files)  # .zattrs without .zgroup
     assert any(f.endswith("/s0/0/0/0") for f in files)  # a chunk beside an array's metadata
     formats = {f.rsplit("/", 1)[-1] for f in files} & set(METADATA_KEYS)
     assert formats == {"attributes.json", ".zgroup", ".zattrs", ".zarray", "zarr.json"}
@@ -362,6 +363,8 @@ def test_scanner_agrees_with_truth(tmp_path: Path, layout: str, seed: int) -> No
         tmp_path, layout=layout, datasets=9, groups=250, levels="1-6", seed=seed,
         broken_fraction=0.25,
     )  # fmt: skip
+    if layout == "irregular":  # the known-disagreement path below is exercised
+        assert gh.BELOW_UNREADABLE in truth.known
     report = _scan(tmp_path)
     got = {n["path"]: n["status"] for n in report["nodes"]}
     want = {p: e for d in truth.datasets.values() for p, e in d.expected.items()}

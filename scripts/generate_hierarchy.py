@@ -728,7 +728,12 @@ def _zarr3_group(w: _Writer, rel: str, attributes: dict[str, Any] | None = None)
 
 
 def _zarr3_array(
-    w: _Writer, rel: str, shape: Sequence[int], dtype: str, truncate: bool = False
+    w: _Writer,
+    rel: str,
+    shape: Sequence[int],
+    dtype: str,
+    truncate: bool = False,
+    dimension_names: Sequence[str] = ("z", "y", "x"),
 ) -> None:
     doc = {
         "zarr_format": 3,
@@ -746,7 +751,7 @@ def _zarr3_array(
             {"name": "zstd", "configuration": {"level": 3, "checksum": False}},
         ],
         "attributes": {},
-        "dimension_names": ["z", "y", "x"],
+        "dimension_names": list(dimension_names),
     }
     data = _zarr3_json(doc)
     if truncate:
@@ -775,7 +780,12 @@ def _ome05_image(
     fault, _ = _ome_fault(ms, rel, kind)
     if kind == "malformed_array_json":
         fault = (kind, "s0/zarr.json is truncated", f"{rel}/s0")
+    if kind == "dimension_names_mismatch":
+        fault = (kind, "s0 has dimension_names x, y, z; the axes are z, y, x", f"{rel}/s0")
     ome: dict[str, Any] = {"version": "0.5", "multiscales": [ms]}
+    if kind == "wrong_version":
+        ome["version"] = "0.4"
+        fault = (kind, "`ome.version` is '0.4' in a Zarr v3 (0.5) image", rel)
     model = OME05
     if label is not None:
         ome["image-label"] = label
@@ -788,7 +798,12 @@ def _ome05_image(
             continue
         shape = [max(1, math.ceil(d / 2**k)) for d in shape_zyx]
         _zarr3_array(
-            w, f"{rel}/s{k}", shape, dtype, truncate=kind == "malformed_array_json" and k == 0
+            w,
+            f"{rel}/s{k}",
+            shape,
+            dtype,
+            truncate=kind == "malformed_array_json" and k == 0,
+            dimension_names="xyz" if kind == "dimension_names_mismatch" and k == 0 else "zyx",
         )
     w.root(rel, model, fault)
 
@@ -963,7 +978,8 @@ IRREGULAR_KINDS: dict[str, tuple[str, ...]] = {
     ),
     OME04: ("malformed_zattrs", "missing_coordinate_transformations", "missing_level",
             "wrong_rank"),
-    OME05: ("missing_coordinate_transformations", "missing_level", "malformed_array_json"),
+    OME05: ("missing_coordinate_transformations", "missing_level", "malformed_array_json",
+            "dimension_names_mismatch", "wrong_version"),
     OME04_LABELS: ("labels_missing_image", "label_float_dtype"),
     OME05_LABELS: ("labels_missing_image", "label_float_dtype"),
 }  # fmt: skip

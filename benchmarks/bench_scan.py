@@ -25,8 +25,8 @@ Every timed run is a child process: wall time, CPU (user + system) and peak RSS 
 in a small launcher. Ours is checked node by node against ``truth.json``, the original root by
 root.
 
-    uv run python benchmarks/bench_scan.py                      # local + S3, ~3 min on 2 cores
-    uv run python benchmarks/bench_scan.py --growth --skip-s3   # + growth table, ~6 min
+    uv run python benchmarks/bench_scan.py                      # local + S3, ~1.5 min on 2 cores
+    uv run python benchmarks/bench_scan.py --growth --skip-s3   # + growth table, ~3.5 min
     uv run python benchmarks/bench_scan.py --groups 200 --skip-original   # quick look
 """
 

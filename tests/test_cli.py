@@ -230,7 +230,8 @@ def test_inspect_shows_invalid_specs_with_a_warning(
     ("name", "content", "cause"),
     [
         ("attributes.json", b'{"n5": "2.0.0",', "attributes.json: invalid JSON"),
-        (".zattrs", b"\x89HDF\r\n\x1a\n\x00", ".zattrs: not UTF-8 text (byte 0x89 at offset 0)"),
+        (".zarray", b"\x89HDF\r\n\x1a\n\x00", ".zarray: not UTF-8 text (byte 0x89 at offset 0)"),
+        (".zattrs", b"{}", "holds .zattrs but no .zgroup or .zarray: not a Zarr v2 node"),
         (".zgroup", b"[2]", ".zgroup: expected a JSON object, got an array"),
         ("zarr.json", b"\x00\x01\x02\x03", "zarr.json: contains NUL bytes"),
         ("notes.txt", b"just text", "no N5 or Zarr metadata found (looked for zarr.json"),
@@ -260,6 +261,7 @@ def test_missing_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_errors_in_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     node = tmp_path / "bad.zarr"
     node.mkdir()
+    (node / ".zgroup").write_text('{"zarr_format": 2}')
     (node / ".zattrs").write_bytes(b"{nope")
     proc = cli("inspect", str(node))
     assert proc.returncode == 2

@@ -343,6 +343,8 @@ def _v3_group(tmp: Path, name: str) -> str:
 def _zarr_view(tmp: Path) -> str:
     root = tmp / "jrc_hela-2.n5-as-zarr"
     zarr_files(root, load("zarr_view_of_n5__zarr-python_N5FSStore.json"))
+    # N5FSStore presents every N5 group with a `.zgroup`; the capture lists the group's `.zattrs`
+    put(root / "labels" / "mito_seg" / ".zgroup", {"zarr_format": 2})
     return str(root / "labels" / "mito_seg")
 
 

@@ -99,8 +99,10 @@ def test_zarr_v2_array_group_and_attributes_only() -> None:
     ArraySpec.model_validate(node.spec)
     group = parse_node({".zgroup": doc({"zarr_format": 2})}, "/g")
     assert (group.kind, group.spec["attributes"]) == ("group", {})
-    # .zattrs alone still marks a Zarr v2 group (some writers omit .zgroup)
-    assert parse_node({".zattrs": doc({"k": 1})}, "/g").kind == "group"
+    # .zattrs alone makes no node: the Zarr v2 specification and zarr-python open a group only
+    # where a .zgroup is (scan and read agree on it)
+    with pytest.raises(UnsupportedFormatError, match="holds .zattrs but no .zgroup or .zarray"):
+        parse_node({".zattrs": doc({"k": 1})}, "/g")
 
 
 def test_zarr_v3_nodes() -> None:
@@ -172,7 +174,10 @@ def test_bad_documents_name_url_key_and_cause(raw: bytes, cause: str) -> None:
 
 
 def test_bare_nan_and_bom_are_accepted() -> None:
-    node = parse_node({".zattrs": b'\xef\xbb\xbf{"v": NaN, "w": Infinity}'}, "/g")
+    zgroup = doc({"zarr_format": 2})
+    node = parse_node(
+        {".zgroup": zgroup, ".zattrs": b'\xef\xbb\xbf{"v": NaN, "w": Infinity}'}, "/g"
+    )
     assert np.isnan(node.spec["attributes"]["v"])
     assert node.spec["attributes"]["w"] == float("inf")
 

@@ -418,11 +418,7 @@ class Crawler:
                 await self._unreadable(it, format_of_key(key), kind, value)
                 return
             w.docs[key] = value
-        # Parse when the listing brought documents, or when the probes found only documents
-        # that do not define a node alone (a `.zattrs` without `.zgroup`: parse_node's call).
-        if any(v is not None for v in values) or (
-            node is None and any(v is not None for v in w.docs.values())
-        ):
+        if any(v is not None for v in values):
             try:
                 node = parse_node(w.docs, w.url)
             except UnsupportedFormatError as exc:

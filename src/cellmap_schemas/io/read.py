@@ -171,13 +171,18 @@ def _decode_slowly(raw: bytes, where: str) -> Any:
             raise UnsupportedFormatError(f"{where}: invalid JSON: {exc}") from None
 
 
-_V2_KEYS = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+_V2_DEFINING = frozenset({".zarray", ".zgroup", ".zmetadata"})
+"""A Zarr v2 node is an array (``.zarray``) or a group (``.zgroup``, or consolidated metadata);
+``.zattrs`` alone makes neither (the Zarr v2 specification; zarr-python agrees)."""
+
+DEFINING_KEYS = frozenset({"attributes.json", "zarr.json", *_V2_DEFINING})
+"""The documents that make a directory a node."""
 
 
 def _choose_format(present: set[str], url: str) -> Format | None:
     n5 = "attributes.json" in present
     v3 = "zarr.json" in present
-    v2 = bool(present & _V2_KEYS)
+    v2 = bool(present & _V2_DEFINING)
     if n5 and not (v2 or v3):
         return "n5"
     # an N5 container may hold stray Zarr files; the reverse is rarer
@@ -216,6 +221,10 @@ def parse_node(docs: Mapping[str, bytes | None], url: str) -> ParsedNode:
     present = {k for k, v in docs.items() if v is not None}
     fmt = _choose_format(present, url)
     if fmt is None:
+        if ".zattrs" in present:
+            raise UnsupportedFormatError(
+                f"{url}: holds .zattrs but no .zgroup or .zarray: not a Zarr v2 node"
+            )
         raise UnsupportedFormatError(
             f"{url}: no N5 or Zarr metadata found (looked for {_LOOKED_FOR})"
         )
@@ -429,7 +438,8 @@ async def _read_members(
         if error is not None:
             failures[where] = error
             continue
-        if all(r is None for r in chunk):
+        found = (k for k, r in zip(child_keys, chunk, strict=True) if r is not None)
+        if DEFINING_KEYS.isdisjoint(found):
             continue  # a plain directory, not a node
         docs = dict(zip(child_keys, chunk, strict=True))
         try:

@@ -101,7 +101,7 @@ def test_zarr_v2_array_group_and_attributes_only() -> None:
     assert (group.kind, group.spec["attributes"]) == ("group", {})
     # .zattrs alone makes no node: the Zarr v2 specification and zarr-python open a group only
     # where a .zgroup is (scan and read agree on it)
-    with pytest.raises(UnsupportedFormatError, match="holds .zattrs but no .zgroup or .zarray"):
+    with pytest.raises(UnsupportedFormatError, match=r"holds \.zattrs but no \.zgroup or \.zarray"):
         parse_node({".zattrs": doc({"k": 1})}, "/g")
 
 

@@ -989,15 +989,9 @@ BELOW_UNREADABLE = "below_unreadable_group"
 
 
 #: Node classes on which the scanner disagrees with the truth (see ``Disagreement``).
-KNOWN_DISAGREEMENTS: dict[str, Disagreement] = {
-    BELOW_UNREADABLE: Disagreement(
-        scanner="missing",
-        reason="A Zarr v2 group whose .zgroup is readable but whose .zattrs is not is still a "
-        "group: its members are readable nodes with verdicts of their own (and roots of their "
-        "own: label images), but the scan reports the group as unreadable and does not list "
-        "below it, so every node below is missing from the report.",
-    ),
-}
+KNOWN_DISAGREEMENTS: dict[str, Disagreement] = {}
+"""None today. (The scan once reported a Zarr v2 group whose ``.zattrs`` is unreadable and did
+not look below it, so its readable members were missing; it now crawls on below such a group.)"""
 
 _ODD_NAMES = ("{} copy", "{}-\u00fc\u00e9", "{}.v2", "{} #2 (50%)")
 _COMPRESSIONS = (

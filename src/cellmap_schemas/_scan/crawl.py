@@ -120,6 +120,16 @@ def _kind_of_keys(keys: Iterable[str]) -> str | None:
     return None
 
 
+def _may_hold_nodes(docs: Mapping[str, bytes | None]) -> bool:
+    """Whether a directory whose metadata cannot be read may still hold nodes below it: a Zarr
+    v2 group (its `.zgroup` says so) or an N5 node (an array's chunk directories are numbers,
+    left alone). A Zarr v2 or v3 array's directory (millions of chunk keys) is never listed."""
+    present = {k for k, v in docs.items() if v is not None}
+    if ".zarray" in present or "zarr.json" in present:
+        return False
+    return ".zgroup" in present or "attributes.json" in present
+
+
 def _numeric(names: Iterable[str]) -> bool:
     return all(n.isdigit() for n in names)
 
@@ -183,6 +193,8 @@ class _Work:
     node: ParsedNode | None = None
     dirs: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    reported: bool = False
+    """Already reported unreadable; listed only to look for the nodes below it."""
 
 
 @dataclass(slots=True)
@@ -381,7 +393,8 @@ class Crawler:
                 w.node = self._without_consolidated(w.docs, w.url)
                 if w.node is None:
                     await self._bad_document(it, w.docs, exc, root)
-                    return False
+                    w.reported = True
+                    return _may_hold_nodes(w.docs)
             if w.node.kind == "array":
                 await self._array(it, w.node, root)
                 return False
@@ -410,6 +423,9 @@ class Crawler:
         it = w.it
         root = not it.path
         node = w.node
+        if w.reported:  # the node itself was reported; the nodes below are their own
+            await self._below_unreadable(it, w.dirs, w.docs)
+            return
         for key, value in zip(w.keys, values, strict=True):
             if isinstance(value, BaseException):
                 if root:
@@ -425,6 +441,8 @@ class Crawler:
                 node = self._without_consolidated(w.docs, w.url)
                 if node is None:
                     await self._bad_document(it, w.docs, exc, root)
+                    if _may_hold_nodes(w.docs):
+                        await self._below_unreadable(it, w.dirs, w.docs)
                     return
         if node is None:
             if root:
@@ -482,6 +500,18 @@ class Crawler:
         if root:
             self.root_is_node = True
         await self._unreadable(it, fmt, _kind_of_keys(present), exc)
+
+    async def _below_unreadable(
+        self, it: _Item, dirs: Sequence[str], docs: Mapping[str, bytes | None]
+    ) -> None:
+        """Crawl on below a group whose own document cannot be read: its members are nodes of
+        their own (each judged, counted, or reported unreadable in turn), not its fate."""
+        present = [k for k, v in docs.items() if v is not None]
+        fmt = next((format_of_key(k) for k in present if k in _DEFINING), None)
+        names = [n for n in dirs if _unsafe(n) is None]
+        if fmt == "n5" and _numeric(names):
+            return  # the chunk directories of an N5 array whose metadata is broken
+        self._push(names, it.path, fmt, None, 0, it.cons, it.depth + 1)
 
     async def _unreadable(
         self,

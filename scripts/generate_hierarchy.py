@@ -85,6 +85,8 @@ LAYOUTS = ("cosem", "mixed", "irregular", "example")
 #: Ways a COSEM group is broken on purpose, each breaking one documented rule of the model.
 BROKEN_KINDS: dict[str, str] = {
     "transform_mismatch": "the transform of one scale level differs from the group's multiscales",
+    "level_shape": "scale level s1 is twice s0's shape and of another data type (each level's own "
+    "document is valid; the pyramid is not)",
     "missing_level": "the last scale level listed in `scales`/`multiscales` has no array",
     "malformed_json": "the attributes.json of scale level s1 is truncated (not JSON)",
     "unit_mismatch": "`pixelResolution.unit` differs from the entries of `units`",
@@ -445,6 +447,10 @@ def _cosem_group(
         }
         if neuroglancer_only:
             del doc["transform"]
+        if broken == "level_shape" and k == 1:  # larger than s0, and of another data type
+            doc["dimensions"] = [d * 2 for d in shape_xyz]
+            doc["dataType"] = "uint16" if dtype != "uint16" else "uint8"
+            fault = (broken, f"s{k} is twice s0's shape, {doc['dataType']} under {dtype}", level)
         status, cls = "valid", f"{model}/level"
         odd = k == min(1, n_levels - 1)
         if broken == "pixel_resolution_mismatch" and odd:
@@ -1238,6 +1244,7 @@ def _example(w: _Writer, truth: Truth) -> None:
         ("er_seg", "malformed_json"),
         ("nucleus_seg", "unit_mismatch"),
         ("ld_seg", None),
+        ("lyso_seg", "level_shape"),
     ):
         n = 4 if broken == "missing_level" else 5  # s0..s3 listed, s3 missing
         _cosem_group(w, f"{n5}/labels/{cls}", n_levels=n, base=base, shape_xyz=shape_xyz,

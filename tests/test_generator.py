@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cellmap_schemas.errors import UnsupportedFormatError, ValidationError
+from cellmap_schemas import judge
+from cellmap_schemas.errors import UnsupportedFormatError
 from cellmap_schemas.io.read import METADATA_KEYS, parse_node
-from cellmap_schemas.registry import get_model
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "cellmap-bucket"
@@ -108,6 +108,7 @@ def test_example_has_the_documented_datasets_and_broken_nodes() -> None:
         "missing_level",
         "malformed_json",
         "unit_mismatch",
+        "level_shape",
         "missing_class_group",
         "missing_coordinate_transformations",
     }
@@ -229,13 +230,10 @@ def _tree(path: Path) -> dict[str, Any] | None:
 
 
 def _verdict(root: Path, model: str) -> tuple[bool, str]:
-    spec = _tree(root)
-    assert spec is not None, root
-    try:
-        get_model(model).model_validate(spec)
-    except ValidationError as exc:
-        return False, str(exc)
-    return True, ""
+    """The verdict of ``model`` on the node, through the engine (rules across levels too)."""
+    assert _tree(root) is not None, root
+    result = judge(str(root), [model]).results[model]
+    return result.valid, "; ".join(f"{e.rule} {e.loc}: {e.msg}" for e in result.errors)
 
 
 def test_example_verdicts_match_truth() -> None:
@@ -275,6 +273,11 @@ def test_broken_documents_show_their_fault(tmp_path: Path) -> None:
         elif b.kind == "axes_units_length":
             doc = json.loads((node / "attributes.json").read_bytes())
             assert len(doc["axes"]) != len(doc["units"])
+        elif b.kind == "level_shape":
+            s0 = json.loads((node.parent / "s0" / "attributes.json").read_bytes())
+            level = json.loads((node / "attributes.json").read_bytes())
+            assert level["dimensions"] == [2 * d for d in s0["dimensions"]]
+            assert level["dataType"] != s0["dataType"]
         else:
             assert b.kind == "transform_mismatch"
             group = json.loads((tmp_path / b.path / "attributes.json").read_bytes())

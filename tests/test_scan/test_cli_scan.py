@@ -71,8 +71,8 @@ def test_invalid_nodes_exit_1_and_fail_on_tunes_it(
     assert rc == 1
     lines = [json.loads(line) for line in out.splitlines()]
     summary = lines[-1]["summary"]
-    # 4 broken COSEM groups, and 5 OME-NGFF images of the .zarr judged by COSEM, as asked
-    assert (summary["invalid"], summary["unreadable"]) == (9, 1)
+    # 5 broken COSEM groups, and 5 OME-NGFF images of the .zarr judged by COSEM, as asked
+    assert (summary["invalid"], summary["unreadable"]) == (10, 1)
     assert {n["status"] for n in lines[:-1]} == {"valid", "invalid", "unreadable", "not_applicable"}
     assert run([str(bad), "--model", COSEM, "--fail-on", "never"], capsys)[0] == 0
     assert run([str(bad), "--model", COSEM, "--fail-on", "unreadable"], capsys)[0] == 1
@@ -100,7 +100,7 @@ def test_output_file_format_from_suffix_and_flag(
     run([str(bad), "-o", str(tmp_path / "report.txt"), "--format", "table"], capsys)
     assert "jrc_macrophage-2" in (tmp_path / "report.txt").read_text()
     run([str(bad), "-o", str(tmp_path / "report.out")], capsys)
-    assert json.loads((tmp_path / "report.out").read_text())["summary"]["nodes"] == 57
+    assert json.loads((tmp_path / "report.out").read_text())["summary"]["nodes"] == 63
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "r.csv", "r.ndjson", "report.out", "report.txt"
     ]  # fmt: skip

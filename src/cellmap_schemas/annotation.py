@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 from enum import StrEnum
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar, cast
 
 import msgspec
 
@@ -253,7 +253,8 @@ class AnnotationArrayAttrs(Base, Generic[TName], frozen=True, kw_only=True):
                 "every counted state must have an encoding value",
             )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
     @classmethod
     def from_array(
@@ -286,7 +287,7 @@ class AnnotationArrayAttrs(Base, Generic[TName], frozen=True, kw_only=True):
         """
         import numpy as np
 
-        kind = validate(
+        kind: AnnotationType = validate(
             msgspec.to_builtins(annotation_type)
             if isinstance(annotation_type, msgspec.Struct)
             else annotation_type,
@@ -297,7 +298,7 @@ class AnnotationArrayAttrs(Base, Generic[TName], frozen=True, kw_only=True):
                 msg = f'complement_counts must be "auto", a mapping or None: {complement_counts!r}'
                 raise ValueError(msg)
             data = np.asarray(array)
-            encoding: Mapping[str, int] = kind.encoding
+            encoding = cast(Mapping[str, int], kind.encoding)
             found = {
                 state: int(np.count_nonzero(data == encoding[state]))
                 for state in ("unknown", "absent")
@@ -369,7 +370,7 @@ class CropGroupAttrs(Base, Generic[TName], frozen=True, kw_only=True):
 class AnnotationArray(ArraySpec[Any], frozen=True, kw_only=True):
     """A label array: a Zarr v2 array whose attributes are wrapped :class:`AnnotationArrayAttrs`."""
 
-    attributes: CellmapWrapper[AnnotationWrapper[AnnotationArrayAttrs]]
+    attributes: CellmapWrapper[AnnotationWrapper[AnnotationArrayAttrs[str]]]
 
     @classmethod
     def from_array_infer_attrs(
@@ -384,7 +385,7 @@ class AnnotationArray(ArraySpec[Any], frozen=True, kw_only=True):
 
         ``kwargs`` go to :meth:`ArraySpec.from_array` (chunks, compressor, ...).
         """
-        attrs = AnnotationArrayAttrs.from_array(
+        attrs: AnnotationArrayAttrs[str] = AnnotationArrayAttrs.from_array(
             array, class_name, annotation_type, complement_counts
         )
         return cls.from_array(array, attributes=wrap_attributes(attrs), **kwargs)
@@ -396,7 +397,7 @@ class AnnotationGroup(GroupSpec[Any], frozen=True, kw_only=True):
     Other attribute keys (the OME-NGFF ``multiscales`` of the class image) are ignored.
     """
 
-    attributes: CellmapWrapper[AnnotationWrapper[AnnotationGroupAttrs]]
+    attributes: CellmapWrapper[AnnotationWrapper[AnnotationGroupAttrs[str]]]
     members: dict[str, AnnotationArray]
 
 
@@ -425,7 +426,7 @@ class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
     :class:`AnnotationGroup`, in ``class_names`` order.
     """
 
-    attributes: CellmapWrapper[AnnotationWrapper[CropGroupAttrs]]
+    attributes: CellmapWrapper[AnnotationWrapper[CropGroupAttrs[str]]]
     members: dict[str, Any]
 
     def _class_names(self) -> list[str] | None:

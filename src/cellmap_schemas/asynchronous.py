@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["check", "judge", "open_scan", "read", "resolve_model", "scan"]
 
 
-def resolve_model(model: str | type[Any]) -> type[Any]:
+def resolve_model(model: str | type[Any]) -> Any:
     """The model class for a CLI name (``"multiscale.cosem.Group"``) or a class.
 
     Raises

@@ -8,10 +8,10 @@ so a user sees all failing members of a group at once.
 
 Models declare cross-field rules by overriding :meth:`Base._problems`, a generator of
 :class:`~cellmap_schemas.rules.Problem` triples (``RULE(loc, msg)``, ``loc`` relative to the
-struct), and set ``__post_init__ = enforce_rules``. Type and shape problems found by msgspec are
-attributed to the ``_schema_rule`` of the innermost struct they occur in. Rules of severity
-``warning`` never fail the fast path; :func:`judge` collects them for models whose type tree holds
-a struct that declares ``_warns = True``.
+struct), and call :func:`enforce_rules` from ``__post_init__``. Type and shape problems found
+by msgspec are attributed to the ``_schema_rule`` of the innermost struct they occur in. Rules
+of severity ``warning`` never fail the fast path; :func:`judge` collects them for models whose
+type tree holds a struct that declares ``_warns = True``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import threading
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union, cast
 
 import msgspec
 
@@ -74,8 +74,10 @@ def enforce_rules(self: Base) -> None:
 def _as_problem(problem: Problem | tuple[str, str], value: Any) -> Problem:
     """A rule's finding; a plain ``(loc, msg)`` pair (models written before rule IDs) is an
     error of the struct's schema rule."""
-    if len(problem) == 3:
-        return problem  # type: ignore[return-value]
+    if isinstance(problem, Problem):
+        return problem
+    if len(problem) == 3:  # a plain (rule, loc, msg) tuple
+        return Problem(*problem)
     loc, msg = problem
     rule = getattr(value, "_schema_rule", None) or SCHEMA
     return Problem(rule.id, loc, msg)
@@ -101,7 +103,8 @@ def _dec_hook(tp: type, obj: Any) -> Any:
     return msgspec.convert(obj, dispatch(obj), dec_hook=_dec_hook)
 
 
-class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-defined,call-arg]
+# msgspec only decodes real generic aliases, so the parametrised model must be one.
+class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-defined,call-arg,misc]
     """``Model[Params]``: validation classmethods called on it validate with the parameters.
 
     A plain generic alias forwards ``ArraySpec[MyAttrs].model_validate`` to ``ArraySpec``,
@@ -166,7 +169,7 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
         dec = Base._decoders.get(cls)
         if dec is not None:
             try:
-                return dec.decode(data)
+                return cast(Self, dec.decode(data))
             except msgspec.DecodeError:
                 pass
         return validate_json(data, cls)
@@ -221,7 +224,7 @@ def _title(tp: Any) -> str:
 def validate(obj: Any, tp: type[T] | Any) -> T:
     """Validate Python data against ``tp`` (a model class or any msgspec-supported type)."""
     if isinstance(tp, type) and isinstance(obj, tp):
-        return obj
+        return cast(T, obj)
     if isinstance(obj, msgspec.Struct):  # another model's instance: judge its content
         obj = msgspec.to_builtins(obj)
     try:
@@ -295,7 +298,7 @@ def _any_warning_struct(info: Any, seen: set[int]) -> bool:
 def validate_json(data: bytes | str, tp: type[T] | Any) -> T:
     """Decode a JSON document and validate it against ``tp``."""
     try:
-        return _decoder(tp).decode(data)
+        return cast(T, _decoder(tp).decode(data))
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as exc:
@@ -646,11 +649,11 @@ def normalize_chunks(
         largest = max(arrays, key=lambda a: math.prod(a.shape))
         itemsize = int(getattr(getattr(largest, "dtype", None), "itemsize", 1) or 1)
         return (auto_chunks(largest.shape, itemsize),) * len(arrays)
-    items = list(chunks)
+    items: list[Any] = list(chunks)
     if all(isinstance(c, int) for c in items):
-        return (tuple(int(c) for c in items),) * len(arrays)  # type: ignore[arg-type]
+        return (tuple(int(c) for c in items),) * len(arrays)
     if len(items) != len(arrays):
         raise ValueError(
             f"got {len(items)} chunk shapes for {len(arrays)} arrays; give one per array"
         )
-    return tuple(tuple(int(x) for x in c) for c in items)  # type: ignore[union-attr]
+    return tuple(tuple(int(x) for x in c) for c in items)

@@ -110,7 +110,8 @@ class N5ArrayMetadata(Base, frozen=True, kw_only=True):
                 f"has {len(self.blockSize)} entries but dimensions has {len(self.dimensions)}",
             )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 def is_n5_array(doc: Mapping[str, Any]) -> bool:

@@ -150,14 +150,24 @@ _ZARR3_CODECS = frozenset(
     {"bytes", "transpose", "blosc", "gzip", "zlib", "zstd", "crc32c", "sharding_indexed"}
 )
 
-_SHORT_PREFIXES = ("u", "Y", "Z", "E", "P", "T", "G", "M", "k", "", "m", "\u00b5", "n", "p")
-_SHORT_PREFIXES += ("f", "a", "z", "y", "h", "da", "d", "c")
+_SHORT_PREFIXES: tuple[str, ...] = ("u", "Y", "Z", "E", "P", "T", "G", "M", "k", "", "m", "\u00b5")
+_SHORT_PREFIXES += ("n", "p", "f", "a", "z", "y", "h", "da", "d", "c")
 _N5_UNITS = frozenset(
     {""} | {f"{p}{u}" for p in _SHORT_PREFIXES for u in ("m", "s", "Hz", "rad/s")}
 )
 """si_units.ts supportedUnits: what unitFromJson accepts (N5 ``units``, ``pixelResolution``)."""
 
-_LONG_PREFIXES = ("yotta", "zetta", "exa", "peta", "tera", "giga", "mega", "kilo", "")
+_LONG_PREFIXES: tuple[str, ...] = (
+    "yotta",
+    "zetta",
+    "exa",
+    "peta",
+    "tera",
+    "giga",
+    "mega",
+    "kilo",
+    "",
+)
 _LONG_PREFIXES += ("milli", "micro", "nano", "pico", "femto", "atto", "zepto", "yocto")
 _LONG_PREFIXES += ("hecto", "deca", "deci", "centi")
 _OME_UNITS = frozenset(
@@ -246,7 +256,7 @@ def _n5_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
     listed = False
     if isinstance(scales, list) and scales:
         names = [f"s{i}" for i in range(len(scales))]
-    elif multi:
+    elif multi and isinstance(factors, list):
         names = [f"s{i}" for i in range(len(factors))]
     else:
         if "dimensions" in attrs:
@@ -356,7 +366,7 @@ def _n5_array(
     if (comp is None or isinstance(cid, str)) and cid not in _N5_CODECS:
         yield NGL_N5_COMPRESSION(
             f"{loc}.compressor",
-            f"{name}: compression {_N5_NAMES.get(cid, cid)!r} is not one Neuroglancer's N5 "
+            f"{name}: compression {_N5_NAMES.get(str(cid), cid)!r} is not one Neuroglancer's N5 "
             "reader decodes (raw, gzip, blosc, zstd)",
         )
     shape = node.get("shape")

@@ -49,7 +49,7 @@ class ModelInfo:
     """Whether the model judges the nodes carrying its markers in a scan without ``--model``
     (profiles such as Neuroglancer readability judge only when asked for)."""
 
-    def load(self) -> type[Any]:
+    def load(self) -> Any:
         """The model class (imports its module on first use)."""
         return _load(self.name)
 
@@ -60,9 +60,9 @@ class ModelInfo:
 
 
 @cache
-def _load(name: str) -> type[Any]:
+def _load(name: str) -> Any:
     module, _, cls = name.rpartition(".")
-    return getattr(importlib.import_module(f"cellmap_schemas.{module}"), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"cellmap_schemas.{module}"), cls)
 
 
 @cache
@@ -189,7 +189,7 @@ def resolve(name: str) -> ModelInfo:
     return info
 
 
-def get_model(name: str) -> type[Any]:
+def get_model(name: str) -> Any:
     """The model class for a CLI name (see :func:`resolve`)."""
     return resolve(name).load()
 
@@ -267,7 +267,7 @@ def _paths(tp: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
 
 
 @cache
-def signature(model: type[Any]) -> frozenset[tuple[str, ...]]:
+def signature(model: Any) -> frozenset[tuple[str, ...]]:  # model: a (hashable) type
     """The attribute key paths of a model's convention (empty: it applies to every node)."""
     return frozenset(_paths(_attributes_type(model)))
 
@@ -280,7 +280,7 @@ def _has(attrs: Any, path: tuple[str, ...]) -> bool:
     return True
 
 
-def looks_like(model: type[Any], attributes: Mapping[str, Any]) -> bool:
+def looks_like(model: Any, attributes: Mapping[str, Any]) -> bool:
     """Whether a node's attributes share at least one key (path) with the model's schema."""
     sig = signature(model)
     return not sig or any(_has(attributes, p) for p in sig)

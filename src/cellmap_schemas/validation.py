@@ -308,7 +308,8 @@ class Verdicts:
             return tuple(
                 (i.name, m)
                 for i, m in models
-                if carries_markers(i, attributes) or (signature(m) and looks_like(m, attributes))
+                if carries_markers(i, attributes)
+                or (signature(i.load()) and looks_like(m, attributes))
             )
         return tuple((i.name, m) for i, m in models if carries_markers(i, attributes))
 

@@ -17,9 +17,9 @@ __all__ = ["app", "main"]
 
 
 def _version() -> str:
-    from cellmap_schemas import __version__
+    from cellmap_schemas import _version as version
 
-    return __version__
+    return version()
 
 
 app = App(

@@ -336,7 +336,7 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
     """
 
     attributes: GroupMetadata
-    members: dict[str, Array] = {}  # type: ignore[assignment]
+    members: dict[str, Array] = {}
 
     def __post_init__(self) -> None:
         # The hot path of a scan: one pass over the datasets, one over the level names, no
@@ -417,7 +417,7 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
                 )
 
     @classmethod
-    def from_arrays(  # type: ignore[override]
+    def from_arrays(
         cls,
         *,
         arrays: Sequence[Any],

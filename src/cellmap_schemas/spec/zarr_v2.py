@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast
 
 import msgspec
 
@@ -278,7 +278,7 @@ class GroupSpec(Base, _GroupIO, Generic[TAttr], frozen=True, kw_only=True):
         for name, member in self.members.items():
             path = f"{root}/{name}" if root else name
             if isinstance(member, GroupSpec):
-                out.update(member.to_flat(path))
+                out.update(cast(GroupSpec[Any], member).to_flat(path))
             else:
                 out[path] = member
         return out

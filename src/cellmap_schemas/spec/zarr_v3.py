@@ -100,7 +100,8 @@ class ArraySpecV3(
             elif name not in KNOWN_V3_CODECS:
                 yield UNKNOWN_CODEC_V3(f"codecs[{i}].name", f"{name!r} is not a known codec")
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
     @property
     def chunks(self) -> tuple[int, ...]:
@@ -149,7 +150,8 @@ class ArraySpecV3(
 
     def to_document(self) -> dict[str, Any]:
         """The ``zarr.json`` document of this spec."""
-        return msgspec.to_builtins(self)
+        doc: dict[str, Any] = msgspec.to_builtins(self)
+        return doc
 
 
 class GroupSpecV3(
@@ -165,7 +167,7 @@ class GroupSpecV3(
 
     def to_document(self) -> dict[str, Any]:
         """The ``zarr.json`` document of this group (members are separate documents)."""
-        doc = msgspec.to_builtins(self)
+        doc: dict[str, Any] = msgspec.to_builtins(self)
         doc.pop("members")
         return doc
 

@@ -703,7 +703,7 @@ def multiscale_ok(m: MultiscaleBase) -> bool:
             return False
         rank = r
         if t in counts:
-            counts[t] += 1  # type: ignore[index]
+            counts[t] += 1
         else:
             custom += 1
     if counts["space"] not in (2, 3) or counts["time"] > 1 or counts["channel"] > 1 or custom > 1:
@@ -739,7 +739,8 @@ class Color(Base, frozen=True, kw_only=True, omit_defaults=True):
         if self.rgba is not None and len(self.rgba) != 4:
             yield R_RGBA("rgba", f"has {len(self.rgba)} entries {R_RGBA}")
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 class Source(Base, frozen=True, kw_only=True, omit_defaults=True):
@@ -786,7 +787,8 @@ class ImageLabel(Base, frozen=True, kw_only=True, omit_defaults=True):
                     f"must be an integer, got {value!r} {R_PROPERTY_LABEL_VALUE}",
                 )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 # ---- omero -------------------------------------------------------------------------------------

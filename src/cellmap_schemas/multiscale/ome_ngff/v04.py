@@ -163,7 +163,8 @@ class Group(GroupSpec[GroupAttrs], frozen=True, kw_only=True):
     def _problems(self) -> Iterator[Problem]:
         yield from _group_problems(self.attributes.multiscales, self.members)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
     @classmethod
     def from_arrays(
@@ -235,7 +236,7 @@ class Group(GroupSpec[GroupAttrs], frozen=True, kw_only=True):
         )
         tree: dict[str, Any] = {}
         for path, array, chunk in zip(paths, arrays, normalize_chunks(chunks, arrays), strict=True):
-            spec = ArraySpec.from_array(
+            spec: Any = ArraySpec.from_array(
                 array,
                 chunks=chunk,
                 compressor=compressor,
@@ -261,7 +262,8 @@ class ImageLabelAttrs(Base, frozen=True, kw_only=True):
     def _problems(self) -> Iterator[Problem]:
         yield from _multiscales_problems(self.multiscales)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 class ImageLabelGroup(GroupSpec[ImageLabelAttrs], frozen=True, kw_only=True):
@@ -287,7 +289,8 @@ class ImageLabelGroup(GroupSpec[ImageLabelAttrs], frozen=True, kw_only=True):
                     f"{path!r} has dtype {node.dtype!r} {R_LABEL_DTYPE}",
                 )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 class LabelsAttrs(Base, frozen=True, kw_only=True):
@@ -317,4 +320,5 @@ class LabelsGroup(GroupSpec[LabelsAttrs], frozen=True, kw_only=True):
                     f"{path!r} names an array, not a label image group {R_LABELS_PATHS}",
                 )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)

@@ -197,7 +197,8 @@ class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_
     def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
     @classmethod
     def from_arrays(
@@ -271,7 +272,7 @@ class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_
         names = tuple(a.name for a in ax)
         tree: dict[str, Any] = {}
         for path, array, chunk in zip(paths, arrays, normalize_chunks(chunks, arrays), strict=True):
-            spec = ArraySpecV3.from_array(
+            spec: Any = ArraySpecV3.from_array(
                 array, chunks=chunk, fill_value=fill_value, codecs=codecs, dimension_names=names
             )
             insert_member(tree, path, spec, GroupSpecV3)
@@ -323,7 +324,8 @@ class ImageLabelGroup(
     def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members, labels=True)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 class LabelsMetadata(Base, frozen=True, kw_only=True):
@@ -337,7 +339,8 @@ class LabelsMetadata(Base, frozen=True, kw_only=True):
     def _problems(self) -> Iterator[Problem]:
         yield from _version_problems(self.version)
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)
 
 
 class LabelsAttrs(Base, frozen=True, kw_only=True):
@@ -369,4 +372,5 @@ class LabelsGroup(
                     f"{path!r} names an array, not a label image group {R_LABELS_PATHS}",
                 )
 
-    __post_init__ = enforce_rules
+    def __post_init__(self) -> None:
+        enforce_rules(self)

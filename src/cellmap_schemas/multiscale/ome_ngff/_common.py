@@ -16,7 +16,6 @@ official JSON schemas would reject for string-typed keys.
 
 from __future__ import annotations
 
-import difflib
 import operator
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +24,38 @@ from typing import Annotated, Any
 import msgspec
 
 from cellmap_schemas.base import Base, enforce_rules
-from cellmap_schemas.rules import Problem, Rule, Severity, define
+from cellmap_schemas.multiscale.ome_ngff._spec import (
+    KNOWN_AXIS_TYPES,
+    OMERO,
+    OMERO_COLOR,
+    R_AXES_CHANNEL,
+    R_AXES_LEN,
+    R_AXES_NAMES,
+    R_AXES_ORDER,
+    R_AXES_SPACE,
+    R_AXES_TIME,
+    R_DATASETS,
+    R_DATASETS_ORDER,
+    R_LABEL_VALUES_UNIQUE,
+    R_NDIM,
+    R_PATH_EXISTS,
+    R_PROPERTY_LABEL_VALUE,
+    R_RGBA,
+    R_SPACE_UNIT,
+    R_TIME_UNIT,
+    R_TRAFO_LEN,
+    R_TRAFO_ORDER,
+    R_TRAFO_SCALE,
+    R_TRAFO_TRANSLATION,
+    R_TRAFO_TYPES,
+    SCHEMA,
+    SPACE_UNITS,
+    TIME_UNITS,
+    UNIQUE_MULTISCALES,
+    SpecRule,
+    unit_hint,
+)
+from cellmap_schemas.rules import Problem
 
 __all__ = [
     "SCHEMA",
@@ -47,336 +77,6 @@ __all__ = [
     "Translation",
     "Window",
 ]
-
-SPACE_UNITS: frozenset[str] = frozenset(
-    (
-        "angstrom",
-        "attometer",
-        "centimeter",
-        "decimeter",
-        "exameter",
-        "femtometer",
-        "foot",
-        "gigameter",
-        "hectometer",
-        "inch",
-        "kilometer",
-        "megameter",
-        "meter",
-        "micrometer",
-        "mile",
-        "millimeter",
-        "nanometer",
-        "parsec",
-        "petameter",
-        "picometer",
-        "terameter",
-        "yard",
-        "yoctometer",
-        "yottameter",
-        "zeptometer",
-        "zettameter",
-    )
-)
-"""The UDUNITS-2 names the specification lists for axes of type "space"."""
-
-TIME_UNITS: frozenset[str] = frozenset(
-    (
-        "attosecond",
-        "centisecond",
-        "day",
-        "decisecond",
-        "exasecond",
-        "femtosecond",
-        "gigasecond",
-        "hectosecond",
-        "hour",
-        "kilosecond",
-        "megasecond",
-        "microsecond",
-        "millisecond",
-        "minute",
-        "nanosecond",
-        "petasecond",
-        "picosecond",
-        "second",
-        "terasecond",
-        "yoctosecond",
-        "yottasecond",
-        "zeptosecond",
-        "zettasecond",
-    )
-)
-"""The UDUNITS-2 names the specification lists for axes of type "time"."""
-
-# Abbreviations that Cellmap's older conventions (N5 pixelResolution, COSEM transforms) use, so a
-# message can say what to write instead.
-_ABBREVIATIONS = {
-    "nm": "nanometer",
-    "um": "micrometer",
-    "µm": "micrometer",
-    "μm": "micrometer",
-    "micron": "micrometer",
-    "microns": "micrometer",
-    "mm": "millimeter",
-    "cm": "centimeter",
-    "m": "meter",
-    "pm": "picometer",
-    "A": "angstrom",
-    "Å": "angstrom",
-    "s": "second",
-    "sec": "second",
-    "ms": "millisecond",
-    "us": "microsecond",
-    "µs": "microsecond",
-    "ns": "nanosecond",
-    "min": "minute",
-    "h": "hour",
-}
-
-KNOWN_AXIS_TYPES = ("space", "time", "channel")
-
-
-class SpecRule:
-    """A rule of the specification: its table entry, and the citation that ends its messages.
-
-    ``str(rule)`` is the citation (the specification's words and their section), so a message
-    reads ``f"has 6 entries {R_AXES_LEN}"``; calling it makes the :class:`Problem`.
-    """
-
-    __slots__ = ("citation", "rule")
-
-    def __init__(self, rule: Rule, citation: str) -> None:
-        self.rule = rule
-        self.citation = citation
-
-    def __call__(self, loc: str, msg: str) -> Problem:
-        return Problem(self.rule.id, loc, msg)
-
-    def __str__(self) -> str:
-        return self.citation
-
-
-def rule(
-    rule_id: str,
-    severity: Severity,
-    summary: str,
-    version: str,
-    section: str,
-    text: str,
-    *,
-    on_missing_member: bool = False,
-) -> SpecRule:
-    """Declare a rule the specification words in section ``section`` as ``text``."""
-    source = f'OME-NGFF {version}, #{section}: "{text}"'
-    declared = define(rule_id, severity, summary, source, on_missing_member=on_missing_member)
-    return SpecRule(declared, f'(spec #{section}: "{text}")')
-
-
-R_MULTISCALES = rule(
-    "OME025",
-    "error",
-    "multiscales is a non-empty list of images",
-    "0.4 / 0.5",
-    "multiscale-md",
-    '"multiscales" contains a list of dictionaries where each entry describes a multiscale image',
-)
-SCHEMA = define(
-    "OME001",
-    "error",
-    "the OME-NGFF metadata has the fields and types of the specification's JSON schemas",
-    "OME-NGFF 0.4 / 0.5 JSON schemas (ngff schemas/image.schema, label.schema)",
-)
-UNIQUE_MULTISCALES = define(
-    "OME028", "error", "the items of multiscales are unique", "OME-NGFF JSON schema, uniqueItems"
-)
-
-
-R_AXES_LEN = rule(
-    "OME002",
-    "error",
-    "a multiscale has 2 to 5 axes",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'The length of "axes" must be between 2 and 5',
-)
-R_AXES_NAMES = rule(
-    "OME003",
-    "error",
-    "axis names are unique",
-    "0.4 / 0.5",
-    "axes-md",
-    'The values MUST be unique across all "name" fields',
-)
-R_AXES_SPACE = rule(
-    "OME004",
-    "error",
-    "a multiscale has 2 or 3 space axes",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'The "axes" MUST contain 2 or 3 entries of "type:space"',
-)
-R_AXES_TIME = rule(
-    "OME005",
-    "error",
-    "a multiscale has at most one time axis",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'MAY contain one additional entry of "type:time"',
-)
-R_AXES_CHANNEL = rule(
-    "OME006",
-    "error",
-    "a multiscale has at most one channel or custom axis",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'MAY contain one additional entry of "type:channel" or a null / custom type',
-)
-R_AXES_ORDER = rule(
-    "OME007",
-    "error",
-    "axes are ordered time, channel or custom, then space",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'the "time" axis must come first (if present), followed by the "channel" or custom axis '
-    '(if present) and the axes of type "space"',
-)
-R_SPACE_UNIT = rule(
-    "OME008",
-    "warning",
-    "a space axis' unit is one of the specification's UDUNITS-2 names",
-    "0.4 / 0.5",
-    "axes-md",
-    "The value SHOULD be one of the following strings, which are valid units according to "
-    'UDUNITS-2 [Units for "space" axes]',
-)
-R_TIME_UNIT = rule(
-    "OME009",
-    "warning",
-    "a time axis' unit is one of the specification's UDUNITS-2 names",
-    "0.4 / 0.5",
-    "axes-md",
-    "The value SHOULD be one of the following strings, which are valid units according to "
-    'UDUNITS-2 [Units for "time" axes]',
-)
-R_TRAFO_TYPES = rule(
-    "OME010",
-    "error",
-    "coordinate transformations are of type scale or translation",
-    "0.4 / 0.5",
-    "multiscale-md",
-    "The transformation MUST only be of type translation or scale",
-)
-R_TRAFO_SCALE = rule(
-    "OME011",
-    "error",
-    "a transformation list has exactly one scale",
-    "0.4 / 0.5",
-    "multiscale-md",
-    "They MUST contain exactly one scale transformation",
-)
-R_TRAFO_TRANSLATION = rule(
-    "OME012",
-    "error",
-    "a transformation list has at most one translation",
-    "0.4 / 0.5",
-    "multiscale-md",
-    "It MAY contain exactly one translation",
-)
-R_TRAFO_ORDER = rule(
-    "OME013",
-    "error",
-    "a translation comes after the scale",
-    "0.4 / 0.5",
-    "multiscale-md",
-    "If translation is given it MUST be listed after scale",
-)
-R_TRAFO_LEN = rule(
-    "OME014",
-    "error",
-    "scale and translation have one entry per axis",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'The length of the scale and translation array MUST be the same as the length of "axes"',
-)
-R_DATASETS = rule(
-    "OME015",
-    "error",
-    "a multiscale has at least one dataset",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'Each "multiscales" dictionary MUST contain the field "datasets", which is a list of '
-    "dictionaries describing the arrays storing the individual resolution levels",
-)
-R_DATASETS_ORDER = rule(
-    "OME016",
-    "error",
-    "datasets are ordered from the finest scale to the coarsest",
-    "0.4 / 0.5",
-    "multiscale-md",
-    'The "path"s MUST be ordered from largest (i.e. highest resolution) to smallest',
-)
-R_PATH_EXISTS = rule(
-    "OME017",
-    "error",
-    "every dataset path names a member array",
-    "0.4 / 0.5",
-    "multiscale-md",
-    "the path to the array for this resolution relative to the current zarr group",
-    on_missing_member=True,
-)
-R_NDIM = rule(
-    "OME018",
-    "error",
-    "every level's array has one dimension per axis",
-    "0.4 / 0.5",
-    "axes-md",
-    'The length of "axes" MUST be equal to the number of dimensions of the arrays that contain '
-    "the image data",
-)
-R_RGBA = rule(
-    "OME019",
-    "error",
-    "a label colour's rgba has 4 entries",
-    "0.4 / 0.5",
-    "label-md",
-    "the rgba key MAY be present, the value for which is an RGBA unsigned-int 4-tuple: "
-    "[uint8, uint8, uint8, uint8]",
-)
-R_LABEL_VALUES_UNIQUE = rule(
-    "OME020",
-    "error",
-    "label colours name each label value once",
-    "0.4 / 0.5",
-    "label-md",
-    "All label-values must be unique",
-)
-R_PROPERTY_LABEL_VALUE = rule(
-    "OME021",
-    "error",
-    "every label property has an integer label-value",
-    "0.4 / 0.5",
-    "label-md",
-    'Each entry in the list MUST contain the key "label-value" with the pixel value',
-)
-R_LABELS_PATHS = rule(
-    "OME022",
-    "error",
-    "every path of a labels group names a label image group below it",
-    "0.4 / 0.5",
-    "labels-md",
-    'The special group "labels" found under an image Zarr contains the key labels containing '
-    "the paths to label objects which can be found underneath the group",
-    on_missing_member=True,
-)
-R_LABEL_DTYPE = rule(
-    "OME023",
-    "error",
-    "label images hold integer data types",
-    "0.4 / 0.5",
-    "labels-md",
-    "The pixels of the label images MUST be integer data types",
-)
 
 Number = float
 
@@ -401,15 +101,6 @@ class Axis(Base, frozen=True, kw_only=True, omit_defaults=True):
     name: str
     type: str | None = None
     unit: str | None = None
-
-
-def unit_hint(unit: str, allowed: frozenset[str]) -> str:
-    """A "did you mean" for a unit that is not in the specification's list."""
-    guess = _ABBREVIATIONS.get(unit) or _ABBREVIATIONS.get(unit.lower())
-    if guess is None or guess not in allowed:
-        close = difflib.get_close_matches(unit.lower(), sorted(allowed), n=1, cutoff=0.6)
-        guess = close[0] if close else None
-    return f' (did you mean "{guess}"?)' if guess else ""
 
 
 def axes_problems(axes: Sequence[Axis], loc: str = "axes") -> Iterator[Problem]:
@@ -792,18 +483,6 @@ class ImageLabel(Base, frozen=True, kw_only=True, omit_defaults=True):
 
 
 # ---- omero -------------------------------------------------------------------------------------
-OMERO = define(
-    "OME029",
-    "error",
-    "omero channels each have a colour and a window of start, end, min and max numbers",
-    "OME-NGFF 0.4 #omero-md and image.schema (omero.channels[].window, .color required)",
-)
-OMERO_COLOR = define(
-    "OME030",
-    "error",
-    "an omero channel's colour is six hexadecimal digits (RRGGBB)",
-    "OME-NGFF 0.4 image.schema; ome-zarr-models Channel.color pattern [0-9a-fA-F]{6}",
-)
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -895,70 +574,6 @@ def dataset_problems(
                 yield None, node, i, j
 
 
-def insert_member(members: dict[str, Any], path: str, node: Any, group: Any) -> None:
-    """Put ``node`` at ``path``, creating intermediate groups with the ``group`` factory."""
-    parts = split_path(path)
-    if not parts:
-        raise ValueError(f"empty array path {path!r}")
-    current = members
-    for part in parts[:-1]:
-        sub = current.get(part)
-        if sub is None:
-            sub = current[part] = {}
-        elif not isinstance(sub, dict):
-            raise ValueError(f"path {path!r} passes through array {part!r}")
-        current = sub
-    if parts[-1] in current:
-        raise ValueError(f"two arrays at path {path!r}")
-    current[parts[-1]] = node
-
-
-def build_members(tree: dict[str, Any], group: Any) -> dict[str, Any]:
-    """Turn the nested dicts of :func:`insert_member` into group specs."""
-    return {
-        k: group(members=build_members(v, group)) if isinstance(v, dict) else v
-        for k, v in tree.items()
-    }
-
-
-def infer_axis_type(name: str) -> str:
-    """The axis type that a conventional name implies (``t`` time, ``c`` channel, else space)."""
-    lowered = name.lower()
-    if lowered in ("t", "time"):
-        return "time"
-    if lowered in ("c", "ch", "channel", "channels"):
-        return "channel"
-    return "space"
-
-
-def make_axes(
-    axes: Sequence[str | Axis],
-    units: Sequence[str | None] | str | None,
-    types: Sequence[str | None] | None,
-) -> tuple[Axis, ...]:
-    """Axis structs from names (or structs), with units and types given or inferred."""
-    n = len(axes)
-    if isinstance(units, str) or units is None:
-        unit_list: list[str | None] = [None] * n
-    else:
-        unit_list = list(units)
-        if len(unit_list) != n:
-            raise ValueError(f"got {len(unit_list)} units for {n} axes")
-    if types is not None and len(types) != n:
-        raise ValueError(f"got {len(types)} axis types for {n} axes")
-    out = []
-    for i, a in enumerate(axes):
-        if isinstance(a, Axis):
-            out.append(a)
-            continue
-        t = types[i] if types is not None else infer_axis_type(a)
-        u = unit_list[i]
-        if isinstance(units, str) and t == "space":
-            u = units
-        out.append(Axis(name=a, type=t, unit=u))
-    return tuple(out)
-
-
 def is_integer_dtype(dtype: Any) -> bool:
     """Whether a Zarr v2 ``dtype`` or v3 ``data_type`` is a (u)int type."""
     import numpy as np
@@ -969,33 +584,3 @@ def is_integer_dtype(dtype: Any) -> bool:
         return np.dtype(dtype).kind in "iu"
     except TypeError:
         return False
-
-
-def build_datasets(
-    paths: Sequence[str],
-    scales: Sequence[Sequence[float]],
-    translations: Sequence[Sequence[float] | None] | None,
-    n: int,
-) -> tuple[Dataset, ...]:
-    if not len(paths) == len(scales) == n:
-        raise ValueError(
-            f"got {n} arrays, {len(paths)} paths and {len(scales)} scales; give one of each per "
-            "level"
-        )
-    trans = list(translations) if translations is not None else [None] * n
-    if len(trans) != n:
-        raise ValueError(f"got {len(trans)} translations for {n} arrays")
-    return tuple(
-        Dataset(path=p, coordinateTransformations=build_transforms(s, t))
-        for p, s, t in zip(paths, scales, trans, strict=True)
-    )
-
-
-def global_transforms(
-    scale: Sequence[float] | None, translation: Sequence[float] | None
-) -> tuple[Transform, ...] | None:
-    if scale is None and translation is None:
-        return None
-    if scale is None:
-        raise ValueError("global_translation needs global_scale (a scale must come first)")
-    return build_transforms(scale, translation)

@@ -24,11 +24,6 @@ import msgspec
 
 from cellmap_schemas.base import Base, enforce_rules, normalize_chunks
 from cellmap_schemas.multiscale.ome_ngff._common import (
-    R_LABEL_DTYPE,
-    R_LABELS_PATHS,
-    R_MULTISCALES,
-    SCHEMA,
-    UNIQUE_MULTISCALES,
     Axis,
     Color,
     Dataset,
@@ -40,15 +35,24 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     Source,
     Transform,
     Translation,
-    build_datasets,
-    build_members,
     dataset_problems,
-    global_transforms,
-    insert_member,
     is_integer_dtype,
-    make_axes,
     multiscale_ok,
     resolve,
+)
+from cellmap_schemas.multiscale.ome_ngff._construct import (
+    build_datasets,
+    build_members,
+    global_transforms,
+    insert_member,
+    make_axes,
+)
+from cellmap_schemas.multiscale.ome_ngff._spec import (
+    R_LABEL_DTYPE,
+    R_LABELS_PATHS,
+    R_MULTISCALES,
+    SCHEMA,
+    UNIQUE_MULTISCALES,
     rule,
 )
 from cellmap_schemas.multiscale.pyramid import pyramid_problems

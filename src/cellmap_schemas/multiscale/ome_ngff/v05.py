@@ -25,11 +25,6 @@ import msgspec
 
 from cellmap_schemas.base import Base, enforce_rules, normalize_chunks
 from cellmap_schemas.multiscale.ome_ngff._common import (
-    R_LABEL_DTYPE,
-    R_LABELS_PATHS,
-    R_MULTISCALES,
-    SCHEMA,
-    UNIQUE_MULTISCALES,
     Axis,
     Color,
     Dataset,
@@ -41,14 +36,23 @@ from cellmap_schemas.multiscale.ome_ngff._common import (
     Source,
     Transform,
     Translation,
+    dataset_problems,
+    is_integer_dtype,
+    resolve,
+)
+from cellmap_schemas.multiscale.ome_ngff._construct import (
     build_datasets,
     build_members,
-    dataset_problems,
     global_transforms,
     insert_member,
-    is_integer_dtype,
     make_axes,
-    resolve,
+)
+from cellmap_schemas.multiscale.ome_ngff._spec import (
+    R_LABEL_DTYPE,
+    R_LABELS_PATHS,
+    R_MULTISCALES,
+    SCHEMA,
+    UNIQUE_MULTISCALES,
     rule,
 )
 from cellmap_schemas.multiscale.pyramid import pyramid_problems

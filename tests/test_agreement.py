@@ -8,9 +8,7 @@ documents placed in hierarchies, and on a generated bucket with broken nodes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from cellmap_schemas import judge, scan
 from cellmap_schemas._scan import NodeResult
 from cellmap_schemas.cli import app
+from test_generator import gh
 from test_wild import CASES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,19 +72,7 @@ def test_wild_documents(name: str, tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
 
 
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "generate_hierarchy", REPO / "scripts" / "generate_hierarchy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_generated_bucket(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    gh = _generator()
     gh.generate(
         tmp_path, datasets=3, groups_per_dataset=10, levels="3-5", broken_fraction=0.3, seed=11,
         layout="mixed",

@@ -60,9 +60,10 @@ class LocalStore(Store):
     async def get(self, key: str) -> bytes | None:
         self.requests += 1
         try:
-            return await self._run(
+            data: bytes | None = await self._run(
                 read_file, self._path(key), self.url_of(key), self.max_document_size
             )
+            return data
         except TimeoutError:
             raise StoreError(f"{self.url_of(key)}: timed out after {self.timeout:g} s") from None
 
@@ -107,7 +108,10 @@ class LocalStore(Store):
     async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
         self.requests += 1
         try:
-            return await self._run(scan_dir, self._root, key, self.url_of(key))
+            listing: tuple[list[str], list[str]] = await self._run(
+                scan_dir, self._root, key, self.url_of(key)
+            )
+            return listing
         except TimeoutError:
             raise StoreError(f"{self.url_of(key)}: timed out after {self.timeout:g} s") from None
 

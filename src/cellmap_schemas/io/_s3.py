@@ -299,7 +299,8 @@ class S3Store(Store):
         except StoreError:
             raise
         except Exception as exc:
-            return self._translate(exc, url)  # raises unless the key is missing
+            self._translate(exc, url)  # raises unless the key is missing
+            return None
 
     async def _start_direct(self, s3_key: str) -> None:
         """Set up :class:`DirectGet` from the request botocore just signed for ``s3_key``."""
@@ -385,7 +386,8 @@ class S3Store(Store):
         try:
             page = await self.client.list_objects_v2(**kw)
         except Exception as exc:
-            return self._translate(exc, url)
+            self._translate(exc, url)  # raises unless the prefix is missing
+            return None
         common = [c["Prefix"] for c in page.get("CommonPrefixes", ()) if "Prefix" in c]
         keys = [o["Key"] for o in page.get("Contents", ()) if "Key" in o]
         next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None

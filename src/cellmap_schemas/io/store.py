@@ -335,7 +335,8 @@ class FsspecStore(Store):
             except StoreError:
                 raise
             except Exception as exc:
-                return translate_error(exc, url)
+                translate_error(exc, url)  # raises unless the key is missing
+                return None
             if len(data) > limit:
                 raise too_large(url, limit)
             return data
@@ -351,9 +352,11 @@ class FsspecStore(Store):
 
         async def attempt() -> Sequence[Mapping[str, Any]] | None:
             try:
-                return await self._call("ls", path, True)
+                found: Sequence[Mapping[str, Any]] = await self._call("ls", path, True)
             except Exception as exc:
-                return translate_error(exc, url)
+                translate_error(exc, url)  # raises unless the key is missing
+                return None
+            return found
 
         async with self._limiter:
             entries = await retrying(

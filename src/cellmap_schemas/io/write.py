@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 import numpy as np
@@ -511,10 +511,12 @@ def _check_with_tensorstore(
             "metadata": metadata,
             "create": True,
         }
+        opened: Any
         try:
-            pending.append((node, ts.open(spec)))
+            opened = ts.open(spec)
         except (ValueError, TypeError) as exc:
-            pending.append((node, exc))
+            opened = exc
+        pending.append((node, opened))
     for node, future in pending:
         try:
             if isinstance(future, BaseException):
@@ -618,9 +620,11 @@ def _write_documents(kv: ts.KvStore, where: Container, documents: dict[str, byte
         except ValueError as exc:
             failures.append((key, exc))
     if failures:
-        key, exc = failures[0]
+        key, first = failures[0]
         more = f" (and {len(failures) - 1} more documents)" if len(failures) > 1 else ""
-        raise StoreError(f"{where.url}: writing {key} failed: {describe_error(exc)}{more}") from exc
+        raise StoreError(
+            f"{where.url}: writing {key} failed: {describe_error(first)}{more}"
+        ) from first
 
 
 def _open_handles(
@@ -690,13 +694,14 @@ def _region(shape: tuple[int, ...], key: Any) -> str:
         if out.method == ts.OutputIndexMethod.constant:
             lo, hi = out.offset, out.offset + 1
         elif out.method == ts.OutputIndexMethod.single_input_dimension:
-            dim = transform.domain[out.input_dimension]
+            dim = transform.domain[cast(int, out.input_dimension)]
             if dim.exclusive_max <= dim.inclusive_min:
                 lo = hi = out.offset
             else:
+                stride = cast(int, out.stride)
                 ends = (
-                    out.offset + out.stride * dim.inclusive_min,
-                    out.offset + out.stride * (dim.exclusive_max - 1),
+                    out.offset + stride * dim.inclusive_min,
+                    out.offset + stride * (dim.exclusive_max - 1),
                 )
                 lo, hi = min(ends), max(ends) + 1
         else:

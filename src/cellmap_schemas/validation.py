@@ -22,6 +22,7 @@ rules by ID or prefix before the verdict is taken.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -121,6 +122,7 @@ DEFAULT = Options()
 
 
 # ---- one model, one node ---------------------------------------------------------------------
+@functools.cache
 def _family(model: Any) -> tuple[tuple[Format, ...] | None, Kind | None]:
     """The formats and kind a model class describes (None: any)."""
     from cellmap_schemas.n5_wrap import N5ArraySpec, N5GroupSpec
@@ -144,6 +146,7 @@ def _family(model: Any) -> tuple[tuple[Format, ...] | None, Kind | None]:
     return None, kind
 
 
+@functools.cache
 def _name(model: Any) -> str:
     info = info_of(model) if isinstance(model, type) else None
     if info is not None:
@@ -292,6 +295,14 @@ class Verdicts:
             kind: tuple((i, i.load()) for i in infos if i.kind == kind or self.force)
             for kind in ("array", "group")
         }
+        # the first key of every marker (and, asked for by name, of every schema path): a node
+        # whose attributes hold none of them cannot carry the model's markers (the common case)
+        self._first_keys = {
+            i.name: frozenset(p[0] for p in i.marker_paths)
+            | (frozenset(p[0] for p in signature(i.load())) if self.explicit else frozenset())
+            for models in self._models.values()
+            for i, m in models
+        }
 
     def has_models(self, kind: Kind) -> bool:
         """Whether any model may judge a node of this kind (else such nodes need no work)."""
@@ -304,14 +315,16 @@ class Verdicts:
             return tuple((i.name, m) for i, m in models)
         if not models or not (type(attributes) is dict or isinstance(attributes, Mapping)):
             return ()
-        if self.explicit:
-            return tuple(
-                (i.name, m)
-                for i, m in models
-                if carries_markers(i, attributes)
-                or (signature(i.load()) and looks_like(m, attributes))
-            )
-        return tuple((i.name, m) for i, m in models if carries_markers(i, attributes))
+        first = self._first_keys
+        found = []
+        for i, m in models:
+            if first[i.name].isdisjoint(attributes):
+                continue
+            if carries_markers(i, attributes) or (
+                self.explicit and signature(i.load()) and looks_like(m, attributes)
+            ):
+                found.append((i.name, m))
+        return tuple(found)
 
     def judge(
         self,

@@ -135,15 +135,21 @@ def _vec(x: Any) -> tuple[float, ...] | None:
     """A list of finite numbers, or ``None``."""
     if not isinstance(x, list | tuple):
         return None
-    out = tuple(_num(v) for v in x)
-    return None if any(v is None for v in out) else out  # type: ignore[return-value]
+    for v in x:  # decoded JSON: plain floats and ints (a bool is no number here)
+        t = type(v)
+        if t is not float and t is not int:
+            out = tuple(_num(v) for v in x)
+            return None if any(v is None for v in out) else out  # type: ignore[return-value]
+    vec = tuple(map(float, x))
+    return vec if all(map(math.isfinite, vec)) else None
 
 
 def _ints(x: Any) -> tuple[int, ...] | None:
     if not isinstance(x, list | tuple):
         return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in x):
-        return None
+    for v in x:
+        if type(v) is not int or v < 0:
+            return None
     return tuple(x)
 
 
@@ -166,6 +172,10 @@ def _member(spec: Mapping[str, Any], path: Any) -> tuple[Mapping[str, Any] | Non
     """The member at a (possibly nested) relative path and its ``members.a.b`` location."""
     if not isinstance(path, str):
         return None, "members"
+    if "/" not in path and path not in ("", "."):  # the common case: a direct member
+        members = spec.get("members")
+        direct = members.get(path) if isinstance(members, Mapping) else None
+        return (direct if isinstance(direct, Mapping) else None), f"members.{path}"
     parts = [p for p in path.split("/") if p not in ("", ".")]
     node: Any = spec
     for part in parts:

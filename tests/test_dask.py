@@ -264,8 +264,7 @@ def test_s3_equal_and_split(client: Any, s3: S3Server, s3_bucket: str) -> None:
     )
     _same(single, report)
     assert stats["tasks"] > 4 * 2  # shards handed subtrees back, which ran as more tasks
-    keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
-    assert not [k for k in keys if str(k).startswith("cellmap-scan")]  # nothing left behind
+    assert client.run_on_scheduler(_ours) == 0  # nothing left behind
 
 
 def test_failed_shard_is_unreadable_and_logs_no_secret(
@@ -336,6 +335,11 @@ def test_worker_killed_mid_task(patched: Any, big_tree: Path) -> None:
     assert not stats["failed"]
 
 
+def _ours(dask_scheduler: Any) -> int:
+    """Tasks of distributed scans the scheduler knows of."""
+    return sum(str(k).startswith("cellmap-scan") for k in dask_scheduler.tasks)
+
+
 def test_ctrl_c_cancels_the_futures(patched: Any, big_tree: Path, tmp_path: Path) -> None:
     client = patched
     client.run(_slow_shards, 60.0)
@@ -377,14 +381,10 @@ def test_ctrl_c_cancels_the_futures(patched: Any, big_tree: Path, tmp_path: Path
         line = proc.stdout.readline()
         assert line.startswith("submitted"), (line, proc.stderr.read() if proc.stderr else "")
         tasks = int(line.split()[1])
-        assert (
-            client.run_on_scheduler(
-                lambda dask_scheduler: sum(
-                    str(k).startswith("cellmap-scan") for k in dask_scheduler.tasks
-                )
-            )
-            == tasks
-        )
+        deadline = time.monotonic() + 10  # submitted: on their way to the scheduler
+        while client.run_on_scheduler(_ours) < tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.run_on_scheduler(_ours) == tasks
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=30)
     finally:
@@ -393,10 +393,7 @@ def test_ctrl_c_cancels_the_futures(patched: Any, big_tree: Path, tmp_path: Path
     assert proc.returncode == 130, err
     assert rest.split() == ["cancelled", str(tasks)], err
 
-    def ours(dask_scheduler: Any) -> int:
-        return sum(str(k).startswith("cellmap-scan") for k in dask_scheduler.tasks)
-
     deadline = time.monotonic() + 10
-    while client.run_on_scheduler(ours) and time.monotonic() < deadline:
+    while client.run_on_scheduler(_ours) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert client.run_on_scheduler(ours) == 0
+    assert client.run_on_scheduler(_ours) == 0

@@ -183,6 +183,15 @@ def test_target_repr_names_nothing() -> None:
     assert SECRET not in repr(target) and "pw" not in repr(target)
 
 
+def test_task_repr_names_no_secret() -> None:
+    """What distributed logs of a failed task: its repr, with the arguments when short."""
+    Task = pytest.importorskip("dask._task_spec").Task
+    target = dscan._Private("s3://bucket", {"secret": SECRET})
+    settings = dscan._Settings((), dscan.Options(), False, 64, 3, 30.0, None, None)
+    for args in ((target,), (target, b"", settings)):
+        assert SECRET not in repr(Task("k", dscan._crawl_shard, *args))
+
+
 def test_without_distributed_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(
@@ -214,6 +223,18 @@ def test_example_bucket_with_a_client_and_models(client: Any) -> None:
     # and the blocking entry point, by scheduler address
     _same(single, dscan.scan_distributed(str(EXAMPLE), client.scheduler.address, models=[COSEM],
                                          options=options))  # fmt: skip
+
+
+def test_an_asynchronous_client_of_the_loop_is_used_as_it_is(client: Any) -> None:
+    single = _single(str(EXAMPLE))
+
+    async def run() -> ScanReport:
+        async with distributed.Client(client.scheduler.address, asynchronous=True) as c:
+            report = await dscan.collect_distributed(str(EXAMPLE), c)
+            assert c.status == "running"  # not closed by the scan
+            return report
+
+    _same(single, anyio.run(run, backend="asyncio"))
 
 
 def test_container_root(client: Any) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "DistributedScanStream",
     "collect_distributed",
     "open_distributed_scan",
+    "require_distributed",
     "scan_distributed",
 ]
 
@@ -93,7 +94,9 @@ class DistributedNotInstalled(ImportError):
     """``distributed`` is not installed (it is an optional extra)."""
 
 
-def _require() -> Any:
+def require_distributed() -> Any:
+    """The ``distributed`` module, or :class:`DistributedNotInstalled` saying how to get it
+    (call it before a long setup to fail early)."""
     try:
         import distributed
     except ImportError as exc:
@@ -220,7 +223,7 @@ async def _connect(client_or_address: Client | str) -> AsyncIterator[Client]:
     """An asynchronous client on this event loop: for ``local:N`` a LocalCluster of N worker
     processes on 127.0.0.1, for an address a connection to that scheduler, for a client built
     elsewhere (a blocking one, another loop) a second connection to its scheduler."""
-    distributed = _require()
+    distributed = require_distributed()
     Client = distributed.Client
     if isinstance(client_or_address, str):
         address = client_or_address.strip()
@@ -313,7 +316,7 @@ async def open_distributed_scan(
     RootError, NodeNotFoundError
         Raised by the iteration when the root itself cannot be read.
     """
-    _require()
+    require_distributed()
     verdicts = Verdicts(models, options=options or Options(), force=force)
     settings = _Settings(
         models=verdicts.names if verdicts.explicit else (),
@@ -398,7 +401,7 @@ class _Run:
             if not seeds:
                 return
             threads = await _threads(self.client)
-            distributed = _require()
+            distributed = require_distributed()
             done = distributed.as_completed(
                 [], with_results=True, raise_errors=False, loop=self.client.loop
             )

@@ -33,7 +33,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -46,7 +46,7 @@ from cellmap_schemas.io.read import ParsedNode, parse_node
 from cellmap_schemas.io.store import Store
 from cellmap_schemas.validation import ModelResult, Status, Verdicts
 
-__all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError"]
+__all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError", "Seed"]
 
 T = TypeVar("T")
 
@@ -83,6 +83,18 @@ _EAGER_PROBES: dict[str | None, tuple[str, ...]] = {
     "zarr": ("zarr.json", ".zarray", ".zattrs", ".zgroup"),
     "zarr2": (".zarray", ".zattrs", ".zgroup"),
 }
+
+
+class Seed(NamedTuple):
+    """A directory to crawl from, found by another crawl (sharding, ``_scan/distributed.py``).
+
+    Only directories no group waits for are seeds, so a crawl started at them reports exactly
+    what one crawl of the whole root reports for them. ``ctx`` is the format of the nearest
+    node above (``None``: none); the depth is the number of components of ``path``.
+    """
+
+    path: str
+    ctx: str | None
 
 
 class RootError(StoreError):
@@ -225,6 +237,9 @@ class Crawler:
         Visit nodes at most this many levels below the root (``None``: all). A group at that
         depth is finished as a leaf: its members are not listed. ``check`` uses
         :data:`MEMBER_DEPTH`, which is all the root's verdict depends on.
+    split_depth
+        Sharding hook: directories this deep or deeper that no group waits for are not visited
+        but collected in :attr:`detached` as :class:`Seed` (for other crawls to visit).
     """
 
     def __init__(
@@ -234,6 +249,7 @@ class Crawler:
         *,
         concurrency: int = 64,
         max_depth: int | None = None,
+        split_depth: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -259,6 +275,9 @@ class Crawler:
         self._send: ObjectSendStream[list[NodeResult]] | None = None
         self._out: list[NodeResult] = []
         self._array_models = verdicts.has_models("array")
+        self._split_depth = split_depth
+        self.detached: list[Seed] = []
+        """Seeds set aside by ``split_depth`` (in name order per directory)."""
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url
@@ -270,8 +289,26 @@ class Crawler:
             return self.root_name
         return path.split("/", 1)[0]
 
-    async def run(self, send: ObjectSendStream[list[NodeResult]]) -> None:
-        """Crawl everything below the root; ``send`` is closed when done.
+    def detach(self) -> list[Seed]:
+        """Take the queued directories no group waits for out of this crawl (to shed work
+        while it runs); the crawl finishes the rest."""
+        keep: list[_Item] = []
+        out: list[Seed] = []
+        for it in self._queue:
+            if it.parent is None and it.cons is None:
+                out.append(Seed(it.path, it.ctx))
+            else:
+                keep.append(it)
+        self._queue.clear()  # the same deque: run() holds it
+        self._queue.extend(keep)
+        out.reverse()  # popped from the right: name order
+        return out
+
+    async def run(
+        self, send: ObjectSendStream[list[NodeResult]], seeds: Sequence[Seed] | None = None
+    ) -> None:
+        """Crawl everything below the root (or below ``seeds`` only); ``send`` is closed when
+        done.
 
         Raises
         ------
@@ -280,8 +317,13 @@ class Crawler:
         """
         self._send = send
         async with send:
-            await self._visit_many([_Item("", self.root_name, None)])
-            await self._flush()
+            if seeds is None:
+                await self._visit_many([_Item("", self.root_name, None)])
+                await self._flush()
+            else:
+                for path, ctx in reversed(seeds):
+                    name = path.rsplit("/", 1)[-1]
+                    self._queue.append(_Item(path, name, ctx, depth=path.count("/") + 1))
             limiter = anyio.CapacityLimiter(self._tasks)
             wake = anyio.Event()
             running = 0
@@ -627,6 +669,10 @@ class Crawler:
         depth: int,
     ) -> None:
         if self._leaf_depth is not None and depth > self._leaf_depth:
+            return
+        split = self._split_depth
+        if split is not None and depth >= split and parent is None and cons is None:
+            self.detached.extend(Seed(_join(path, name), ctx) for name in names)
             return
         # Pushed in reverse so that popping from the right visits them in name order.
         append = self._queue.append

@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from cellmap_schemas._scan import ScanStream
 from cellmap_schemas._scan.crawl import Crawler, Seed
@@ -253,11 +254,14 @@ async def _connect(client_or_address: Client | str) -> AsyncIterator[Client]:
             yield client
         return
     client = client_or_address
-    if client.asynchronous and client.loop.asyncio_loop is _running_loop():
+    if client.asynchronous and getattr(client.loop, "asyncio_loop", None) is _running_loop():
         yield client
         return
     async with Client(
-        client.scheduler.address, asynchronous=True, security=client.security, timeout="30s"
+        getattr(client.scheduler, "address", None),
+        asynchronous=True,
+        security=client.security,
+        timeout="30s",
     ) as own:
         yield own
 
@@ -269,7 +273,7 @@ def _running_loop() -> Any:
 
 
 async def _threads(client: Client) -> int:
-    nthreads = await client.nthreads()  # type: ignore[misc]
+    nthreads: dict[str, int] = await client.nthreads()  # type: ignore[no-untyped-call]
     return max(1, sum(nthreads.values()))
 
 
@@ -395,7 +399,7 @@ class _Run:
         self._token = uuid.uuid4().hex[:12]
         self._count = itertools.count()
 
-    async def produce(self, send: ObjectSendStream[list[NodeResult]]) -> None:
+    async def produce(self, send: MemoryObjectSendStream[list[NodeResult]]) -> None:
         async with send:
             seeds = await self._discover(send)
             if not seeds:
@@ -425,7 +429,7 @@ class _Run:
                 for i in range(0, len(nodes), _CHUNK):
                     await send.send(nodes[i : i + _CHUNK])
 
-    async def _discover(self, send: ObjectSendStream[list[NodeResult]]) -> list[Seed]:
+    async def _discover(self, send: MemoryObjectSendStream[list[NodeResult]]) -> list[Seed]:
         """Crawl the first levels here; return the directories set aside for the cluster."""
         crawler = self.crawler
         await crawler.run(send.clone())
@@ -473,7 +477,7 @@ class _Run:
         futures = list(self.pending)
         self.pending.clear()
         self.stream.cancelled += len(futures)
-        await self.client.cancel(futures)  # type: ignore[misc]
+        await self.client.cancel(futures)  # type: ignore[no-untyped-call]
 
 
 def _failed(seed: Seed, error: Any) -> NodeResult:

@@ -250,3 +250,25 @@ def test_the_real_console_script_agrees(
         )
         assert proc.returncode == (0 if original_verdicts[f"{url} {model}"] else 1), proc.stdout
         assert "Traceback" not in proc.stderr
+
+
+def test_a_scan_asked_for_both_models_judges_every_pair_the_original_judges(
+    container: Path, original_verdicts: dict[str, bool]
+) -> None:
+    """``scan --model COSEM --model NG`` gives a verdict for every (group, model) pair the
+    original gives one for, and the same verdict as ``check`` (and so as the original, but for
+    the documented differences)."""
+    from cellmap_schemas import judge, scan
+
+    report = scan(str(container), models=[COSEM_G, NG_G])
+    nodes = {n.path: n for n in report.nodes}
+    pairs = [(url, m) for url, m in _cases(container) if m in (COSEM_G, NG_G)]
+    assert len(pairs) >= 2 * len(BREAKS)
+    for url, model in pairs:
+        path = url.removeprefix(str(container) + "/")
+        node = nodes[path]
+        if node.status == "unreadable":  # the original judged the broken document too
+            assert not original_verdicts[f"{url} {model}"]
+            continue
+        assert model in node.results, (path, model, list(node.results))
+        assert node.results[model] == judge(url, [model]).results[model], (path, model)

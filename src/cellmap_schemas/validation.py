@@ -214,7 +214,10 @@ def judge_node(
             tree = getattr(model, "_tree_problems", None)
             if tree is not None:
                 found.extend(tree(spec, fmt))
-        except (msgspec.ValidationError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        except (
+            msgspec.ValidationError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            RecursionError,
+        ) as exc:  # fmt: skip
             # a model must never crash a scan; report what it raised as the reason
             found = [INTERNAL("", f"{type(exc).__name__}: {exc}")]
         problems.extend(found)

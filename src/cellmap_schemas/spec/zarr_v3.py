@@ -82,7 +82,8 @@ class ArraySpecV3(
         if _named(self.chunk_grid) is None:
             yield CHUNK_GRID("chunk_grid", "must name a chunk grid")
         elif self.chunk_grid.get("name") == "regular":
-            shape = (self.chunk_grid.get("configuration") or {}).get("chunk_shape")
+            config = self.chunk_grid.get("configuration")
+            shape = config.get("chunk_shape") if isinstance(config, Mapping) else None
             if not isinstance(shape, list | tuple) or len(shape) != len(self.shape):
                 yield CHUNK_SHAPE_RANK(
                     "chunk_grid.configuration.chunk_shape",

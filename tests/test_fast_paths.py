@@ -1,0 +1,133 @@
+"""Every rule has a fast form (``__post_init__``, a boolean check) and a worded form
+(``_problems``, a generator of findings): they must agree on every document, for every convention.
+
+Documents are valid specs of each model, mutated at random leaves (hypothesis): the fast path
+accepts a document exactly when the worded rules find no error in it, and when it refuses one,
+the worded rules name a real problem (never the "no reason found" fallback).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cellmap_schemas import base
+from cellmap_schemas.io.read import read_tree, run_sync
+from cellmap_schemas.io.store import open_store
+from cellmap_schemas.multiscale import cosem, neuroglancer_n5
+from cellmap_schemas.multiscale.ome_ngff import v04, v05
+from cellmap_schemas.rules import severity_of
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cellmap-bucket"
+
+
+def _tree(rel: str) -> dict[str, Any]:
+    async def read() -> Any:
+        async with open_store(str(EXAMPLE / rel)) as store:
+            return await read_tree(store, "", 2)
+
+    return json.loads(json.dumps(run_sync(read).spec))
+
+
+def _pyramid() -> list[np.ndarray]:
+    data = np.zeros((8, 8, 8), dtype="uint8")
+    return [data, data[::2, ::2, ::2]]
+
+
+SPECS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "cosem.Group": (cosem.Group, _tree("jrc_hela-2/jrc_hela-2.n5/em/fibsem-uint8")),
+    "neuroglancer_n5.Group": (
+        neuroglancer_n5.Group,
+        _tree("jrc_hela-2/jrc_hela-2.n5/labels/mito_seg"),
+    ),
+    "cosem.Array": (cosem.Array, _tree("jrc_hela-2/jrc_hela-2.n5/em/fibsem-uint8/s0")),
+    "ome_ngff.v04.Group": (v04.Group, _tree("jrc_hela-2/jrc_hela-2.zarr/recon-1/em/fibsem-uint8")),
+    "ome_ngff.v05.Group": (
+        v05.Group,
+        json.loads(
+            v05.Group.from_arrays(
+                _pyramid(), ["s0", "s1"], "zyx", [(4.0,) * 3, (8.0,) * 3], units="nanometer"
+            ).model_dump_json()
+        ),
+    ),
+}
+
+VALUES = st.one_of(
+    st.sampled_from([0, 1, 2, -1, 3.5, 1e9, "nm", "um", "x", "C", "F", None, True, [], {}]),
+    st.lists(st.integers(0, 4), min_size=0, max_size=4),
+    st.lists(st.floats(0.5, 16, allow_nan=False), min_size=1, max_size=4),
+    st.lists(st.sampled_from(["x", "y", "z", "nm", "um"]), min_size=1, max_size=4),
+)
+
+
+def _leaves(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += _leaves(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += _leaves(v, (*path, i))
+    return out
+
+
+def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc[key]
+    if isinstance(doc, dict) and value is _DELETE:
+        del doc[path[-1]]
+    elif value is not _DELETE:
+        doc[path[-1]] = value
+
+
+_DELETE = object()
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(spec)
+    for _ in range(draw(st.integers(1, 3))):
+        leaves = _leaves(doc)
+        if not leaves:
+            break
+        path = draw(st.sampled_from(leaves))
+        value = draw(st.one_of(VALUES, st.just(_DELETE)))
+        _set(doc, path, value)
+    return doc
+
+
+def _errors(found: list[Any]) -> list[Any]:
+    return [p for p in found if severity_of(p.rule) == "error"]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_the_unmutated_spec_is_valid(name: str) -> None:
+    model, spec = SPECS[name]
+    value, found = base.judge(spec, model)
+    assert value is not None and _errors(found) == [], found
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_path_agrees_with_the_worded_rules(name: str, data: st.DataObject) -> None:
+    model, spec = SPECS[name]
+    doc = data.draw(_mutated(spec))
+    value, found = base.judge(doc, model)
+    if value is None:
+        # refused: the worded rules name at least one real error
+        errors = _errors(found)
+        assert errors, found
+        assert all(e.msg != "document does not match the model" for e in errors), errors
+    else:
+        # accepted: the worded rules, run over the whole converted tree, find no error either
+        collected: list[Any] = []
+        base._collect_rules(value, "", collected)
+        assert _errors(collected) == [], collected

@@ -213,6 +213,11 @@ class Crawler:
         Visit nodes at most this many levels below the root (``None``: all). A group at that
         depth is finished as a leaf: its members are not listed. ``check`` uses
         :data:`MEMBER_DEPTH`, which is all the root's verdict depends on.
+    done
+        Records of nodes already reported (resuming an interrupted scan): they are not reported
+        again, and an array or unreadable node among them that no waiting group needs is not
+        read at all (a group is read and listed again: what below it was not finished is found
+        only so). The only hook of ``--resume`` in the crawler.
     """
 
     def __init__(
@@ -222,6 +227,7 @@ class Crawler:
         *,
         concurrency: int = 64,
         max_depth: int | None = None,
+        done: Mapping[str, NodeResult] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -247,6 +253,7 @@ class Crawler:
         self._send: ObjectSendStream[list[NodeResult]] | None = None
         self._out: list[NodeResult] = []
         self._array_models = verdicts.has_models("array")
+        self._finished: Mapping[str, NodeResult] = done or {}
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url
@@ -309,6 +316,8 @@ class Crawler:
         store = self.store
         todo: list[_Work] = []
         for it in items:
+            if self._finished and self._skip(it):
+                continue
             if it.cons is not None:
                 await self._guard(it, self._visit_consolidated(it))
             else:
@@ -343,6 +352,11 @@ class Crawler:
             n = len(w.keys)
             await self._guard(w.it, self._listed(w, values[i : i + n]))
             i += n
+
+    def _skip(self, it: _Item) -> bool:
+        """Whether a directory was finished by an earlier scan and nothing needs it read."""
+        rec = self._finished.get(it.path) if it.path and it.parent is None else None
+        return rec is not None and (rec.kind == "array" or rec.status == "unreadable")
 
     async def _list_many(self, keys: list[str]) -> list[tuple[list[str], list[str]] | StoreError]:
         """List several directories (on local disk, a batch per worker-thread call)."""
@@ -468,7 +482,8 @@ class Crawler:
 
     # ---- outcomes ---------------------------------------------------------------------------
     async def _emit(self, result: NodeResult) -> None:
-        self._out.append(result)
+        if result.path not in self._finished:
+            self._out.append(result)
 
     async def _flush(self) -> None:
         """Hand the results of a visit to the consumer in one message (one task switch)."""

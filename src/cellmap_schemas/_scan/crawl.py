@@ -217,7 +217,7 @@ class Crawler:
         Records of nodes already reported (resuming an interrupted scan): they are not reported
         again, and an array or unreadable node among them that no waiting group needs is not
         read at all (a group is read and listed again: what below it was not finished is found
-        only so). The only hook of ``--resume`` in the crawler.
+        only so; a finished group does not wait for its members). The ``--resume`` hook.
     """
 
     def __init__(
@@ -567,6 +567,8 @@ class Crawler:
         if self._leaf_depth is not None and it.depth >= self._leaf_depth:
             names = ()  # deeper nodes cannot change the verdict asked for
         models = self.verdicts.applicable("group", node.spec.get("attributes"))
+        if models and not it.need and it.path in self._finished:
+            models = ()  # judged by the earlier scan: its members need not be read for it
         child_need = max(MEMBER_DEPTH if models else 0, it.need - 1)
         safe = [n for n in names if _unsafe(n) is None]
         unsafe = [n for n in names if _unsafe(n) is not None]

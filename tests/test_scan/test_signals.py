@@ -150,8 +150,16 @@ def test_a_signal_reports_what_is_finished_and_resume_completes_it(
         assert summary2["requests"] < ref_summary["requests"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-@pytest.mark.parametrize("suffix", ["ndjson", "json", "csv"])
+@pytest.mark.parametrize(
+    ("sig", "suffix"),
+    [
+        (signal.SIGTERM, "ndjson"),
+        (signal.SIGHUP, "ndjson"),
+        (signal.SIGINT, "ndjson"),
+        (signal.SIGTERM, "json"),
+        (signal.SIGHUP, "csv"),
+    ],
+)
 def test_a_signal_during_an_output_file_leaves_the_partial_report_and_no_temporary(
     slow_url: str, tmp_path: Path, sig: signal.Signals, suffix: str
 ) -> None:

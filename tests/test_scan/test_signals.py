@@ -168,9 +168,14 @@ def test_a_signal_during_an_output_file_leaves_the_partial_report_and_no_tempora
         done, _ = _interrupt(_cmd(slow_url, "-o", str(target)), sig, 10, target)
     else:
         proc = subprocess.Popen(
-            _cmd(slow_url, "-o", str(target)), stderr=subprocess.PIPE, text=True
+            _cmd(slow_url, "-o", str(target), "--progress"), stderr=subprocess.PIPE, text=True
         )
-        time.sleep(2.0)  # the interpreter is up and some nodes are finished
+        assert proc.stderr is not None
+        while True:  # the status lines say when some nodes are finished
+            line = proc.stderr.readline()
+            assert line.startswith("scan: "), line
+            if not line.split(" nodes found, ", 1)[1].startswith("0 "):
+                break
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         done = subprocess.CompletedProcess([], proc.returncode, "", err)

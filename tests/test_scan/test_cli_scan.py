@@ -50,17 +50,17 @@ def test_piped_output_defaults_to_json(good: Path, capsys: pytest.CaptureFixture
     doc = json.loads(out)
     # below a folder that is not a node, each first-level entry is a dataset
     head = ("name", "nodes", "valid", "invalid", "unreadable", "warnings", "conforms")
-    assert [tuple(d[k] for k in head) for d in doc["datasets"]] == [
+    assert [tuple(d[k] for k in head) for d in doc["summary"]["datasets"]] == [
         ("jrc_hela-2.n5", 24, 21, 0, 0, 0, True),
         ("jrc_hela-2.zarr", 25, 11, 0, 0, 0, True),
     ]
     # each COSEM group and array has a COSEM and a Neuroglancer verdict
-    n5 = doc["datasets"][0]["models"]
+    n5 = doc["summary"]["datasets"][0]["models"]
     assert {k: v["judged"] for k, v in n5.items()} == {
         "multiscale.cosem.Array": 18, "multiscale.cosem.Group": 3,
         "multiscale.neuroglancer_n5.Array": 18, "multiscale.neuroglancer_n5.Group": 3,
     }  # fmt: skip
-    assert doc["root"] == str(good)
+    assert doc["summary"]["root"] == str(good)
     assert err == ""
 
 
@@ -70,9 +70,11 @@ def test_invalid_nodes_exit_1_and_fail_on_tunes_it(
     rc, out, _ = run([str(bad), "--model", COSEM, "--format", "ndjson"], capsys)
     assert rc == 1
     lines = [json.loads(line) for line in out.splitlines()]
-    summary = lines[-1]["summary"]
+    summary = lines[-1]
+    assert summary["type"] == "summary"
     # 5 broken COSEM groups, and 5 OME-NGFF images of the .zarr judged by COSEM, as asked
     assert (summary["invalid"], summary["unreadable"]) == (10, 1)
+    assert {n["type"] for n in lines[:-1]} == {"node"}
     assert {n["status"] for n in lines[:-1]} == {"valid", "invalid", "unreadable", "not_applicable"}
     assert run([str(bad), "--model", COSEM, "--fail-on", "never"], capsys)[0] == 0
     assert run([str(bad), "--model", COSEM, "--fail-on", "unreadable"], capsys)[0] == 1
@@ -92,14 +94,14 @@ def test_output_file_format_from_suffix_and_flag(
     rc, out, _ = run([str(bad), "-o", str(tmp_path / "r.csv")], capsys)
     assert rc == 1 and out == ""
     rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text())))
-    assert rows[0][:4] == ["path", "kind", "format", "status"]
-    assert any(r[3] == "unreadable" for r in rows[1:])
+    assert rows[0][:5] == ["dataset", "path", "kind", "format", "status"]
+    assert any(r[4] == "unreadable" for r in rows[1:])
     run([str(bad), "--output", str(tmp_path / "r.ndjson")], capsys)
     last = (tmp_path / "r.ndjson").read_text().splitlines()[-1]
-    assert "summary" in json.loads(last)
+    assert json.loads(last)["type"] == "summary"
     run([str(bad), "-o", str(tmp_path / "report.txt"), "--format", "table"], capsys)
     assert "jrc_macrophage-2" in (tmp_path / "report.txt").read_text()
-    run([str(bad), "-o", str(tmp_path / "report.out")], capsys)
+    run([str(bad), "-o", str(tmp_path / "report.out"), "--format", "json"], capsys)
     assert json.loads((tmp_path / "report.out").read_text())["summary"]["nodes"] == 63
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "r.csv", "r.ndjson", "report.out", "report.txt"
@@ -134,6 +136,9 @@ def test_unknown_model_suggests_close_names(good: Path, capsys: pytest.CaptureFi
         (["--storage-option", "novalue"], "not of the form key=value"),
         (["-o", "/nonexistent-dir/report.json"], "no such directory '/nonexistent-dir'"),
         (["-o", "/"], "is a directory"),
+        (["-o", "/dev/null"], "/dev/null: is a character device, not a regular file"),
+        (["-o", "report.txt"], "unknown report suffix '.txt'; use .json, .ndjson, .jsonl, .csv"),
+        (["--fail-on", "new"], "--fail-on new needs --baseline"),
     ],
 )
 def test_bad_usage_exits_2(

@@ -16,6 +16,7 @@ from cellmap_schemas._scan.report import (
     CSV_COLUMNS,
     DatasetSummary,
     NodeResult,
+    ScanReport,
     Summary,
     Tally,
     atomic_output,
@@ -76,24 +77,22 @@ def _render(fmt: str) -> bytes:
     for node in reversed(NODES):
         writer.node(node, node.path.split("/")[0])
     summary, datasets = _tallied()
+    summary.root, summary.models = "s3://b", [COSEM]
     writer.finish("s3://b", [COSEM], summary, datasets)
     return out.getvalue()
 
 
 def test_tally_counts_per_dataset_and_verdicts() -> None:
     summary, datasets = _tallied()
-    assert msgspec.to_builtins(summary) == {
-        "nodes": 4,
-        "groups": 2,
-        "arrays": 1,
-        "valid": 1,
-        "invalid": 1,
-        "unreadable": 1,
-        "warnings": 1,
-        "datasets": 2,
-        "elapsed_s": 1.235,
-        "requests": 42,
-    }
+    counts = msgspec.to_builtins(summary)
+    assert {k: counts[k] for k in ("nodes", "groups", "arrays", "unknown", "valid", "invalid",
+            "unreadable", "not_applicable", "warnings", "elapsed_s", "requests")} == {
+        "nodes": 4, "groups": 2, "arrays": 1, "unknown": 1, "valid": 1, "invalid": 1,
+        "unreadable": 1, "not_applicable": 1, "warnings": 1, "elapsed_s": 1.235, "requests": 42,
+    }  # fmt: skip
+    # the unreadable node of no known kind is counted, so the kinds add up to the nodes
+    assert summary.groups + summary.arrays + summary.unknown == summary.nodes
+    assert summary.datasets == datasets
     tally = {"judged": 1, "valid": 0, "invalid": 1, "warnings": 1}
     assert msgspec.to_builtins(datasets) == [
         {
@@ -120,19 +119,37 @@ def test_a_dataset_conforms_only_when_something_was_judged() -> None:
     assert [(d.name, d.conforms) for d in datasets] == [("good", True), ("plain", False)]
 
 
+NODE_KEYS = ["type", "dataset", "path", "kind", "format", "status", "results", "error", "change"]
+
+
 def test_json_document_has_exactly_the_documented_shape() -> None:
     doc = json.loads(_render("json"))
-    assert list(doc) == ["root", "models", "summary", "datasets", "nodes"]
-    assert doc["root"] == "s3://b" and doc["models"] == [COSEM]
-    assert list(doc["summary"]) == [
-        "nodes", "groups", "arrays", "valid", "invalid", "unreadable", "warnings", "datasets",
-        "elapsed_s", "requests",
+    assert list(doc) == ["summary", "nodes"]
+    summary = doc["summary"]
+    assert list(summary) == [
+        "type", "tool_version", "started_at", "root", "models", "options", "interrupted",
+        "nodes", "groups", "arrays", "unknown", "valid", "invalid", "unreadable",
+        "not_applicable", "warnings", "datasets", "elapsed_s", "requests", "resumed", "baseline",
     ]  # fmt: skip
-    assert list(doc["datasets"][0]) == ["name", "nodes", "valid", "invalid", "unreadable",
-                                        "warnings", "conforms", "models"]  # fmt: skip
+    assert summary["type"] == "summary" and summary["root"] == "s3://b"
+    assert summary["models"] == [COSEM] and summary["interrupted"] is False
+    assert list(summary["options"]) == [
+        "models",
+        "strict",
+        "select",
+        "ignore",
+        "fail_on",
+        "concurrency",
+        "retries",
+        "timeout",
+        "resume",
+        "baseline",
+    ]
+    assert list(summary["datasets"][0]) == ["name", "nodes", "valid", "invalid", "unreadable",
+                                            "warnings", "conforms", "models"]  # fmt: skip
     assert [n["path"] for n in doc["nodes"]] == sorted(n.path for n in NODES)
     for node in doc["nodes"]:
-        assert list(node) == ["path", "kind", "format", "status", "results", "error"]
+        assert list(node) == NODE_KEYS and node["type"] == "node"
     em = doc["nodes"][1]
     assert em["results"] == {
         COSEM: {
@@ -147,33 +164,59 @@ def test_json_document_has_exactly_the_documented_shape() -> None:
             ],
         }
     }  # fmt: skip
-    assert em["error"] is None
+    assert em["error"] is None and em["change"] is None
     assert doc["nodes"][3]["kind"] is None and doc["nodes"][3]["error"].endswith("(403)")
 
 
-def test_ndjson_streams_nodes_then_the_summary_line() -> None:
+def test_ndjson_streams_nodes_then_the_summary_line_equal_to_the_json_summary() -> None:
     lines = _render("ndjson").decode().splitlines()
     assert len(lines) == len(NODES) + 1
     nodes = [json.loads(line) for line in lines[:-1]]
     assert [n["path"] for n in nodes] == [n.path for n in reversed(NODES)]  # arrival order
-    assert all(list(n) == ["path", "kind", "format", "status", "results", "error"] for n in nodes)
+    assert all(list(n) == NODE_KEYS and n["type"] == "node" for n in nodes)
     last = json.loads(lines[-1])
-    assert list(last) == ["summary", "datasets"]
-    assert last["summary"]["nodes"] == 4 and len(last["datasets"]) == 2
+    assert last["type"] == "summary" and last["nodes"] == 4 and len(last["datasets"]) == 2
+    doc = json.loads(_render("json"))
+    assert last == doc["summary"]
+    assert sorted(nodes, key=lambda n: n["path"]) == doc["nodes"]
 
 
-def test_csv_has_one_row_per_node_and_model() -> None:
+def test_csv_is_long_one_row_per_problem() -> None:
     rows = list(csv.reader(io.StringIO(_render("csv").decode())))
     assert tuple(rows[0]) == CSV_COLUMNS
-    body = {(r[0], r[4]): r for r in rows[1:]}
-    assert len(rows) - 1 == 4
-    em = body[("ds1/c.n5/em", COSEM)]
-    assert em[:6] == ["ds1/c.n5/em", "group", "n5", "invalid", COSEM, "false"]
-    assert em[6] == "NG006 attributes.units[0]: 'nm' differs; COSEM001 bad"
-    assert em[7] == "OME008 attributes.x: a SHOULD"
-    assert body[("ds1/c.n5", "")][3:6] == ["not_applicable", "", ""]
-    unreadable = body[("ds2/x.zarr/a", "")]
-    assert unreadable[1] == "" and unreadable[8].endswith("access denied (403)")
+    assert rows[0][:10] == ["dataset", "path", "kind", "format", "status", "model", "severity",
+                            "rule", "loc", "msg"]  # fmt: skip
+    body = rows[1:]
+    em = [r for r in body if r[1] == "ds1/c.n5/em"]
+    assert em == [
+        ["ds1", "ds1/c.n5/em", "group", "n5", "invalid", COSEM, "error", "NG006",
+         "attributes.units[0]", "'nm' differs", ""],
+        ["ds1", "ds1/c.n5/em", "group", "n5", "invalid", COSEM, "error", "COSEM001", "", "bad", ""],
+        ["ds1", "ds1/c.n5/em", "group", "n5", "invalid", COSEM, "warning", "OME008",
+         "attributes.x", "a SHOULD", ""],
+    ]  # fmt: skip
+    # a node without problems: one row, problem columns empty
+    assert [r for r in body if r[1] == "ds1/c.n5/em/s0"] == [
+        ["ds1", "ds1/c.n5/em/s0", "array", "n5", "valid", "", "", "", "", "", ""]
+    ]
+    unreadable = [r for r in body if r[1] == "ds2/x.zarr/a"]
+    assert len(unreadable) == 1 and unreadable[0][2] == "" and unreadable[0][6] == "error"
+    assert unreadable[0][9].endswith("access denied (403)")
+    assert len(body) == 3 + 1 + 1 + 1
+
+
+def test_csv_cells_cannot_start_a_formula() -> None:
+    node = NodeResult(
+        dataset="=HYPERLINK(1)", path="=HYPERLINK(1)/+x", kind=None, format=None,
+        status="unreadable", error="-1 is @odd",
+    )  # fmt: skip
+    out = io.BytesIO()
+    writer = make_writer("csv", out)
+    writer.node(node, node.dataset)
+    writer.finish("r", [], Summary(), [])
+    row = list(csv.reader(io.StringIO(out.getvalue().decode())))[1]
+    assert row[0] == "'=HYPERLINK(1)" and row[1] == "'=HYPERLINK(1)/+x"
+    assert row[9] == "'-1 is @odd"
 
 
 def test_table_lists_datasets_verdicts_and_failures() -> None:
@@ -181,8 +224,24 @@ def test_table_lists_datasets_verdicts_and_failures() -> None:
     assert "ds1" in text and "ds2" in text and "fails" in text
     assert "ds1/c.n5/em" in text and "'nm' differs" in text and "(+2 more)" in text
     assert "access denied (403)" in text
-    assert "4 nodes (2 groups, 1 arrays) in 2 datasets" in text
+    assert "4 nodes (2 groups, 1 arrays, 1 unknown) in 2 datasets" in text
     assert "\x1b[" not in text  # no colour codes in a file
+
+
+def test_table_neutralises_control_characters_in_names() -> None:
+    evil = "ds\x1b]0;pwned\x07/a\x1b[2J\u202eb"
+    node = NodeResult(dataset=evil, path=evil, kind=None, format=None, status="unreadable",
+                      error=f"{evil}: bad\rline")  # fmt: skip
+    out = io.BytesIO()
+    writer = make_writer("table", out)
+    writer.node(node, evil)
+    tally = Tally()
+    tally.add(node, evil)
+    summary, datasets = tally.finish(elapsed_s=0, requests=0)
+    writer.finish(evil, [], summary, datasets)
+    text = out.getvalue().decode()
+    assert not any(c in text for c in "\x1b\x07\r\u202e")
+    assert "\\x1b]0;pwned\\x07" in text and "\\u202e" in text
 
 
 @pytest.mark.parametrize(
@@ -226,8 +285,14 @@ def test_report_of_a_real_scan_round_trips(example: Path) -> None:
     report = run_scan(str(example))
     doc = json.loads(report.to_json())
     assert doc["summary"]["nodes"] == len(doc["nodes"]) == len(report.nodes)
-    assert doc["root"] == str(example)
-    assert doc["models"][0] == "multiscale.neuroglancer_n5.Group"  # every model, in order
-    assert sum(d["nodes"] for d in doc["datasets"]) == doc["summary"]["nodes"]
+    assert doc["summary"]["root"] == report.root == str(example)
+    assert report.models[0] == "multiscale.neuroglancer_n5.Group"  # every model, in order
+    assert sum(d["nodes"] for d in doc["summary"]["datasets"]) == doc["summary"]["nodes"]
+    assert report.datasets == report.summary.datasets
     assert report.exit_code() == 1 and report.exit_code("never") == 0
     assert not report.conforms
+    assert msgspec.json.decode(report.to_json(), type=ScanReport) == report
+    # messages name locations relative to the root: no absolute local path anywhere
+    assert str(example) not in json.dumps(doc["nodes"])
+    unreadable = [n for n in report.nodes if n.status == "unreadable"]
+    assert unreadable and all(n.error.startswith(n.path + "/") for n in unreadable)

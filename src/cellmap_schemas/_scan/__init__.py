@@ -20,21 +20,25 @@ Examples
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import ObjectReceiveStream
 
 from cellmap_schemas._scan.crawl import MEMBER_DEPTH, Crawler, RootError
 from cellmap_schemas._scan.report import (
     DatasetSummary,
     NodeResult,
+    ReportOptions,
     ScanReport,
     Summary,
     Tally,
+    relative_messages,
 )
 from cellmap_schemas.validation import Options, Verdicts
 
@@ -42,6 +46,7 @@ __all__ = [
     "MEMBER_DEPTH",
     "DatasetSummary",
     "NodeResult",
+    "ReportOptions",
     "RootError",
     "ScanReport",
     "ScanStream",
@@ -58,27 +63,46 @@ consumer before it waits."""
 class ScanStream:
     """The results of a running scan, as an async iterator of :class:`NodeResult`.
 
-    While iterating, ``found``, ``done``, ``requests`` and the running ``summary`` show progress;
-    after the last result, :meth:`finish` gives the totals.
+    Records carry their ``dataset`` and name locations relative to the root. With ``done``
+    (resuming), those records come first, then the crawler's. While iterating, ``found``,
+    ``done``, ``requests`` and the running ``summary`` show progress; after the last result (or
+    when stopping early, after :meth:`ready`), :meth:`finish` gives the totals.
     """
 
     def __init__(
-        self, crawler: Crawler, receive: ObjectReceiveStream[list[NodeResult]], started: float
+        self,
+        crawler: Crawler,
+        receive: ObjectReceiveStream[list[NodeResult]],
+        started: float,
+        *,
+        options: ReportOptions | None = None,
+        done: list[NodeResult] | None = None,
     ) -> None:
         self._crawler = crawler
         self._receive = receive
+        self._resumed = list(done or ())
         self._batch: list[NodeResult] = []
         self._next = 0
         self._started = started
+        self.started_at = (
+            datetime.datetime.now(datetime.UTC)
+            .replace(microsecond=0)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
         self._tally = Tally()
         self.error: BaseException | None = None
         self.root: str = crawler.store.url
+        self._base = crawler.store.url.rstrip("/")
         self.models: list[str] = list(crawler.verdicts.names)
+        self.options = options or ReportOptions()
+        self.resumed = 0
 
     def __aiter__(self) -> ScanStream:
         return self
 
     async def __anext__(self) -> NodeResult:
+        if self._resumed:
+            return self._take_resumed()
         if self._next >= len(self._batch):
             try:
                 self._batch = await self._receive.receive()
@@ -87,10 +111,36 @@ class ScanStream:
                     raise self.error from None
                 raise StopAsyncIteration from None
             self._next = 0
+        return self._take()
+
+    def _take_resumed(self) -> NodeResult:
+        node = self._resumed.pop()
+        self.resumed += 1
+        self._tally.add(node, node.dataset or self._crawler.dataset_of(node.path))
+        return node
+
+    def _take(self) -> NodeResult:
         node = self._batch[self._next]
         self._next += 1
-        self._tally.add(node, self._crawler.dataset_of(node.path))
+        dataset = self._crawler.dataset_of(node.path)
+        node = msgspec.structs.replace(relative_messages(node, self._base), dataset=dataset)
+        self._tally.add(node, dataset)
         return node
+
+    def ready(self) -> list[NodeResult]:
+        """The results finished but not handed out yet, without waiting (what an interrupted
+        scan still reports)."""
+        out = []
+        while self._resumed:
+            out.append(self._take_resumed())
+        while True:
+            while self._next < len(self._batch):
+                out.append(self._take())
+            try:
+                self._batch = self._receive.receive_nowait()
+                self._next = 0
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                return out
 
     def dataset_of(self, path: str) -> str:
         """The dataset of a node path (see :meth:`Crawler.dataset_of`)."""
@@ -116,11 +166,21 @@ class ScanStream:
         """Running totals of the nodes handed out so far."""
         return self._tally.summary
 
-    def finish(self) -> tuple[Summary, list[DatasetSummary]]:
-        """Totals and per-dataset verdicts (call after the last result)."""
-        return self._tally.finish(
+    def finish(self, *, interrupted: bool = False) -> tuple[Summary, list[DatasetSummary]]:
+        """Totals and per-dataset verdicts (call after the last result), with the header."""
+        from cellmap_schemas import __version__
+
+        summary, datasets = self._tally.finish(
             elapsed_s=time.perf_counter() - self._started, requests=self.requests
         )
+        summary.tool_version = __version__
+        summary.started_at = self.started_at
+        summary.root = self.root
+        summary.models = self.models
+        summary.options = self.options
+        summary.interrupted = interrupted
+        summary.resumed = self.resumed
+        return summary, datasets
 
 
 @asynccontextmanager
@@ -135,6 +195,7 @@ async def open_scan(
     options: Options | None = None,
     max_depth: int | None = None,
     force: bool = False,
+    done: Iterable[NodeResult] | None = None,
 ) -> AsyncIterator[ScanStream]:
     """Start a scan of ``url``; iterate the yielded stream for the results as they come.
 
@@ -143,6 +204,11 @@ async def open_scan(
     deep; a group there is a leaf) and ``force`` (judge by ``models`` whatever a node carries),
     with which :func:`cellmap_schemas.asynchronous.judge` reads one node's verdict.
 
+    ``done``: the records of an interrupted scan of ``url`` with the same models and options
+    (``--resume``). They are handed out first and their nodes are not reported again; arrays and
+    unreadable nodes among them are not read again unless a group still to judge needs them
+    (groups are listed again, to find what was not finished below them).
+
     Raises
     ------
     UnknownModelError
@@ -150,7 +216,10 @@ async def open_scan(
     RootError, NodeNotFoundError
         Raised by the iteration when the root itself cannot be read.
     """
-    verdicts = Verdicts(models, options=options or Options(), force=force)
+    opts = options or Options()
+    names = list(models) if models is not None else None
+    verdicts = Verdicts(names, options=opts, force=force)
+    finished = list(done or ())
     from cellmap_schemas.io.store import open_store
 
     started = time.perf_counter()
@@ -161,9 +230,25 @@ async def open_scan(
         timeout=timeout,
         concurrency=max(concurrency, 1),
     ) as store:
-        crawler = Crawler(store, verdicts, concurrency=concurrency, max_depth=max_depth)
+        crawler = Crawler(
+            store,
+            verdicts,
+            concurrency=concurrency,
+            max_depth=max_depth,
+            done={n.path: n for n in finished} if finished else None,
+        )
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](_BUFFER)
-        stream = ScanStream(crawler, receive, started)
+        report_options = ReportOptions(
+            models=names or None,
+            strict=opts.strict,
+            select=list(opts.select),
+            ignore=list(opts.ignore),
+            concurrency=concurrency,
+            retries=retries,
+            timeout=timeout,
+        )
+        finished.sort(key=lambda n: n.path, reverse=True)  # popped from the end, in path order
+        stream = ScanStream(crawler, receive, started, options=report_options, done=finished)
 
         async def crawl() -> None:
             try:
@@ -206,8 +291,6 @@ async def collect(
         options=options,
     ) as scan:
         nodes = [node async for node in scan]
-        summary, datasets = scan.finish()
+        summary, _ = scan.finish()
     nodes.sort(key=lambda n: n.path)
-    return ScanReport(
-        root=scan.root, models=scan.models, summary=summary, datasets=datasets, nodes=nodes
-    )
+    return ScanReport(summary=summary, nodes=nodes)

@@ -240,6 +240,11 @@ class Crawler:
     split_depth
         Sharding hook: directories this deep or deeper that no group waits for are not visited
         but collected in :attr:`detached` as :class:`Seed` (for other crawls to visit).
+    done
+        Records of nodes already reported (resuming an interrupted scan): they are not reported
+        again, and an array or unreadable node among them that no waiting group needs is not
+        read at all (a group is read and listed again: what below it was not finished is found
+        only so; a finished group does not wait for its members). The ``--resume`` hook.
     """
 
     def __init__(
@@ -250,6 +255,7 @@ class Crawler:
         concurrency: int = 64,
         max_depth: int | None = None,
         split_depth: int | None = None,
+        done: Mapping[str, NodeResult] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -278,6 +284,7 @@ class Crawler:
         self._split_depth = split_depth
         self.detached: list[Seed] = []
         """Seeds set aside by ``split_depth`` (in name order per directory)."""
+        self._finished: Mapping[str, NodeResult] = done or {}
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url
@@ -363,6 +370,8 @@ class Crawler:
         store = self.store
         todo: list[_Work] = []
         for it in items:
+            if self._finished and self._skip(it):
+                continue
             if it.cons is not None:
                 await self._guard(it, self._visit_consolidated(it))
             else:
@@ -397,6 +406,11 @@ class Crawler:
             n = len(w.keys)
             await self._guard(w.it, self._listed(w, values[i : i + n]))
             i += n
+
+    def _skip(self, it: _Item) -> bool:
+        """Whether a directory was finished by an earlier scan and nothing needs it read."""
+        rec = self._finished.get(it.path) if it.path and it.parent is None else None
+        return rec is not None and (rec.kind == "array" or rec.status == "unreadable")
 
     async def _list_many(self, keys: list[str]) -> list[tuple[list[str], list[str]] | StoreError]:
         """List several directories (on local disk, a batch per worker-thread call)."""
@@ -524,7 +538,8 @@ class Crawler:
 
     # ---- outcomes ---------------------------------------------------------------------------
     async def _emit(self, result: NodeResult) -> None:
-        self._out.append(result)
+        if result.path not in self._finished:
+            self._out.append(result)
 
     async def _flush(self) -> None:
         """Hand the results of a visit to the consumer in one message (one task switch)."""
@@ -620,6 +635,8 @@ class Crawler:
         if self._leaf_depth is not None and it.depth >= self._leaf_depth:
             names = ()  # deeper nodes cannot change the verdict asked for
         models = self.verdicts.applicable("group", node.spec.get("attributes"))
+        if models and not it.need and it.path in self._finished:
+            models = ()  # judged by the earlier scan: its members need not be read for it
         child_need = max(MEMBER_DEPTH if models else 0, it.need - 1)
         safe = [n for n in names if _unsafe(n) is None]
         unsafe = [n for n in names if _unsafe(n) is not None]

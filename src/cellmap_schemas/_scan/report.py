@@ -1,17 +1,24 @@
-"""What a scan found: per-node results, per-dataset totals, and the four output formats.
+"""What a scan found: node records, totals, and the report formats.
 
-The JSON document has exactly this shape (``ScanReport`` encodes to it)::
+Every format carries the same node record (``NodeResult``) and the same summary (``Summary``)::
 
-    {"root": str, "models": [str],
-     "summary": {"nodes", "groups", "arrays", "valid", "invalid", "unreadable", "datasets",
-                 "elapsed_s", "requests"},
-     "datasets": [{"name", "nodes", "valid", "invalid", "unreadable", "conforms"}],
-     "nodes": [{"path", "kind", "format", "status",
-                "results": {MODEL: {"valid", "errors": [{"loc", "msg"}]}}, "error"}]}
+    node:    {"type": "node", "dataset", "path", "kind", "format", "status",
+              "results": {MODEL: {"valid", "errors": [FINDING], "warnings": [FINDING]}},
+              "error", "change"}
+    FINDING: {"rule", "severity", "loc", "msg"}
+    summary: {"type": "summary", "tool_version", "started_at", "root", "models", "options",
+              "interrupted", "nodes", "groups", "arrays", "unknown", "valid", "invalid",
+              "unreadable", "not_applicable", "warnings", "datasets": [DATASET], "elapsed_s",
+              "requests", "resumed", "baseline"}
 
-Writers consume nodes as the crawler finishes them. ``ndjson``, ``csv`` and ``table`` keep no node
-in memory (the table keeps a bounded list of failures); ``json`` keeps each node as its encoded
-bytes, since the document's summary precedes its nodes.
+``json`` is ``{"summary": SUMMARY, "nodes": [NODE]}`` (nodes sorted by path); ``ndjson`` is one
+node a line as they finish, then the summary line (equal to the json summary); ``csv`` is long,
+one row per problem (:data:`CSV_COLUMNS`). ``docs/report-schema.json`` is the JSON Schema of
+these structs (``python -m cellmap_schemas._scan.report --schema`` prints it).
+
+Writers consume nodes as the crawler finishes them. ``ndjson``, ``csv``, ``github`` and ``table``
+keep no node in memory (the table keeps a bounded list of failures); ``json``, ``junit`` and
+``sarif`` keep each node in compact form, since their documents group or sort the nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import contextlib
 import csv
 import io
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,12 +41,16 @@ from cellmap_schemas.formats import Kind
 from cellmap_schemas.validation import Finding, ModelResult, Status
 
 __all__ = [
+    "CSV_COLUMNS",
     "FORMATS",
+    "BaselineSummary",
+    "Change",
     "DatasetSummary",
     "FailOn",
     "ModelTally",
     "NodeResult",
     "ReportFormat",
+    "ReportOptions",
     "ScanReport",
     "Summary",
     "Tally",
@@ -45,28 +58,41 @@ __all__ = [
     "atomic_output",
     "exit_code",
     "make_writer",
+    "output_problem",
+    "printable",
+    "relative_messages",
+    "report_schema",
 ]
 
-ReportFormat = Literal["table", "json", "ndjson", "csv"]
-FailOn = Literal["invalid", "unreadable", "never"]
-FORMATS: tuple[str, ...] = ("table", "json", "ndjson", "csv")
+ReportFormat = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github"]
+FailOn = Literal["invalid", "unreadable", "new", "never"]
+Change = Literal["new_failure", "fixed", "still_failing", "unchanged", "new"]
 
 
-class NodeResult(msgspec.Struct, frozen=True):
-    """One node's verdict.
+class NodeResult(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="node"):
+    """One node's record, the same in every format.
 
-    ``path`` is relative to the scanned root, ``/``-separated, without a leading slash (the root
-    itself is ``""``). ``kind`` and ``format`` are ``None`` only when an unreadable node gave no
-    clue. ``results`` has one entry per applicable model (CLI name); ``error`` says why an
-    ``unreadable`` node could not be read.
+    ``dataset`` is the node's dataset (see :meth:`Crawler.dataset_of`); ``path`` is relative to
+    the scanned root, ``/``-separated, without a leading slash (the root itself is ``""``).
+    ``kind`` and ``format`` are ``None`` only when an unreadable node gave no clue. ``results``
+    has one entry per model that judged the node; ``error`` says why an ``unreadable`` node could
+    not be read. Messages name locations relative to the root. ``change`` is set against a
+    ``--baseline`` report only.
     """
 
+    dataset: str = ""
     path: str
     kind: Kind | None
     format: NodeFormat | None
     status: Status
     results: dict[str, ModelResult] = {}
     error: str | None = None
+    change: Change | None = None
+
+    @property
+    def failing(self) -> bool:
+        """Invalid or unreadable: what fails a scan."""
+        return self.status in ("invalid", "unreadable")
 
 
 class ModelTally(msgspec.Struct):
@@ -96,31 +122,93 @@ class DatasetSummary(msgspec.Struct):
     models: dict[str, ModelTally] = {}
 
 
-class Summary(msgspec.Struct):
-    """Totals of a whole scan."""
+class ReportOptions(msgspec.Struct, kw_only=True):
+    """What the scan was asked: two reports compare only when these agree (``--resume``)."""
 
+    models: list[str] | None = None
+    """The ``--model`` names given (``None``: every model, by markers)."""
+    strict: bool = False
+    select: list[str] = []
+    ignore: list[str] = []
+    fail_on: FailOn = "invalid"
+    concurrency: int = 64
+    retries: int = 3
+    timeout: float | None = 30.0
+    resume: str | None = None
+    baseline: str | None = None
+
+
+class BaselineSummary(msgspec.Struct, kw_only=True):
+    """How this scan differs from a ``--baseline`` report (failing: invalid or unreadable).
+
+    A node missing from the baseline counts in ``new_nodes``, and in ``new_failures`` too when it
+    fails; ``removed_nodes`` are in the baseline and not in this scan.
+    """
+
+    source: str
+    new_failures: int = 0
+    fixed: int = 0
+    still_failing: int = 0
+    new_nodes: int = 0
+    removed_nodes: int = 0
+
+
+def _options() -> ReportOptions:
+    return ReportOptions()
+
+
+class Summary(msgspec.Struct, kw_only=True, tag_field="type", tag="summary"):
+    """A report's header and totals (the ndjson summary line, ``summary`` of the json document).
+
+    ``groups + arrays + unknown == nodes`` (``unknown``: unreadable nodes of no known kind), and
+    ``valid + invalid + unreadable + not_applicable == nodes``. ``interrupted``: a signal stopped
+    the scan; the nodes finished until then are reported. ``resumed``: nodes taken from the
+    ``--resume`` report instead of read again.
+    """
+
+    tool_version: str = ""
+    started_at: str = ""
+    """When the scan started, ISO 8601 UTC (``2025-01-31T12:00:00Z``)."""
+    root: str = ""
+    models: list[str] = []
+    """Every model the scan could judge by."""
+    options: ReportOptions = msgspec.field(default_factory=_options)
+    interrupted: bool = False
     nodes: int = 0
     groups: int = 0
     arrays: int = 0
+    unknown: int = 0
     valid: int = 0
     invalid: int = 0
     unreadable: int = 0
+    not_applicable: int = 0
     warnings: int = 0
     """Nodes with at least one warning (valid or not)."""
-    datasets: int = 0
+    datasets: list[DatasetSummary] = []
     elapsed_s: float = 0.0
     requests: int = 0
+    resumed: int = 0
+    baseline: BaselineSummary | None = None
 
 
 class ScanReport(msgspec.Struct):
     """A finished scan, as returned by :func:`cellmap_schemas.scan` (``msgspec.json.encode`` of
     it is the ``--format json`` document)."""
 
-    root: str
-    models: list[str]
     summary: Summary
-    datasets: list[DatasetSummary]
     nodes: list[NodeResult]
+
+    @property
+    def root(self) -> str:
+        return self.summary.root
+
+    @property
+    def models(self) -> list[str]:
+        return self.summary.models
+
+    @property
+    def datasets(self) -> list[DatasetSummary]:
+        return self.summary.datasets
 
     @property
     def conforms(self) -> bool:
@@ -136,15 +224,39 @@ class ScanReport(msgspec.Struct):
         return msgspec.json.encode(self)
 
 
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of every record a report holds (published as ``docs/report-schema.json``).
+
+    ``$defs`` holds ``ScanReport`` (the json document), ``NodeResult`` (a node record, an ndjson
+    node line) and ``Summary`` (the summary, the ndjson summary line).
+    """
+    (_, _, _), components = msgspec.json.schema_components(
+        (ScanReport, NodeResult, Summary), ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/janelia-cellmap/cellmap-schemas/docs/report-schema.json",
+        "title": "cellmap-schemas scan report",
+        "description": (
+            "A json report is a ScanReport; an ndjson report is NodeResult lines then one "
+            "Summary line; a csv report has the columns of NodeResult, one row per finding."
+        ),
+        "$ref": "#/$defs/ScanReport",
+        "$defs": components,
+    }
+
+
 def exit_code(summary: Summary, fail_on: FailOn = "invalid") -> int:
     """0 when the scan passes, 1 when it fails.
 
     ``invalid`` (default): any invalid or unreadable node fails the scan (a node that could not be
-    read cannot be said to conform). ``unreadable``: only unreadable nodes fail it. ``never``:
-    report, never fail.
+    read cannot be said to conform). ``unreadable``: only unreadable nodes fail it. ``new``: only
+    failures the ``--baseline`` report did not have. ``never``: report, never fail.
     """
     if fail_on == "never":
         return 0
+    if fail_on == "new":
+        return 1 if summary.baseline is not None and summary.baseline.new_failures else 0
     bad = summary.unreadable + (summary.invalid if fail_on == "invalid" else 0)
     return 1 if bad else 0
 
@@ -163,6 +275,8 @@ class Tally:
             s.groups += 1
         elif node.kind == "array":
             s.arrays += 1
+        else:
+            s.unknown += 1
         d = self._datasets.get(dataset)
         if d is None:
             d = self._datasets[dataset] = DatasetSummary(name=dataset, models={})
@@ -177,6 +291,8 @@ class Tally:
         elif status == "unreadable":
             s.unreadable += 1
             d.unreadable += 1
+        else:
+            s.not_applicable += 1
         warned = False
         for name, result in node.results.items():
             t = d.models.get(name)
@@ -197,12 +313,69 @@ class Tally:
     def finish(self, *, elapsed_s: float, requests: int) -> tuple[Summary, list[DatasetSummary]]:
         self.summary.elapsed_s = round(elapsed_s, 3)
         self.summary.requests = requests
-        self.summary.datasets = len(self._datasets)
         datasets = [self._datasets[k] for k in sorted(self._datasets)]
         for d in datasets:
             d.conforms = bool(d.models) and d.invalid == 0 and d.unreadable == 0
             d.models = dict(sorted(d.models.items()))
+        self.summary.datasets = datasets
         return self.summary, datasets
+
+
+# ---- text safety ----------------------------------------------------------------------------
+def relative_messages(node: NodeResult, base: str) -> NodeResult:
+    """``node`` with the root URL stripped from its messages (``/data/b/x.n5/s0/...`` becomes
+    ``x.n5/s0/...``): reports name locations relative to the root, never a local absolute path."""
+    base = base.rstrip("/")
+    if not base:
+        return node
+    error = node.error
+    touched = error is not None and base in error
+    if not touched:
+        for result in node.results.values():
+            if any(base in f.msg for f in (*result.errors, *result.warnings)):
+                touched = True
+                break
+    if not touched:
+        return node
+    pattern = re.compile(re.escape(base) + r"(/|(?=[\s:'\",)\]]|$))")
+
+    def strip(text: str) -> str:
+        return pattern.sub(lambda m: "" if m.group(1) else ".", text)
+
+    results = {
+        name: ModelResult(
+            valid=r.valid,
+            errors=tuple(msgspec.structs.replace(f, msg=strip(f.msg)) for f in r.errors),
+            warnings=tuple(msgspec.structs.replace(f, msg=strip(f.msg)) for f in r.warnings),
+        )
+        for name, r in node.results.items()
+    }
+    return msgspec.structs.replace(
+        node, results=results, error=strip(error) if error is not None else None
+    )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidi characters shown as escapes (``\\x1b``), so that a member
+    name cannot drive the terminal that shows a report."""
+    if not _CONTROL.search(text):
+        return text
+
+    def esc(m: re.Match[str]) -> str:
+        c = ord(m.group())
+        return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+    return _CONTROL.sub(esc, text)
+
+
+def _safe_cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text (no ``=1+1`` formula from a member name)."""
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
 
 
 # ---- writers --------------------------------------------------------------------------------
@@ -233,11 +406,8 @@ class JsonWriter:
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
     ) -> None:
         self._nodes.sort(key=lambda item: item[0])
-        enc = _encoder.encode
         out = self._out
-        out.write(b'{"root":' + enc(root) + b',"models":' + enc(models))
-        out.write(b',"summary":' + enc(summary) + b',"datasets":' + enc(datasets))
-        out.write(b',"nodes":[')
+        out.write(b'{"summary":' + _encoder.encode(summary) + b',"nodes":[')
         for i, (_, raw) in enumerate(self._nodes):
             if i:
                 out.write(b",")
@@ -247,84 +417,107 @@ class JsonWriter:
 
 
 class NdjsonWriter:
-    """One node per line as it finishes; the last line holds the summary and the datasets."""
+    """One node per line as it finishes (flushed: a killed scan leaves every finished line);
+    the last line is the summary."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
 
     def node(self, node: NodeResult, dataset: str) -> None:
         self._out.write(_encoder.encode(node) + b"\n")
+        self._out.flush()
 
     def finish(
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
     ) -> None:
-        line = _encoder.encode({"summary": summary, "datasets": datasets})
-        self._out.write(line + b"\n")
+        self._out.write(_encoder.encode(summary) + b"\n")
 
 
 CSV_COLUMNS = (
-    "path", "kind", "format", "status", "model", "valid", "errors", "warnings", "error",
+    "dataset", "path", "kind", "format", "status", "model", "severity", "rule", "loc", "msg",
+    "change",
 )  # fmt: skip
 
 
-def _join(findings: tuple[Finding, ...]) -> str:
-    return "; ".join(
-        f"{f.rule} {f.loc}: {f.msg}" if f.loc else f"{f.rule} {f.msg}" for f in findings
-    )
-
-
-class CsvWriter:
-    """One row per node and model (a node without applicable model gets one row, model empty)."""
+class _Text:
+    """A text layer over a binary stream, started lazily (a scan that cannot start prints
+    nothing) and detached at the end (the binary stream stays the caller's)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
-        self._text: io.TextIOWrapper | None = None
-        self._csv: Any = None
+        self.text: io.TextIOWrapper | None = None
 
-    def _start(self) -> None:
-        # the header waits for the first row: a scan that cannot start prints nothing
-        self._text = io.TextIOWrapper(self._out, encoding="utf-8", newline="", write_through=True)
-        self._csv = csv.writer(self._text)
-        self._csv.writerow(CSV_COLUMNS)
+    def open(self) -> io.TextIOWrapper:
+        if self.text is None:
+            self.text = io.TextIOWrapper(
+                self._out, encoding="utf-8", newline="", write_through=True
+            )
+        return self.text
+
+    def close(self) -> None:
+        text = self.open()
+        text.flush()
+        text.detach()
+
+
+class CsvWriter:
+    """Long form: one row per finding; a node without findings gets one row, problem columns
+    empty; an unreadable node one row with its error in ``msg``."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._text = _Text(out)
+        self._csv: Any = None
 
     def node(self, node: NodeResult, dataset: str) -> None:
         if self._csv is None:
-            self._start()
-        head = (node.path, node.kind or "", node.format or "", node.status)
-        error = node.error or ""
-        if not node.results:
-            self._csv.writerow((*head, "", "", "", "", error))
-            return
+            self._csv = csv.writer(self._text.open())
+            self._csv.writerow(CSV_COLUMNS)
+        head = (node.dataset or dataset, node.path, node.kind or "", node.format or "",
+                node.status)  # fmt: skip
+        change = node.change or ""
+        rows: list[tuple[str, ...]] = []
+        if node.error is not None:
+            rows.append((*head, "", "error", "", "", node.error, change))
         for name, result in node.results.items():
-            valid = "true" if result.valid else "false"
-            row = (*head, name, valid, _join(result.errors), _join(result.warnings), error)
-            self._csv.writerow(row)
+            for f in (*result.errors, *result.warnings):
+                rows.append((*head, name, f.severity, f.rule, f.loc, f.msg, change))
+        if not rows:
+            rows.append((*head, "", "", "", "", "", change))
+        self._csv.writerows([_safe_cell(c) for c in row] for row in rows)
 
     def finish(
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
     ) -> None:
-        if self._text is None:
-            self._start()
-        assert self._text is not None
-        self._text.flush()
-        self._text.detach()
+        if self._csv is None:
+            self._csv = csv.writer(self._text.open())
+            self._csv.writerow(CSV_COLUMNS)
+        self._text.close()
 
 
 class TableWriter:
-    """A rich table per dataset, then the first failures (the full list is in json/ndjson)."""
+    """What changed (against a baseline), a table per dataset, then the first failures (the
+    full list is in json/ndjson). Every name is shown through :func:`printable`."""
 
     MAX_FAILURES = 50
 
     def __init__(self, out: IO[bytes] | None, *, terminal: bool) -> None:
         self._out = out
         self._terminal = terminal
-        self._failures: list[tuple[str, NodeResult]] = []
+        self._failures: list[NodeResult] = []
         self._more = 0
+        self._changes: dict[str, list[NodeResult]] = {"new_failure": [], "fixed": []}
+        self._more_changes = 0
 
     def node(self, node: NodeResult, dataset: str) -> None:
-        if node.status in ("invalid", "unreadable"):
+        if node.change in self._changes:
+            shown = self._changes[node.change]
+            if len(shown) < self.MAX_FAILURES:
+                shown.append(node)
+            else:
+                self._more_changes += 1
+        if node.failing:
             if len(self._failures) < self.MAX_FAILURES:
-                self._failures.append((dataset, node))
+                self._failures.append(node)
             else:
                 self._more += 1
 
@@ -334,7 +527,37 @@ class TableWriter:
         from rich.table import Table
 
         with self._console() as console:
-            table = Table(title=f"cellmap-schemas scan {root}", title_justify="left")
+            s = summary
+            if s.interrupted:
+                console.print(
+                    f"interrupted: {s.nodes} nodes finished before the scan was stopped "
+                    "(resume it with --resume on an ndjson report)",
+                    soft_wrap=True,
+                )
+            b = s.baseline
+            if b is not None:
+                console.print(
+                    f"since {_escape(b.source)}: {b.new_failures} new failures, {b.fixed} fixed, "
+                    f"{b.still_failing} still failing, {b.new_nodes} new nodes, "
+                    f"{b.removed_nodes} removed",
+                    soft_wrap=True,
+                )
+                if any(self._changes.values()):
+                    changes = Table(title="changes", title_justify="left")
+                    for col in ("change", "path", "status", "reason"):
+                        changes.add_column(col, overflow="fold")
+                    for change, nodes in self._changes.items():
+                        for node in sorted(nodes, key=lambda n: n.path):
+                            changes.add_row(
+                                change.replace("_", " "),
+                                _escape(node.path or "."),
+                                node.status,
+                                _escape(_reason(node)),
+                            )
+                    console.print(changes)
+                    if self._more_changes:
+                        console.print(f"... and {self._more_changes} more changes")
+            table = Table(title=f"cellmap-schemas scan {_escape(root)}", title_justify="left")
             for col, justify in (
                 ("dataset", "left"),
                 ("nodes", "right"),
@@ -363,16 +586,16 @@ class TableWriter:
                 fails = Table(title="failures", title_justify="left")
                 for col in ("path", "status", "reason"):
                     fails.add_column(col, overflow="fold")
-                for _, node in sorted(self._failures, key=lambda f: f[1].path):
+                for node in sorted(self._failures, key=lambda n: n.path):
                     fails.add_row(_escape(node.path or "."), node.status, _escape(_reason(node)))
                 console.print(fails)
                 if self._more:
                     console.print(f"... and {self._more} more (see --format json)")
-            s = summary
+            unknown = f", {s.unknown} unknown" if s.unknown else ""
             console.print(
-                f"{s.nodes} nodes ({s.groups} groups, {s.arrays} arrays) in {s.datasets} "
-                f"datasets: {s.valid} valid, {s.invalid} invalid, {s.unreadable} unreadable, "
-                f"{s.warnings} with warnings; "
+                f"{s.nodes} nodes ({s.groups} groups, {s.arrays} arrays{unknown}) in "
+                f"{len(datasets)} datasets: {s.valid} valid, {s.invalid} invalid, "
+                f"{s.unreadable} unreadable, {s.warnings} with warnings; "
                 f"{s.requests} requests in {s.elapsed_s:.2f} s"
                 + (f"; models: {', '.join(models)}" if len(models) < len(_all_models()) else ""),
                 soft_wrap=True,
@@ -380,7 +603,12 @@ class TableWriter:
 
     @contextlib.contextmanager
     def _console(self) -> Iterator[Any]:
-        from rich.console import Console
+        from rich.console import Console as RichConsole
+
+        class Console(RichConsole):
+            def on_broken_pipe(self) -> None:
+                # rich exits with status 1; the caller ends quietly instead (``| head``)
+                raise BrokenPipeError
 
         if self._out is None:
             yield Console(highlight=False)
@@ -408,7 +636,7 @@ def _all_models() -> tuple[str, ...]:
 def _escape(text: str) -> str:
     from rich.markup import escape
 
-    return escape(text)
+    return escape(printable(text))
 
 
 def _verdict(d: DatasetSummary) -> str:
@@ -422,6 +650,10 @@ def _verdict(d: DatasetSummary) -> str:
     return "[red]fails[/]" + (f" ({', '.join(failed)})" if failed else "")
 
 
+def _finding_text(f: Finding) -> str:
+    return f"{f.rule} {f.loc}: {f.msg}" if f.loc else f"{f.rule} {f.msg}"
+
+
 def _reason(node: NodeResult) -> str:
     if node.error:
         return node.error
@@ -431,11 +663,27 @@ def _reason(node: NodeResult) -> str:
             first = (result.errors or result.warnings or (None,))[0]
             detail = ""
             if first is not None:
-                detail = f"{first.rule} {first.loc}: {first.msg}" if first.loc else first.msg
+                detail = _finding_text(first) if first.loc else first.msg
             n = len(result.errors) + len(result.warnings)
             extra = f" (+{n - 1} more)" if n > 1 else ""
             parts.append(f"{name}: {detail}{extra}")
     return "; ".join(parts)
+
+
+def _writers() -> dict[str, Callable[[IO[bytes]], Writer]]:
+    from cellmap_schemas._scan import formats_ci
+
+    return {
+        "json": JsonWriter,
+        "ndjson": NdjsonWriter,
+        "csv": CsvWriter,
+        "junit": formats_ci.JunitWriter,
+        "sarif": formats_ci.SarifWriter,
+        "github": formats_ci.GithubWriter,
+    }
+
+
+FORMATS: tuple[str, ...] = ("table", "json", "ndjson", "csv", "junit", "sarif", "github")
 
 
 def make_writer(fmt: ReportFormat, out: IO[bytes] | None, *, terminal: bool = False) -> Writer:
@@ -444,32 +692,64 @@ def make_writer(fmt: ReportFormat, out: IO[bytes] | None, *, terminal: bool = Fa
         return TableWriter(out, terminal=terminal)
     if out is None:
         raise ValueError(f"format {fmt!r} needs an output stream")
-    writers: dict[str, Callable[[IO[bytes]], Writer]] = {
-        "json": JsonWriter,
-        "ndjson": NdjsonWriter,
-        "csv": CsvWriter,
-    }
-    return writers[fmt](out)
+    return _writers()[fmt](out)
+
+
+# ---- the output file ------------------------------------------------------------------------
+def output_problem(path: Path) -> str | None:
+    """Why a report cannot be written at ``path``, or None: a report goes onto a regular file
+    only (a symlink's target counts), never a directory, device, FIFO or socket."""
+    try:
+        st = os.stat(path)  # follows symlinks: the target is what is written
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    if st is not None:
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            return f"{path}: is a directory, not a report file"
+        if not stat.S_ISREG(mode):
+            what = (
+                "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode)
+                else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file"
+            )  # fmt: skip
+            return f"{path}: is {what}, not a regular file; reports are written to files only"
+    real = Path(os.path.realpath(path))
+    folder = real.parent
+    if not folder.is_dir():
+        return f"{path}: no such directory {str(path.parent if str(path.parent) else '.')!r}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path}: cannot write in {str(folder)!r} (permission denied)"
+    return None
 
 
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that replaces ``path`` only when the block succeeds.
 
-    The data goes to a temporary file in the same directory (so ``os.replace`` is a rename on
+    The data goes to a temporary file next to the file written (so ``os.replace`` is a rename on
     one filesystem); on any error the temporary file is removed and ``path`` is left untouched.
+    A symlink is kept: its target is replaced. An existing report keeps its permission bits.
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    real = Path(os.path.realpath(path))
+    directory = real.parent
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -480,3 +760,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+if __name__ == "__main__":  # python -m cellmap_schemas._scan.report --schema
+    import json
+    import sys
+
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m cellmap_schemas._scan.report --schema")
+    print(json.dumps(report_schema(), indent=2))

@@ -1,16 +1,20 @@
 """``cellmap-schemas scan``: stream the crawler's verdicts into a report.
 
-The command checks its arguments, runs :func:`cellmap_schemas.asynchronous.open_scan` and feeds
-each node to the chosen writer; the work is in the API.
+The command checks its arguments (and the output file) before any I/O, runs
+:func:`cellmap_schemas.asynchronous.open_scan` and feeds each node to the chosen writer. A
+SIGINT, SIGTERM or SIGHUP stops the crawl; the nodes finished so far are reported (the summary
+says ``interrupted``) and the exit status is 128 + the signal number.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import signal
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
@@ -30,13 +34,34 @@ from cellmap_schemas.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from cellmap_schemas._scan import ScanStream
+    from cellmap_schemas._scan import NodeResult, ScanStream
+    from cellmap_schemas._scan.baseline import Baseline
     from cellmap_schemas._scan.report import ReportFormat
     from cellmap_schemas.validation import Options
 
 __all__ = ["scan"]
 
-_SUFFIXES = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
+_SUFFIXES = {
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".csv": "csv",
+    ".xml": "junit",
+    ".sarif": "sarif",
+    ".html": "html",
+}
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+Format = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github"]
+
+
+class _OutputFailed(Exception):
+    """Writing the report failed (full disk, ...): the message names the output, not the URL."""
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def scan(
@@ -47,12 +72,12 @@ def scan(
     concurrency: int = 64,
     retries: int = 3,
     timeout: float = 30.0,
-    format: Annotated[
-        Literal["table", "json", "ndjson", "csv"] | None, Parameter(name="--format")
-    ] = None,
+    format: Annotated[Format | None, Parameter(name="--format")] = None,
     output: Annotated[Path | None, Parameter(name=["--output", "-o"])] = None,
     progress: bool | None = None,
-    fail_on: Literal["invalid", "unreadable", "never"] = "invalid",
+    fail_on: Literal["invalid", "unreadable", "new", "never"] = "invalid",
+    baseline: Annotated[Path | None, Parameter(name="--baseline")] = None,
+    resume: Annotated[Path | None, Parameter(name="--resume")] = None,
     strict: Strict = False,
     select: Select = None,
     ignore: Ignore = None,
@@ -66,16 +91,23 @@ def scan(
     key with them. A dataset is the first path component below URL (URL itself when it is a
     container). The report gives each dataset's totals and verdict per model (a dataset where
     nothing was judged does not conform); --format json/ndjson/csv list every node with its
-    errors and warnings, each naming its rule (`cellmap-schemas rules`).
+    errors and warnings, each naming its rule (`cellmap-schemas rules`); junit, sarif and
+    github are for CI. docs/reports.md describes the records.
+
+    SIGINT, SIGTERM or SIGHUP stop the scan: the nodes finished so far are reported, marked
+    interrupted; --resume on that ndjson (or json) report continues it.
 
     For example:
       cellmap-schemas scan s3://janelia-cosem-datasets --model multiscale.cosem.Group
       cellmap-schemas scan examples/cellmap-bucket --strict --ignore OME008
       cellmap-schemas scan examples/cellmap-bucket --format ndjson | jq -c 'select(.status)'
       cellmap-schemas scan /data/jrc_hela-2 -o report.csv --fail-on unreadable
+      cellmap-schemas scan /data -o today.ndjson --baseline yesterday.ndjson --fail-on new
+      cellmap-schemas scan /data -o today.ndjson --resume today.ndjson
 
     Exit status: 0 every judged node conforms, 1 a node is invalid or unreadable (see
-    --fail-on), 2 URL cannot be read, unknown model or bad usage, 130 interrupted.
+    --fail-on), 2 URL cannot be read, unknown model or bad usage, 129/130/143 interrupted
+    by SIGHUP/SIGINT/SIGTERM.
 
     Parameters
     ----------
@@ -91,17 +123,25 @@ def scan(
         Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
     timeout: float
         Seconds allowed for one attempt of one request.
-    format: Literal["table", "json", "ndjson", "csv"] | None
-        Report format. Default: table on a terminal, else json (with -o: from the file suffix,
-        else json).
+    format: Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github"] | None
+        Report format. Default: table on a terminal, else json; with -o, from the file suffix
+        (.json, .ndjson/.jsonl, .csv, .xml for junit, .sarif).
     output: Path | None
-        Write the report to this file (replaced atomically when the scan ends) instead of stdout.
+        Write the report to this regular file (replaced atomically when the scan ends, keeping
+        its permissions; a symlink's target is replaced) instead of stdout.
     progress: bool | None
-        Show progress on stderr (nodes found and validated, requests, errors). Default: when
-        stderr is a terminal.
-    fail_on: Literal["invalid", "unreadable", "never"]
+        Show progress on stderr (nodes found and validated, requests, errors): a live line on
+        a terminal, else a status line now and then. Default: when stderr is a terminal.
+    fail_on: Literal["invalid", "unreadable", "new", "never"]
         What makes the exit status 1: an invalid or unreadable node (invalid), only an
-        unreadable node (unreadable), nothing (never).
+        unreadable node (unreadable), a failure the --baseline report did not have (new),
+        nothing (never).
+    baseline: Path | None
+        An earlier report (json, ndjson or csv): each node gets its change (new_failure,
+        fixed, still_failing, unchanged, new) and the summary the counts.
+    resume: Path | None
+        The ndjson or json report of an interrupted scan of URL with the same options: its
+        nodes are taken as they are, the scan does the rest.
     strict: bool
         Warnings (SHOULD rules) fail a node too.
     select: list[str] | None
@@ -111,6 +151,7 @@ def scan(
     storage_option: list[str] | None
         fsspec storage option key=value (repeatable), e.g. anon=true.
     """
+    from cellmap_schemas._scan.report import FORMATS, output_problem
     from cellmap_schemas.errors import UnknownModelError
     from cellmap_schemas.registry import resolve
 
@@ -124,28 +165,36 @@ def scan(
         f"--concurrency must be at least 1, got {concurrency}" if concurrency < 1 else "",
         f"--retries must be 0 or more, got {retries}" if retries < 0 else "",
         f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
+        "--fail-on new needs --baseline" if fail_on == "new" and baseline is None else "",
     ]
     if output is not None:
         # checked before the scan, which may take hours, rather than when the report is written
-        folder = output.parent if str(output.parent) else Path(".")
-        if output.is_dir():
-            problems.append(f"{output}: is a directory, not a report file")
-        elif not folder.is_dir():
-            problems.append(f"{output}: no such directory {str(folder)!r}")
-        elif not os.access(folder, os.W_OK | os.X_OK):
-            problems.append(f"{output}: cannot write in {str(folder)!r} (permission denied)")
+        problems.append(output_problem(output) or "")
+        if format is None and _SUFFIXES.get(output.suffix.lower()) not in FORMATS:
+            choices = ", ".join(k for k, v in _SUFFIXES.items() if v in FORMATS)
+            problems.append(
+                f"{output}: unknown report suffix {output.suffix or '(none)'!r}; "
+                f"use {choices} or --format"
+            )
     if any(problems):
         err(next(p for p in problems if p))
         return EXIT_ERROR
 
-    fmt: ReportFormat = format or _default_format(output)
+    fmt: ReportFormat = format or _default_format(output)  # type: ignore[assignment]
     show = sys.stderr.isatty() if progress is None else progress
     _tune_gc()
     try:
+        from cellmap_schemas._scan.baseline import Baseline, load_report
         from cellmap_schemas.io.read import run_sync
 
         store_options = storage_options(storage_option)
         verdict_options = options(strict, select, ignore)
+        base = None
+        if baseline is not None:
+            base = Baseline(str(baseline), load_report(baseline)[1])
+        done: tuple[Any, list[NodeResult]] | None = None
+        if resume is not None:
+            done = load_report(resume)
         return run_sync(
             lambda: _run(
                 url,
@@ -159,16 +208,38 @@ def scan(
                 output=output,
                 show=show,
                 fail_on=fail_on,
+                baseline=base,
+                resume=(resume, *done) if resume is not None and done is not None else None,
             )
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the signal handlers are in place
         err("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:
+        leaf = _output_failure(exc)
+        if isinstance(leaf, BrokenPipeError):  # the reader left (| head): end quietly, as cat
+            _silence_stdout()
+            return 0
+        if isinstance(leaf, _OutputFailed):
+            _silence_stdout()
+            err(str(leaf))
+            return EXIT_ERROR
         if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
             raise
         err(_describe(url, exc, output))
         return EXIT_ERROR
+
+
+def _output_failure(exc: BaseException) -> BaseException | None:
+    """The output's own failure (a closed pipe, a full disk), also from inside a task group."""
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BrokenPipeError | _OutputFailed):
+            return e
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+    return None
 
 
 def _tune_gc() -> None:
@@ -178,10 +249,54 @@ def _tune_gc() -> None:
     gc.set_threshold(200_000, 50, 1000)
 
 
-def _default_format(output: Path | None) -> ReportFormat:
+def _default_format(output: Path | None) -> str:
     if output is not None:
-        return _SUFFIXES.get(output.suffix.lower(), "json")  # type: ignore[return-value]
+        return _SUFFIXES[output.suffix.lower()]
     return "table" if sys.stdout.isatty() else "json"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+class _Out:
+    """The writer and its stream; a failed write names the output (``stdout`` or the file)."""
+
+    def __init__(self, writer: Any, out: IO[bytes] | None, name: str) -> None:
+        self.writer = writer
+        self.out = out
+        self.name = name
+
+    def _failed(self, exc: OSError) -> _OutputFailed:
+        return _OutputFailed(f"{self.name}: {exc.strerror or exc}")
+
+    def node(self, node: NodeResult, dataset: str) -> None:
+        try:
+            self.writer.node(node, dataset)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def finish(self, stream: ScanStream, summary: Any, datasets: Any) -> None:
+        try:
+            self.writer.finish(stream.root, stream.models, summary, datasets)
+            if self.out is not None:
+                self.out.flush()
+            elif self.name == "stdout":
+                sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise BrokenPipeError(*exc.args) from None
+            raise self._failed(exc) from None
 
 
 async def _run(
@@ -196,70 +311,181 @@ async def _run(
     fmt: ReportFormat,
     output: Path | None,
     show: bool,
-    fail_on: Literal["invalid", "unreadable", "never"],
+    fail_on: Literal["invalid", "unreadable", "new", "never"],
+    baseline: Baseline | None,
+    resume: tuple[Path, Any, list[NodeResult]] | None,
 ) -> int:
+    import anyio
+
     from cellmap_schemas._scan.report import atomic_output, exit_code, make_writer
     from cellmap_schemas.asynchronous import open_scan
 
-    async with open_scan(
-        url,
-        models=models,
-        concurrency=concurrency,
-        retries=retries,
-        timeout=timeout,
-        storage_options=storage_options,
-        options=options,
-    ) as stream:
-        with ExitStack() as stack:
-            out: IO[bytes] | None
-            if output is not None:
-                out = stack.enter_context(atomic_output(output))
-            elif fmt == "table":
-                out = None
-            else:
-                sys.stdout.flush()
-                out = sys.stdout.buffer
-            writer = make_writer(fmt, out, terminal=False)
-            add = writer.node
-            dataset_of = stream.dataset_of
-            with _progress(stream) if show else nullcontext():
+    caught: list[int] = []
+    # The handlers are in place before the output file exists: a signal at any point of the
+    # scan ends in a report, and never leaves the temporary file behind.
+    with anyio.open_signal_receiver(*_SIGNALS) as signals:
+        async with anyio.create_task_group() as outer:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    caught.append(signum)
+                    scope.cancel()
+                    return
+
+            outer.start_soon(watch)
+            scope = anyio.CancelScope()
+            try:
+                async with open_scan(
+                    url,
+                    models=models,
+                    concurrency=concurrency,
+                    retries=retries,
+                    timeout=timeout,
+                    storage_options=storage_options,
+                    options=options,
+                    done=resume[2] if resume else None,
+                ) as stream:
+                    stream.options.fail_on = fail_on
+                    if resume is not None:
+                        _check_resume(resume[0], resume[1], stream)
+                        stream.options.resume = str(resume[0])
+                    if baseline is not None:
+                        stream.options.baseline = baseline.source
+                    code = await _consume(
+                        stream, scope, caught, fmt, output, show, baseline, make_writer,
+                        atomic_output, exit_code,
+                    )  # fmt: skip
+            finally:
+                outer.cancel_scope.cancel()
+    if caught:
+        return 128 + caught[0]
+    return code
+
+
+async def _consume(
+    stream: ScanStream,
+    scope: Any,
+    caught: list[int],
+    fmt: ReportFormat,
+    output: Path | None,
+    show: bool,
+    baseline: Baseline | None,
+    make_writer: Any,
+    atomic_output: Any,
+    exit_code: Any,
+) -> int:
+    import anyio
+
+    from cellmap_schemas._scan.report import printable
+
+    with atomic_output(output) if output is not None else _stdout(fmt) as out:
+        name = str(output) if output is not None else "stdout"
+        sink = _Out(make_writer(fmt, out, terminal=False), out, name)
+        dataset_of = stream.dataset_of
+        change = baseline.change if baseline is not None else None
+
+        def add(node: NodeResult) -> None:
+            if change is not None:
+                import msgspec
+
+                node = msgspec.structs.replace(node, change=change(node))
+            sink.node(node, node.dataset or dataset_of(node.path))
+
+        async with anyio.create_task_group() as tg:
+            if show:
+                tg.start_soon(_progress, stream)
+            with scope:
                 async for node in stream:
-                    add(node, dataset_of(node.path))
-            summary, datasets = stream.finish()
-            writer.finish(stream.root, stream.models, summary, datasets)
-            if out is not None:
-                out.flush()
-    return exit_code(summary, fail_on)
+                    add(node)
+            tg.cancel_scope.cancel()
+        interrupted = bool(caught)
+        if interrupted:
+            for node in stream.ready():  # finished, not handed out yet: reported too
+                add(node)
+        summary, datasets = stream.finish(interrupted=interrupted)
+        if baseline is not None:
+            summary.baseline = baseline.finish()
+        sink.finish(stream, summary, datasets)
+        if interrupted:
+            sig = signal.Signals(caught[0]).name
+            err(printable(f"interrupted by {sig}: {summary.nodes} nodes reported"))
+    return exit_code(summary, stream.options.fail_on)
 
 
-@contextmanager
-def _progress(stream: ScanStream) -> Iterator[None]:
-    """A live line on stderr; rich refreshes it from its own thread, reading the counters."""
-    from rich.console import Console
-    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TimeElapsedColumn
-    from rich.text import Text
+class _stdout:
+    """stdout as the report's binary stream (None for the table, which prints through rich)."""
 
-    class Counters(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            s = stream.summary
-            return Text(
-                f"{stream.found} nodes found, {stream.done} validated, "
-                f"{stream.requests} requests, {s.invalid + s.unreadable} errors"
-            )
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
 
-    with Progress(
-        SpinnerColumn(),
-        Counters(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        refresh_per_second=8,
-    ) as bar:
-        bar.add_task("scan", total=None)
-        yield
+    def __enter__(self) -> IO[bytes] | None:
+        if self._fmt == "table":
+            return None
+        sys.stdout.flush()
+        return sys.stdout.buffer
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _check_resume(path: Path, summary: Any, stream: ScanStream) -> None:
+    """A report resumes only the scan it is a part of: same root, same verdict options."""
+    if summary is None:
+        return  # killed outright: the records are all there is to go by
+    o, n = summary.options, stream.options
+    ours = (summary.root, o.models, o.strict, o.select, o.ignore)
+    theirs = (stream.root, n.models, n.strict, n.select, n.ignore)
+    if ours != theirs:
+        raise ValueError(
+            f"--resume {path}: that report is of another scan ({summary.root}, models "
+            f"{o.models or 'all'}, strict={o.strict}, select={o.select}, ignore={o.ignore})"
+        )
+
+
+async def _progress(stream: ScanStream) -> None:
+    """Progress on stderr: a live line on a terminal, else a status line at 1, 2, 4, ... 60 s
+    (a CI log gets a few lines, not a spinner)."""
+    import anyio
+
+    def status() -> str:
+        s = stream.summary
+        return (
+            f"{stream.found} nodes found, {stream.done} validated, "
+            f"{stream.requests} requests, {s.invalid + s.unreadable} errors"
+        )
+
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import Progress, ProgressColumn, SpinnerColumn, TimeElapsedColumn
+        from rich.text import Text
+
+        class Counters(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(status())
+
+        with Progress(
+            SpinnerColumn(),
+            Counters(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            refresh_per_second=8,
+        ) as bar:
+            bar.add_task("scan", total=None)
+            await anyio.sleep_forever()
+    started = time.monotonic()
+    wait = 1.0
+    while True:
+        await anyio.sleep(wait)
+        print(f"scan: {status()} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        wait = min(wait * 2, 60.0)
 
 
 def _describe(url: str, exc: BaseException, output: Path | None) -> str:
+    from cellmap_schemas._scan.baseline import ReportError
+
+    if isinstance(exc, ReportError):
+        return str(exc)
     text = describe(url, exc)
     if isinstance(exc, OSError) and output is not None and str(output) in str(exc):
         return str(exc)

@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 import msgspec
-from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from cellmap_schemas._scan.crawl import MEMBER_DEPTH, Crawler, RootError
 from cellmap_schemas._scan.report import (
@@ -72,7 +72,7 @@ class ScanStream:
     def __init__(
         self,
         crawler: Crawler,
-        receive: ObjectReceiveStream[list[NodeResult]],
+        receive: MemoryObjectReceiveStream[list[NodeResult]],
         started: float,
         *,
         options: ReportOptions | None = None,
@@ -168,12 +168,12 @@ class ScanStream:
 
     def finish(self, *, interrupted: bool = False) -> tuple[Summary, list[DatasetSummary]]:
         """Totals and per-dataset verdicts (call after the last result), with the header."""
-        from cellmap_schemas import __version__
+        from cellmap_schemas import _version
 
         summary, datasets = self._tally.finish(
             elapsed_s=time.perf_counter() - self._started, requests=self.requests
         )
-        summary.tool_version = __version__
+        summary.tool_version = _version()
         summary.started_at = self.started_at
         summary.root = self.root
         summary.models = self.models

@@ -49,8 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from anyio.abc import ObjectReceiveStream
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from cellmap_schemas._scan import ScanStream
 from cellmap_schemas._scan.crawl import Crawler, Seed
@@ -198,7 +197,7 @@ class DistributedScanStream(ScanStream):
     tasks; ``found`` and ``requests`` include the tasks completed so far."""
 
     def __init__(
-        self, crawler: Crawler, receive: ObjectReceiveStream[list[NodeResult]], started: float
+        self, crawler: Crawler, receive: MemoryObjectReceiveStream[list[NodeResult]], started: float
     ) -> None:
         super().__init__(crawler, receive, started)
         self.extra_found = 0
@@ -500,11 +499,9 @@ async def collect_distributed(
     keyword arguments are those of :func:`open_distributed_scan`."""
     async with open_distributed_scan(url, client_or_address, **kwargs) as scan:
         nodes = [node async for node in scan]
-        summary, datasets = scan.finish()
+        summary, _ = scan.finish()
     nodes.sort(key=lambda n: n.path)
-    return ScanReport(
-        root=scan.root, models=scan.models, summary=summary, datasets=datasets, nodes=nodes
-    )
+    return ScanReport(summary=summary, nodes=nodes)
 
 
 def scan_distributed(url: str, client: Client | str, **kwargs: Any) -> ScanReport:

@@ -139,7 +139,7 @@ class SarifWriter:
         self._notes: list[tuple[str, dict[str, Any]]] = []
 
     def node(self, node: NodeResult, dataset: str) -> None:
-        location = {
+        location: dict[str, Any] = {
             "physicalLocation": {
                 "artifactLocation": {"uri": _node_uri(node.path), "uriBaseId": "ROOT"}
             }

@@ -82,6 +82,7 @@ def scan(
     select: Select = None,
     ignore: Ignore = None,
     storage_option: StorageOptions = None,
+    dask: Annotated[str | None, Parameter(name="--dask")] = None,
 ) -> int:
     """Audit every node below URL (a bucket, a folder of datasets or one container).
 
@@ -150,6 +151,10 @@ def scan(
         Drop these rules: IDs or prefixes (repeatable), e.g. --ignore OME008.
     storage_option: list[str] | None
         fsspec storage option key=value (repeatable), e.g. anon=true.
+    dask: str | None
+        Shard the scan over a Dask cluster: tcp://HOST:PORT (a running scheduler) or local:N
+        (N worker processes on this machine); the report is the one a single process gives.
+        Needs `pip install 'cellmap-schemas[dask]'`.
     """
     from cellmap_schemas._scan.report import FORMATS, output_problem
     from cellmap_schemas.errors import UnknownModelError
@@ -166,6 +171,7 @@ def scan(
         f"--retries must be 0 or more, got {retries}" if retries < 0 else "",
         f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
         "--fail-on new needs --baseline" if fail_on == "new" and baseline is None else "",
+        "--resume does not combine with --dask" if resume is not None and dask else "",
     ]
     if output is not None:
         # checked before the scan, which may take hours, rather than when the report is written
@@ -179,6 +185,14 @@ def scan(
     if any(problems):
         err(next(p for p in problems if p))
         return EXIT_ERROR
+    if dask is not None:
+        from cellmap_schemas._scan.distributed import DistributedNotInstalled, require_distributed
+
+        try:
+            require_distributed()
+        except DistributedNotInstalled as exc:
+            err(str(exc))
+            return EXIT_ERROR
 
     fmt: ReportFormat = format or _default_format(output)  # type: ignore[assignment]
     show = sys.stderr.isatty() if progress is None else progress
@@ -210,6 +224,7 @@ def scan(
                 fail_on=fail_on,
                 baseline=base,
                 resume=(resume, *done) if resume is not None and done is not None else None,
+                dask=dask,
             )
         )
     except KeyboardInterrupt:  # before the signal handlers are in place
@@ -314,6 +329,7 @@ async def _run(
     fail_on: Literal["invalid", "unreadable", "new", "never"],
     baseline: Baseline | None,
     resume: tuple[Path, Any, list[NodeResult]] | None,
+    dask: str | None = None,
 ) -> int:
     import anyio
 
@@ -335,16 +351,17 @@ async def _run(
             outer.start_soon(watch)
             scope = anyio.CancelScope()
             try:
-                async with open_scan(
-                    url,
-                    models=models,
-                    concurrency=concurrency,
-                    retries=retries,
-                    timeout=timeout,
-                    storage_options=storage_options,
-                    options=options,
-                    done=resume[2] if resume else None,
-                ) as stream:
+                kw: dict[str, Any] = dict(
+                    models=models, concurrency=concurrency, retries=retries, timeout=timeout,
+                    storage_options=storage_options, options=options,
+                )  # fmt: skip
+                if dask is not None:
+                    from cellmap_schemas._scan.distributed import open_distributed_scan
+
+                    opened: Any = open_distributed_scan(url, dask, **kw)
+                else:
+                    opened = open_scan(url, done=resume[2] if resume else None, **kw)
+                async with opened as stream:
                     stream.options.fail_on = fail_on
                     if resume is not None:
                         _check_resume(resume[0], resume[1], stream)
@@ -409,7 +426,8 @@ async def _consume(
         if interrupted:
             sig = signal.Signals(caught[0]).name
             err(printable(f"interrupted by {sig}: {summary.nodes} nodes reported"))
-    return exit_code(summary, stream.options.fail_on)
+    code: int = exit_code(summary, stream.options.fail_on)
+    return code
 
 
 class _stdout:

@@ -396,7 +396,7 @@ def test_scanner_agrees_with_truth(tmp_path: Path, layout: str, seed: int) -> No
         c = counts.setdefault(path.split("/", 1)[0], {})
         c[said] = c.get(said, 0) + 1
     assert not wrong, wrong[:10]
-    by_name = {d["name"]: d for d in report["datasets"]}
+    by_name = {d["name"]: d for d in report["summary"]["datasets"]}
     assert set(by_name) == set(truth.datasets)
     for name, d in truth.datasets.items():
         r, c = by_name[name], counts[name]

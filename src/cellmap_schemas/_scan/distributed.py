@@ -53,7 +53,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from cellmap_schemas._scan import ScanStream
 from cellmap_schemas._scan.crawl import Crawler, Seed
-from cellmap_schemas._scan.report import NodeResult, ScanReport
+from cellmap_schemas._scan.report import NodeResult, ReportOptions, ScanReport
 from cellmap_schemas.validation import Options, Verdicts
 
 if TYPE_CHECKING:
@@ -197,9 +197,13 @@ class DistributedScanStream(ScanStream):
     tasks; ``found`` and ``requests`` include the tasks completed so far."""
 
     def __init__(
-        self, crawler: Crawler, receive: MemoryObjectReceiveStream[list[NodeResult]], started: float
+        self,
+        crawler: Crawler,
+        receive: MemoryObjectReceiveStream[list[NodeResult]],
+        started: float,
+        options: ReportOptions | None = None,
     ) -> None:
-        super().__init__(crawler, receive, started)
+        super().__init__(crawler, receive, started, options=options)
         self.extra_found = 0
         self.remote_requests = 0
         self.tasks = 0
@@ -349,7 +353,17 @@ async def open_distributed_scan(
             store, verdicts, concurrency=concurrency, max_depth=max_depth, split_depth=1
         )
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](16)
-        stream = DistributedScanStream(crawler, receive, started)
+        opts = verdicts.options
+        report_options = ReportOptions(
+            models=list(verdicts.names) if verdicts.explicit else None,
+            strict=opts.strict,
+            select=list(opts.select),
+            ignore=list(opts.ignore),
+            concurrency=concurrency,
+            retries=retries,
+            timeout=timeout,
+        )
+        stream = DistributedScanStream(crawler, receive, started, options=report_options)
         run = _Run(client, stream, crawler, target, settings, task_retries)
 
         async def produce() -> None:

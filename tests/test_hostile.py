@@ -235,6 +235,24 @@ def test_read_tree_names_the_link_it_did_not_follow(linked: tuple[Path, Path]) -
     assert node.failures["out"] == _refusal(root, "c.n5/out", outside / "c.n5")
 
 
+def test_reads_through_a_link_out_are_refused_however_deep(linked: tuple[Path, Path]) -> None:
+    """A key read directly (no listing before it) is refused as well, naming the link."""
+    root, outside = linked
+
+    async def main() -> list[object]:
+        async with open_store(root) as store:
+            keys = ["c.n5/out/s0/attributes.json", "away/c.n5/attributes.json"]
+            keys += ["c.n5/alias/s0/attributes.json", "c.n5/g/s0/attributes.json"]
+            first = await store.get_many(keys)
+            return [*first, *(await store.get_many(keys))]  # the second time from the cache
+
+    results = anyio.run(main)
+    for i in (0, 4):
+        assert str(results[i]) == _refusal(root, "c.n5/out", outside / "c.n5")
+        assert str(results[i + 1]) == _refusal(root, "away", outside)
+        assert results[i + 2] == results[i + 3] == json.dumps(N5_ARRAY).encode()
+
+
 # ---- 3. special files named like metadata -----------------------------------------------------
 def _device(path: Path) -> bool:
     try:

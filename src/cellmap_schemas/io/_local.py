@@ -23,7 +23,6 @@ import functools
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -48,7 +47,6 @@ PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 """Trees a symlink is never followed into (unless the root itself lies there)."""
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_FD_LINKS = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else None
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO"),
@@ -62,18 +60,50 @@ def _under(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
-@dataclass(frozen=True, slots=True)
 class Scope:
-    """Where reads may lead: the root's real path and whether links out of it are followed."""
+    """Where reads may lead: the root's real path and whether links out of it are followed.
 
-    root: str
-    real_root: str
-    url: str
-    follow: bool
+    Which directories lie inside the root is remembered (a bounded cache, one ``lstat`` per
+    directory met), so that a read costs no resolution of its own unless its file is a link.
+    """
+
+    __slots__ = ("_inside", "follow", "real_root", "root", "url")
+
+    CACHE = 1 << 16
+    """Directories remembered at most; the cache is emptied when full."""
+
+    def __init__(self, root: str, real_root: str, url: str, follow: bool) -> None:
+        self.root = root
+        self.real_root = real_root
+        self.url = url
+        self.follow = follow
+        self._inside: dict[str, bool] = {"": True}
 
     @classmethod
     def of(cls, root: str, url: str, follow: bool) -> Scope:
         return cls(root, os.path.realpath(root), url.rstrip("/") or url, follow)
+
+    def inside(self, directory: str) -> bool:
+        """Whether the directory key ``directory`` (no leading "/") resolves inside the root."""
+        known = self._inside.get(directory)
+        if known is not None:
+            return known
+        segments = directory.split("/")
+        i = len(segments) - 1  # the longest prefix already known
+        while i > 0 and "/".join(segments[:i]) not in self._inside:
+            i -= 1
+        ok = self._inside["/".join(segments[:i])]
+        if len(self._inside) > self.CACHE:
+            self._inside = {"": True}
+        for j in range(i, len(segments)):
+            key = "/".join(segments[: j + 1])
+            if ok:
+                candidate = os.path.join(self.root, key)
+                ok = not os.path.islink(candidate) or _under(
+                    os.path.realpath(candidate), self.real_root
+                )
+            self._inside[key] = ok
+        return ok
 
     def url_of(self, key: str) -> str:
         return join_key(self.url, key)
@@ -217,7 +247,10 @@ def read_file(
     most one past it.
     """
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
+        linked = stat.S_ISLNK(st.st_mode)
+        if linked:
+            st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -239,7 +272,7 @@ def read_file(
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"{url}: not a regular file ({_kind(st.st_mode)})")
         if scope is not None and not scope.follow:
-            _check_inside(fd, path, url, scope, key)
+            _check_inside(path, url, scope, key, linked)
         if st.st_size > limit:
             raise too_large(url, limit)
         want = st.st_size + 1
@@ -264,19 +297,19 @@ def read_file(
         os.close(fd)
 
 
-def _check_inside(fd: int, path: str, url: str, scope: Scope, key: str) -> None:
-    """Refuse an open file that lies outside the root (one ``readlink`` on Linux)."""
-    real = os.readlink(f"{_FD_LINKS}/{fd}") if _FD_LINKS else os.path.realpath(path)
-    if _under(real, scope.real_root):
+def _check_inside(path: str, url: str, scope: Scope, key: str, linked: bool) -> None:
+    """Refuse a file that lies outside the root: its directory is checked (remembered), and
+    the file itself only when it is a link."""
+    directory = key.rpartition("/")[0].strip("/")
+    if scope.inside(directory) and (not linked or _under(os.path.realpath(path), scope.real_root)):
         return
     refused = scope.explain(key)
-    if refused is None and not _under(os.path.realpath(path), scope.real_root):
+    if refused is None:
         refused = NotFollowedError(
-            f"{url}: resolves to {real} outside the scanned root: "
+            f"{url}: resolves to {os.path.realpath(path)} outside the scanned root: "
             "not followed (use --follow-symlinks)"
         )
-    if refused is not None:
-        raise refused
+    raise refused
 
 
 def read_batch(

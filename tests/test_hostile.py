@@ -494,3 +494,16 @@ def test_concurrent_writers_in_processes_exactly_one_wins(tmp_path: Path, name: 
         go.touch()
         outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
         assert outcomes == ["exists", "exists", "exists", "ok"], (trial, outcomes)
+
+
+@pytest.mark.parametrize("document", [".zarray", ".zattrs"])
+def test_write_onto_a_fifo_named_like_metadata_fails_at_once(tmp_path: Path, document: str) -> None:
+    """tensorstore's file driver would block for ever opening the FIFO: refused before."""
+    container = tmp_path / "data.zarr"
+    (container / "raw").mkdir(parents=True)
+    os.mkfifo(container / "raw" / document)
+    for overwrite in (False, True):
+        with pytest.raises(StoreError) as info:
+            timed(lambda o=overwrite: _spec().to_zarr(str(container), "raw", overwrite=o), 10)
+        assert str(info.value) == f"{container}/raw/{document}: not a regular file"
+    assert stat.S_ISFIFO(os.lstat(container / "raw" / document).st_mode)  # nothing replaced

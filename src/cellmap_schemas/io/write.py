@@ -561,6 +561,10 @@ def _survey(
 ) -> tuple[dict[str, dict[str, bytes | None]], dict[str, bytes]]:
     """The metadata documents present at each of ``paths`` (None where missing), and the
     storage generation of each document key read (for conditional writes)."""
+    if where.kvstore.get("driver") == "file":
+        _refuse_special_files(
+            where, [_join(p, k) for p in dict.fromkeys(paths) for k in _METADATA_KEYS]
+        )
     pending = [
         (path, key, kv.read(_join(path, key)))
         for path in dict.fromkeys(paths)
@@ -583,6 +587,20 @@ def _survey(
     if errors:
         raise errors[0]
     return found, stamps
+
+
+def _refuse_special_files(where: Container, keys: list[str]) -> None:
+    """tensorstore's file driver would block for ever opening a FIFO named like a document."""
+    import stat
+
+    base = where.kvstore["path"]
+    for key in keys:
+        try:
+            mode = os.stat(base + key).st_mode
+        except OSError:
+            continue  # missing, or an error tensorstore's read reports
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise StoreError(f"{where.url_of(key)}: not a regular file")
 
 
 def _leftovers(kv: ts.KvStore, where: Container, paths: list[str]) -> dict[str, str]:

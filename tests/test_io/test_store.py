@@ -16,7 +16,7 @@ import pytest
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io import open_store, parse_url
 from cellmap_schemas.io._local import BATCH, LocalStore
-from cellmap_schemas.io.store import FsspecStore, Store
+from cellmap_schemas.io.store import FsspecStore, NotFollowedError, Store
 from faults import FaultProxy
 
 
@@ -134,31 +134,47 @@ def test_local_symlinks(tree: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "attributes.json").write_bytes(b'{"outside": true}')
-    (tree / "linked").symlink_to(outside)  # a directory elsewhere: followed
+    (tree / "linked").symlink_to(outside)  # a directory elsewhere: listed, followed on request
     (tree / "loop").symlink_to(tree)  # the root itself: left out
     (tree / "labels" / "a" / "up").symlink_to(tree / "labels")  # an ancestor: left out
     (tree / "slash").symlink_to("/")  # an ancestor of the root: left out
     (tree / "broken").symlink_to(tmp_path / "nowhere")  # dangling: left out
     (tree / "alias.json").symlink_to(tree / "attributes.json")  # a file: listed as a file
     (tree / "self").symlink_to("self")  # a loop of its own: left out
+    (tree / "s0" / "inside").symlink_to(tree / "labels")  # inside the root: followed
 
-    async def main() -> list[object]:
-        async with open_store(tree) as store:
-            return [
+    async def main(follow: bool) -> list[object]:
+        async with open_store(tree, follow_symlinks=follow) as store:
+            out: list[object] = [
                 await store.list_dir(),
                 await store.list_dir("labels/a"),
-                await store.list_dir("linked"),
-                await store.get("linked/attributes.json"),
                 await store.get("alias.json"),
+                await store.list_dir("s0/inside"),
             ]
+            for call in (store.list_dir("linked"), store.get("linked/attributes.json")):
+                try:
+                    out.append(await call)
+                except StoreError as exc:
+                    out.append(exc)
+            return out
 
-    assert run(main) == [
+    common = [
         (["labels", "linked", "s0", "s1"], ["alias.json", "attributes.json"]),
         ([], ["attributes.json"]),
-        ([], ["attributes.json"]),
-        b'{"outside": true}',
         b'{"n5": "2.0.0"}',
+        (["a"], []),
     ]
+    followed = run(lambda: main(True))
+    assert followed == [*common, ([], ["attributes.json"]), b'{"outside": true}']
+    refused = run(lambda: main(False))
+    assert refused[:4] == common
+    reason = (
+        f"{tree}/linked: symlink to {outside} outside the scanned root: "
+        "not followed (use --follow-symlinks)"
+    )
+    for exc in refused[4:]:
+        assert isinstance(exc, NotFollowedError)
+        assert str(exc) == reason
 
 
 def test_local_mutual_symlinks_cannot_make_a_walk_loop(tmp_path: Path) -> None:
@@ -193,15 +209,16 @@ def test_local_special_files_do_not_hang(tmp_path: Path) -> None:
 
     async def main() -> tuple[object, ...]:
         async with open_store(tmp_path, timeout=10) as store:
-            with pytest.raises(StoreError, match=r"attributes\.json: not a regular file"):
+            with pytest.raises(StoreError) as info:
                 await store.get("attributes.json")
+            assert str(info.value) == f"{tmp_path}/attributes.json: not a regular file (a FIFO)"
             many = await store.get_many(["attributes.json", ".zgroup"])
             return await store.list_dir(), many
 
     start = time.monotonic()
     listing, many = run(main)
     assert time.monotonic() - start < 5
-    assert listing == ([], [".zgroup"])
+    assert listing == ([], [".zgroup", "attributes.json"])  # listed, so that it is not missed
     assert isinstance(many[0], StoreError)
     assert many[1] == b"{}"
 

@@ -432,9 +432,9 @@ def test_write_pyramid_checks_before_writing(tmp_path: Path) -> None:
 def test_write_pyramid_reports_failed_array(tmp_path: Path) -> None:
     spec = sample_spec("zarr2")
     store = tmp_path / "data.zarr"
-    # stale content, not a node: a file where Zarr v2's nested chunk directory z=0 of s1 goes
-    (store / "image" / "s1").mkdir(parents=True)
-    (store / "image" / "s1" / "0").write_text("in the way")
+    # in the way, yet no key (a leftover chunk would be refused before anything is written):
+    # an empty directory where the chunk file of s1 goes
+    (store / "image" / "s1" / "0" / "0" / "0").mkdir(parents=True)
     data = sample_data()
     with pytest.raises(StoreError, match=r"writing image/s1 \[0:3, 0:5, 0:7\] failed"):
         write_pyramid(spec, str(store), "image", data)

@@ -136,3 +136,34 @@ def test_failed_chunk_write_names_array_and_region(
         assert proxy.injected > 0
     assert "tensorstore_spec" not in str(info.value)
     assert "http_response_body" not in str(info.value)
+
+
+def test_concurrent_writers_on_s3_exactly_one_wins(s3: Any) -> None:
+    """The claim of the target's document is a conditional PUT: one writer wins on S3 too."""
+    import threading
+
+    from cellmap_schemas.spec.zarr_v2 import ArraySpec
+
+    s3.client().create_bucket(Bucket=BUCKET)
+    spec = ArraySpec.from_array(np.zeros((4, 6), dtype="uint8"), chunks=(2, 3))
+    for trial in range(5):
+        url = f"s3://{BUCKET}/race{trial}/data.zarr"
+        barrier = threading.Barrier(4)
+        outcomes: list[str] = []
+
+        def writer(
+            url: str = url, barrier: threading.Barrier = barrier, outcomes: list[str] = outcomes
+        ) -> None:
+            barrier.wait()
+            try:
+                spec.to_zarr(url, "raw")
+                outcomes.append("ok")
+            except NodeExistsError:
+                outcomes.append("exists")
+
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(outcomes) == ["exists", "exists", "exists", "ok"], (trial, outcomes)

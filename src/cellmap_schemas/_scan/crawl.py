@@ -37,13 +37,14 @@ from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import anyio.to_thread
+import msgspec
 from anyio.abc import ObjectSendStream
 
 from cellmap_schemas._scan.report import NodeResult
 from cellmap_schemas.errors import NodeNotFoundError, StoreError, UnsupportedFormatError
 from cellmap_schemas.formats import METADATA_KEYS, format_of_key
-from cellmap_schemas.io.read import ParsedNode, parse_node
-from cellmap_schemas.io.store import Store
+from cellmap_schemas.io.read import MAX_DEPTH, ParsedNode, decode_document, parse_node
+from cellmap_schemas.io.store import NotFollowedError, Store
 from cellmap_schemas.validation import ModelResult, Status, Verdicts
 
 __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError", "Seed"]
@@ -58,10 +59,6 @@ LOCAL_BATCH = 512
 
 LOCAL_TASKS = 4
 """Batches in flight at once on local disk."""
-
-MAX_DEPTH = 64
-"""Directories nested deeper than this are reported, not followed (a guard against cycles on
-stores without symlinks to detect, and against pathological trees)."""
 
 _META = frozenset(METADATA_KEYS)
 _DEFINING = frozenset({"zarr.json", ".zarray", ".zgroup", "attributes.json"})
@@ -434,6 +431,9 @@ class Crawler:
         # missing keys too), the listing says which documents really exist.
         guessing = not root and it.ctx is None and _hint(it.name) is None
         for key, value in zip(w.keys, values, strict=True):
+            if isinstance(value, NotFollowedError) and not root:
+                await self._unreadable(it, None, None, value)  # a link: the reason is the link's
+                return False
             if isinstance(value, BaseException):
                 if guessing:
                     continue
@@ -472,7 +472,8 @@ class Crawler:
         if not w.it.path and node is None:
             raise RootError(str(exc)) from None
         fmt, kind = (node.format, node.kind) if node else (None, None)
-        await self._unreadable(w.it, fmt, kind, exc, listing=True)
+        # a link not followed is not a failed listing: its message is the whole reason
+        await self._unreadable(w.it, fmt, kind, exc, listing=not isinstance(exc, NotFollowedError))
 
     async def _listed(self, w: _Work, values: Sequence[bytes | StoreError | None]) -> None:
         """Take the listing and the metadata files it named; finish the directory."""
@@ -527,10 +528,21 @@ class Crawler:
             await self._group(it, node, False, names=names)
 
     def _without_consolidated(self, docs: dict[str, bytes | None], url: str) -> ParsedNode | None:
-        """A broken ``.zmetadata`` must not hide a readable group: crawl it instead."""
-        if docs.get(".zmetadata") is None:
+        """Broken consolidated metadata (a ``.zmetadata``, or a bad entry of a ``zarr.json``'s
+        ``consolidated_metadata``) must not hide a readable group: crawl it instead."""
+        rest = dict(docs)
+        if rest.get(".zmetadata") is not None:
+            rest.pop(".zmetadata")
+        elif rest.get("zarr.json") is not None:
+            try:
+                doc = decode_document(rest["zarr.json"], url, "zarr.json")  # type: ignore[arg-type]
+            except UnsupportedFormatError:
+                return None
+            if doc.pop("consolidated_metadata", None) is None:
+                return None
+            rest["zarr.json"] = msgspec.json.encode(doc)
+        else:
             return None
-        rest = {k: v for k, v in docs.items() if k != ".zmetadata"}
         try:
             return parse_node(rest, url)
         except UnsupportedFormatError:

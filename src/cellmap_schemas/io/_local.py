@@ -2,11 +2,18 @@
 
 A thread hop costs more than reading a small metadata file from the page cache (batching many
 paths per call measured 7x faster than one call per file), so ``get_many`` hands each worker
-thread a batch of paths. Directory listings refuse to re-enter a directory they are already
-inside (symlink loops), and special files (FIFOs, sockets, devices) are never opened for a
-blocking read, so a listing or read cannot hang. A file larger than the store's
-``max_document_size`` is an error, told from its size or, for files whose size lies (``/proc``,
-growing files), after reading one byte past the limit.
+thread a batch of paths. Every path of a batch gets its own result: a failure (an I/O error
+while listing, a name that cannot be resolved) costs that path only, never its batch.
+
+Directory listings refuse to re-enter a directory they are already inside (symlink loops).
+Symlinks whose target lies outside the store's root are listed but not followed (reading or
+listing through one is a :class:`~cellmap_schemas.io.store.NotFollowedError` naming the link
+and its target) unless the store was opened with ``follow_symlinks=True``; even then a link into
+a pseudo filesystem (``/proc``, ``/sys``, ``/dev``) is not followed, so a scan cannot wander
+into the process table. Special files (FIFOs, sockets, devices) are listed as files but never
+opened: reading one is an error, so a listing or read cannot hang. A file larger than the
+store's ``max_document_size`` is an error, told from its size or, for files whose size lies
+(``/proc``, growing files), after reading one byte past the limit.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ import anyio
 import anyio.to_thread
 
 from cellmap_schemas.errors import StoreError
-from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, Store, too_large
+from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, NotFollowedError, Store, too_large
 from cellmap_schemas.io.url import Location, join_key
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "Scope"]
 
 THREADS = 4
 """Worker threads one local store keeps busy at once."""
@@ -36,15 +43,115 @@ BATCH = 256
 MIN_BATCH = 32
 """Fewest paths worth a thread call of their own: smaller requests go in one call."""
 
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+"""Trees a symlink is never followed into (unless the root itself lies there)."""
+
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _under(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+class Scope:
+    """Where reads may lead: the root's real path and whether links out of it are followed.
+
+    Which directories lie inside the root is remembered (a bounded cache, one ``lstat`` per
+    directory met), so that a read costs no resolution of its own unless its file is a link.
+    """
+
+    __slots__ = ("_inside", "follow", "real_root", "root", "url")
+
+    CACHE = 1 << 16
+    """Directories remembered at most; the cache is emptied when full."""
+
+    def __init__(self, root: str, real_root: str, url: str, follow: bool) -> None:
+        self.root = root
+        self.real_root = real_root
+        self.url = url
+        self.follow = follow
+        self._inside: dict[str, bool] = {"": True}
+
+    @classmethod
+    def of(cls, root: str, url: str, follow: bool) -> Scope:
+        return cls(root, os.path.realpath(root), url.rstrip("/") or url, follow)
+
+    def inside(self, directory: str) -> bool:
+        """Whether the directory key ``directory`` (no leading "/") resolves inside the root."""
+        known = self._inside.get(directory)
+        if known is not None:
+            return known
+        segments = directory.split("/")
+        i = len(segments) - 1  # the longest prefix already known
+        while i > 0 and "/".join(segments[:i]) not in self._inside:
+            i -= 1
+        ok = self._inside["/".join(segments[:i])]
+        if len(self._inside) > self.CACHE:
+            self._inside = {"": True}
+        for j in range(i, len(segments)):
+            key = "/".join(segments[: j + 1])
+            if ok:
+                candidate = os.path.join(self.root, key)
+                ok = not os.path.islink(candidate) or _under(
+                    os.path.realpath(candidate), self.real_root
+                )
+            self._inside[key] = ok
+        return ok
+
+    def url_of(self, key: str) -> str:
+        return join_key(self.url, key)
+
+    def refusal(self, key: str, target: str) -> NotFollowedError | None:
+        """Why the link at ``key`` (resolving to ``target``) is not followed, or None."""
+        if _under(target, self.real_root):
+            return None
+        if not self.follow:
+            return NotFollowedError(
+                f"{self.url_of(key)}: symlink to {target} outside the scanned root: "
+                "not followed (use --follow-symlinks)"
+            )
+        if any(_under(target, p) for p in PSEUDO_FILESYSTEMS):
+            return NotFollowedError(
+                f"{self.url_of(key)}: symlink to {target} on a pseudo filesystem: not followed"
+            )
+        return None
+
+    def explain(self, key: str) -> NotFollowedError | None:
+        """The first link on the way to ``key`` that may not be followed (the slow path)."""
+        segments = [s for s in key.split("/") if s and s != "."]
+        real = self.real_root
+        for i, segment in enumerate(segments):
+            candidate = os.path.join(real, segment)
+            if not os.path.islink(candidate):
+                real = candidate
+                continue
+            os.stat(candidate)  # resolvable at all (the kernel bounds the chain), or OSError
+            real = os.path.realpath(candidate)
+            refused = self.refusal("/".join(segments[: i + 1]), real)
+            if refused is not None:
+                return refused
+        return None
 
 
 class LocalStore(Store):
-    """A directory on a local (or mounted) filesystem."""
+    """A directory on a local (or mounted) filesystem.
 
-    def __init__(self, location: Location, **kw: Any) -> None:
+    ``follow_symlinks``: follow links whose target lies outside the root (off by default: such
+    a link is reported, not followed). Links inside the root are always followed.
+    """
+
+    def __init__(self, location: Location, *, follow_symlinks: bool = False, **kw: Any) -> None:
         super().__init__(location, **kw)
         self._root = location.path
+        self.follow_symlinks = follow_symlinks
+        self._scope = Scope.of(location.path, self.url, follow_symlinks)
         self._threads = anyio.CapacityLimiter(THREADS)
 
     def _path(self, key: str) -> str:
@@ -59,25 +166,28 @@ class LocalStore(Store):
 
     async def get(self, key: str) -> bytes | None:
         self.requests += 1
+        url = self.url_of(key)
         try:
-            data: bytes | None = await self._run(
-                read_file, self._path(key), self.url_of(key), self.max_document_size
+            result = await self._run(
+                read_batch, [(self._path(key), url, key)], self.max_document_size, self._scope
             )
-            return data
         except TimeoutError:
-            raise StoreError(f"{self.url_of(key)}: timed out after {self.timeout:g} s") from None
+            raise StoreError(f"{url}: timed out after {self.timeout:g} s") from None
+        if isinstance(result[0], StoreError):
+            raise result[0]
+        return result[0]  # type: ignore[no-any-return]
 
     async def get_many(self, keys: Iterable[str]) -> list[bytes | StoreError | None]:
-        items = [(self._path(k), self.url_of(k)) for k in keys]
+        items = [(self._path(k), self.url_of(k), k) for k in keys]
         return await self._batched(
-            functools.partial(read_batch, limit=self.max_document_size), items
+            functools.partial(read_batch, limit=self.max_document_size, scope=self._scope), items
         )
 
     async def list_many(
         self, keys: Iterable[str]
     ) -> list[tuple[list[str], list[str]] | StoreError]:
-        items = [(self._root, k, self.url_of(k)) for k in keys]
-        return await self._batched(scan_batch, items)
+        items = [(k, self.url_of(k)) for k in keys]
+        return await self._batched(functools.partial(scan_batch, scope=self._scope), items)
 
     async def _batched(self, func: Any, items: list[Any]) -> list[Any]:
         """``func`` over ``items`` in up to THREADS concurrent thread calls of up to BATCH."""
@@ -93,7 +203,7 @@ class LocalStore(Store):
                 results[i] = await self._run(func, batches[i])
             except TimeoutError:
                 results[i] = [
-                    StoreError(f"{item[-1]}: timed out after {self.timeout:g} s")
+                    StoreError(f"{item[1]}: timed out after {self.timeout:g} s")
                     for item in batches[i]
                 ]
 
@@ -107,21 +217,48 @@ class LocalStore(Store):
 
     async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
         self.requests += 1
+        url = self.url_of(key)
         try:
-            listing: tuple[list[str], list[str]] = await self._run(
-                scan_dir, self._root, key, self.url_of(key)
-            )
-            return listing
+            result = await self._run(scan_batch, [(key, url)], self._scope)
         except TimeoutError:
-            raise StoreError(f"{self.url_of(key)}: timed out after {self.timeout:g} s") from None
+            raise StoreError(f"{url}: timed out after {self.timeout:g} s") from None
+        if isinstance(result[0], StoreError):
+            raise result[0]
+        return result[0]  # type: ignore[no-any-return]
 
 
-def read_file(path: str, url: str, limit: int = DEFAULT_MAX_DOCUMENT_SIZE) -> bytes | None:
+def _kind(mode: int) -> str:
+    return next((text for test, text in _KINDS if test(mode)), "not a regular file")
+
+
+def read_file(
+    path: str,
+    url: str,
+    limit: int = DEFAULT_MAX_DOCUMENT_SIZE,
+    scope: Scope | None = None,
+    key: str = "",
+) -> bytes | None:
     """The bytes of a regular file; ``None`` when absent or a directory.
 
-    Opened non-blocking so that a FIFO named like a metadata file cannot block the thread.
-    Raises a StoreError for a file of more than ``limit`` bytes, reading at most one past it.
+    A special file is refused from its ``stat``, before any ``open`` (opening a device can have
+    effects; a FIFO is opened non-blocking all the same, should it replace the file meanwhile).
+    With a ``scope`` that does not follow links out of the root, a file whose real path lies
+    outside is refused. Raises a StoreError for a file of more than ``limit`` bytes, reading at
+    most one past it.
     """
+    try:
+        st = os.lstat(path)
+        linked = stat.S_ISLNK(st.st_mode)
+        if linked:
+            st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise _local_error(exc, url) from None
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{url}: not a regular file ({_kind(st.st_mode)})")
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -133,7 +270,9 @@ def read_file(path: str, url: str, limit: int = DEFAULT_MAX_DOCUMENT_SIZE) -> by
         if stat.S_ISDIR(st.st_mode):
             return None
         if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"{url}: not a regular file")
+            raise StoreError(f"{url}: not a regular file ({_kind(st.st_mode)})")
+        if scope is not None and not scope.follow:
+            _check_inside(path, url, scope, key, linked)
         if st.st_size > limit:
             raise too_large(url, limit)
         want = st.st_size + 1
@@ -158,45 +297,97 @@ def read_file(path: str, url: str, limit: int = DEFAULT_MAX_DOCUMENT_SIZE) -> by
         os.close(fd)
 
 
+def _check_inside(path: str, url: str, scope: Scope, key: str, linked: bool) -> None:
+    """Refuse a file that lies outside the root: its directory is checked (remembered), and
+    the file itself only when it is a link."""
+    directory = key.rpartition("/")[0].strip("/")
+    if scope.inside(directory) and (not linked or _under(os.path.realpath(path), scope.real_root)):
+        return
+    refused = scope.explain(key)
+    if refused is None:
+        refused = NotFollowedError(
+            f"{url}: resolves to {os.path.realpath(path)} outside the scanned root: "
+            "not followed (use --follow-symlinks)"
+        )
+    raise refused
+
+
 def read_batch(
-    items: list[tuple[str, str]], limit: int = DEFAULT_MAX_DOCUMENT_SIZE
+    items: list[tuple[str, str, str]],
+    limit: int = DEFAULT_MAX_DOCUMENT_SIZE,
+    scope: Scope | None = None,
 ) -> list[bytes | StoreError | None]:
-    """:func:`read_file` over many paths in one thread call; errors are returned in place."""
+    """:func:`read_file` over many ``(path, url, key)`` in one thread call; errors in place.
+
+    Any exception is caught per path: one path that fails in an unforeseen way (a name that
+    cannot be encoded, a resolution that recurses) must not cost the others.
+    """
     out: list[bytes | StoreError | None] = []
-    for path, url in items:
+    for path, url, key in items:
         try:
-            out.append(read_file(path, url, limit))
+            out.append(read_file(path, url, limit, scope, key))
         except StoreError as exc:
             out.append(exc)
+        except Exception as exc:
+            out.append(_unexpected(exc, url))
     return out
 
 
 def scan_batch(
-    items: list[tuple[str, str, str]],
+    items: list[tuple[str, str]], scope: Scope
 ) -> list[tuple[list[str], list[str]] | StoreError]:
-    """:func:`scan_dir` over many directories in one thread call; errors are returned in place."""
+    """:func:`scan_dir` over many ``(key, url)`` in one thread call; errors in place, per key."""
     out: list[tuple[list[str], list[str]] | StoreError] = []
-    for root, key, url in items:
+    for key, url in items:
         try:
-            out.append(scan_dir(root, key, url))
+            out.append(scan_dir(scope, key, url))
         except StoreError as exc:
             out.append(exc)
+        except Exception as exc:
+            out.append(_unexpected(exc, url))
     return out
 
 
-def scan_dir(root: str, key: str, url: str) -> tuple[list[str], list[str]]:
-    """One level of ``root/key``: (directory names, regular-file names), sorted.
+def _resolve(scope: Scope, key: str, url: str) -> tuple[str, set[str]] | None:
+    """The real path of the directory ``key`` and of every directory on the way (its
+    ancestors, real or as reached through the key); None if it does not exist."""
+    real = scope.real_root
+    ancestors = {real}
+    segments = [s for s in key.split("/") if s and s != "."]
+    for i, segment in enumerate(segments):
+        candidate = os.path.join(real, segment)
+        if os.path.islink(candidate):
+            try:
+                os.stat(candidate)  # the kernel bounds a chain of links; realpath does not
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as exc:
+                raise _local_error(exc, url) from None
+            target = os.path.realpath(candidate)
+            refused = scope.refusal("/".join(segments[: i + 1]), target)
+            if refused is not None:
+                raise refused
+            real = target
+        else:
+            real = candidate
+        ancestors.add(real)
+    return real, ancestors
+
+
+def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
+    """One level of the directory ``key``: (directory names, other names), sorted.
 
     Directories (real or through symlinks) whose real path is the listed directory or one of
-    its ancestors, real or as reached through the key, are left out: following them would loop.
-    Broken symlinks and special files are left out too.
+    its ancestors are left out: following them would loop. Broken symlinks and links that do
+    not resolve (loops, chains too long) are left out too. Files are every other entry,
+    special files included, so that a FIFO named like a metadata document is read (and
+    refused) rather than silently missed. An error while reading the directory is this
+    directory's StoreError.
     """
-    real = os.path.realpath(root)
-    ancestors = {real}
-    for segment in (s for s in key.split("/") if s and s != "."):
-        candidate = os.path.join(real, segment)
-        real = os.path.realpath(candidate) if os.path.islink(candidate) else candidate
-        ancestors.add(real)
+    resolved = _resolve(scope, key, url)
+    if resolved is None:
+        return [], []
+    real, ancestors = resolved
     try:
         it = os.scandir(real)
     except (FileNotFoundError, NotADirectoryError):
@@ -206,21 +397,27 @@ def scan_dir(root: str, key: str, url: str) -> tuple[list[str], list[str]]:
     dirs: list[str] = []
     files: list[str] = []
     with it:
-        for entry in it:
+        while True:
+            try:
+                entry = next(it)
+            except StopIteration:
+                break
+            except OSError as exc:  # the directory failed after it opened (EIO, EPERM)
+                raise _local_error(exc, url) from None
             try:
                 if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if os.path.isdir(target):
-                        if not _loops(target, real, ancestors):
+                    mode = os.stat(entry.path).st_mode  # bounded; OSError for loops
+                    if stat.S_ISDIR(mode):
+                        if not _loops(os.path.realpath(entry.path), real, ancestors):
                             dirs.append(entry.name)
-                    elif os.path.isfile(target):
+                    else:
                         files.append(entry.name)
                 elif entry.is_dir(follow_symlinks=False):
                     if entry.path not in ancestors:
                         dirs.append(entry.name)
-                elif entry.is_file(follow_symlinks=False):
+                else:
                     files.append(entry.name)
-            except OSError:  # vanished meanwhile, or a symlink loop of its own: skip
+            except OSError:  # vanished meanwhile, or a symlink that does not resolve: skip
                 continue
     dirs.sort()
     files.sort()
@@ -231,7 +428,14 @@ def _loops(target: str, real: str, ancestors: set[str]) -> bool:
     return target in ancestors or real.startswith(target.rstrip("/") + "/")
 
 
+def _unexpected(exc: Exception, url: str) -> StoreError:
+    text = " ".join(str(exc).split())
+    return StoreError(f"{url}: {type(exc).__name__}{': ' + text if text else ''}")
+
+
 def _local_error(exc: OSError, url: str) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
     if isinstance(exc, PermissionError):
         return StoreError(f"{url}: access denied ({exc.strerror})")
     if exc.errno == errno.ELOOP:

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHILD_KEYS",
+    "MAX_DEPTH",
+    "MAX_JSON_NESTING",
     "METADATA_KEYS",
     "Format",
     "Kind",
@@ -68,6 +70,16 @@ __all__ = [
 T = TypeVar("T")
 
 _LOOKED_FOR = ", ".join(METADATA_KEYS)
+
+MAX_DEPTH = 64
+"""Levels of nodes below a root that readers follow (the crawler and :func:`read_tree`); a
+group deeper is reported, not followed: a guard against cycles on stores without symlinks to
+detect, and against pathological trees (recursion, output nested past what JSON encoders take).
+"""
+
+MAX_JSON_NESTING = 256
+"""Deepest nesting of arrays and objects a metadata document may have. Metadata needs a few
+levels; a document nested thousands deep is an attack on recursive decoders and validators."""
 
 
 @dataclass(frozen=True)
@@ -138,11 +150,40 @@ def decode_document(raw: bytes, url: str, key: str) -> dict[str, Any]:
     try:  # the common case: one pass in C (valid JSON is valid UTF-8 without raw NUL bytes)
         doc = msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec checks UTF-8 as it builds str
-        doc = _decode_slowly(raw, _join_url(url, key))
+        try:
+            doc = _decode_slowly(raw, _join_url(url, key))
+        except RecursionError:
+            raise _too_deep(_join_url(url, key)) from None
+    except RecursionError:  # msgspec's limit is the interpreter's recursion limit
+        raise _too_deep(_join_url(url, key)) from None
     if not isinstance(doc, dict):
         where = _join_url(url, key)
         raise UnsupportedFormatError(f"{where}: expected a JSON object, got {_describe(doc)}")
+    # Fewer brackets than the limit cannot nest deeper than it: the walk is rarely needed.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_NESTING and _nesting(doc) > MAX_JSON_NESTING:
+        raise _too_deep(_join_url(url, key))
     return doc
+
+
+def _too_deep(where: str) -> UnsupportedFormatError:
+    return UnsupportedFormatError(
+        f"{where}: JSON nested too deeply (more than {MAX_JSON_NESTING} levels)"
+    )
+
+
+def _nesting(doc: Any) -> int:
+    """The deepest nesting of lists and dicts in ``doc``, walked without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, level = stack.pop()
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_JSON_NESTING:
+                break
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, level + 1) for v in children if isinstance(v, dict | list))
+    return deepest
 
 
 def _decode_slowly(raw: bytes, where: str) -> Any:
@@ -305,15 +346,26 @@ def _consolidated_v2(doc: Mapping[str, Any], url: str) -> dict[str, ParsedNode]:
 
 
 def _consolidated_v3(meta: Any, url: str) -> dict[str, ParsedNode]:
+    """The nodes of a v3 ``consolidated_metadata``; an error names the group's ``zarr.json``
+    (the file that exists) and the entry, never the entry's own ``zarr.json``."""
     where = _join_url(url, "zarr.json")
     entries = meta.get("metadata") if isinstance(meta, Mapping) else None
     if not isinstance(entries, Mapping):
         raise UnsupportedFormatError(f"{where}: consolidated_metadata.metadata must be an object")
     out: dict[str, ParsedNode] = {}
     for path, value in sorted(entries.items()):
+        entry = f"{where}: consolidated_metadata entry {path!r}"
         if not isinstance(value, dict):
-            raise UnsupportedFormatError(f"{where}: consolidated entry {path!r} is not an object")
-        out[path.strip("/")] = build_node("zarr3", {"zarr.json": value}, _join_url(url, path))
+            raise UnsupportedFormatError(f"{entry} is not a JSON object")
+        kind = value.get("node_type")
+        if kind not in ("array", "group"):
+            raise UnsupportedFormatError(
+                f"{entry}: node_type must be 'array' or 'group', got {kind!r}"
+            )
+        try:
+            out[path.strip("/")] = build_node("zarr3", {"zarr.json": value}, _join_url(url, path))
+        except CellmapSchemasError as exc:
+            raise UnsupportedFormatError(f"{entry}: {_one_line(exc)}") from None
     return out
 
 
@@ -363,7 +415,9 @@ async def read_tree(store: Store, path: str = "", depth: int | None = None) -> P
     child group at once. Consolidated metadata, when the node has it, replaces the listings.
     The result's ``spec`` has ``members`` filled with nested spec dicts; a member that cannot
     be read is left out of them and named in ``errors`` with its exception, so one bad member
-    hides neither the others nor the node itself.
+    hides neither the others nor the node itself. A group :data:`MAX_DEPTH` levels below the
+    node is such a member (``nested deeper than 64 levels; not followed``): the reader never
+    recurses without bound.
 
     Raises
     ------
@@ -448,6 +502,13 @@ async def _read_members(
             failures[where] = exc
 
     sub = None if depth is None else depth - 1
+    if sub != 0:  # groups at MAX_DEPTH are not followed: reported, as the crawler does
+        for name in [n for n, c in children.items() if c.kind == "group"]:
+            where = f"{rel}/{name}" if rel else name
+            if where.count("/") + 1 >= MAX_DEPTH:
+                failures[where] = UnsupportedFormatError(
+                    f"{children.pop(name).url}: nested deeper than {MAX_DEPTH} levels; not followed"
+                )
     member_specs: dict[str, dict[str, Any]] = {n: c.spec for n, c in children.items()}
 
     async def fill(name: str) -> None:

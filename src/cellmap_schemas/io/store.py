@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -32,7 +33,14 @@ from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io._retry import Transient, retrying
 from cellmap_schemas.io.url import Location, join_key, parse_url, redact
 
-__all__ = ["DEFAULT_MAX_DOCUMENT_SIZE", "FsspecStore", "Store", "StoreError", "open_store"]
+__all__ = [
+    "DEFAULT_MAX_DOCUMENT_SIZE",
+    "FsspecStore",
+    "NotFollowedError",
+    "Store",
+    "StoreError",
+    "open_store",
+]
 
 T = TypeVar("T")
 
@@ -43,6 +51,11 @@ DEFAULT_MAX_DOCUMENT_SIZE = 16 * 2**20
 """Largest document a store reads (bytes): metadata is kilobytes; more is a mistake or an attack."""
 
 _CHUNK = 1 << 16
+
+
+class NotFollowedError(StoreError):
+    """A path the store deliberately does not follow (a symlink out of the root): the message
+    is the whole reason, not a failure of the read or listing that met it."""
 
 
 class Store:
@@ -170,6 +183,7 @@ async def open_store(
     timeout: float | None = 30.0,
     concurrency: int = DEFAULT_CONCURRENCY,
     max_document_size: int = DEFAULT_MAX_DOCUMENT_SIZE,
+    follow_symlinks: bool = False,
 ) -> AsyncIterator[Store]:
     """Open the hierarchy at a URL for reading; the store is closed on exit.
 
@@ -193,6 +207,11 @@ async def open_store(
     max_document_size
         Largest document :meth:`Store.get` returns, in bytes; a larger one is a ``StoreError``,
         detected while streaming (the rest of the body is never read).
+    follow_symlinks
+        Local stores: follow symlinks whose target lies outside the root. Off by default: such
+        a link is listed, but reading or listing through it is a :class:`NotFollowedError`
+        naming the link and its target (a link into ``/proc`` would crawl the process table).
+        Links inside the root are always followed; other stores have no symlinks.
 
     Yields
     ------
@@ -236,7 +255,7 @@ async def open_store(
     if location.protocol == "file" and not location.storage_options:
         from cellmap_schemas.io._local import LocalStore
 
-        store = LocalStore(location, **kw)
+        store = LocalStore(location, follow_symlinks=follow_symlinks, **kw)
     elif location.protocol == "s3":
         from cellmap_schemas.io._s3 import open_s3
 
@@ -294,7 +313,10 @@ class FsspecStore(Store):
             return await getattr(self.fs, f"_{method}")(*args)
         if self.location.protocol == "memory":  # no I/O: a thread would only cost time
             return getattr(self.fs, method)(*args)
-        return await anyio.to_thread.run_sync(lambda: getattr(self.fs, method)(*args))
+        # abandon_on_cancel: a call stuck in the kernel (a dead mount) must not outlive the timeout
+        return await anyio.to_thread.run_sync(
+            lambda: getattr(self.fs, method)(*args), abandon_on_cancel=True
+        )
 
     @property
     def _streams_http(self) -> bool:
@@ -330,6 +352,8 @@ class FsspecStore(Store):
             try:
                 if self._streams_http:
                     return await self._http_get(path, url)
+                if self.location.protocol == "file":  # fsspec would block on opening a FIFO
+                    await anyio.to_thread.run_sync(_refuse_special, path, url)
                 # a ranged read: one byte past the limit tells a larger document
                 data = bytes(await self._call("cat_file", path, 0, limit + 1))
             except StoreError:
@@ -380,6 +404,18 @@ class FsspecStore(Store):
                 await closing
 
 
+def _refuse_special(path: str, url: str) -> None:
+    """A local FIFO, socket or device is not a document: refuse it before anything opens it."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the read itself says so
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise StoreError(f"{url}: not a regular file")
+
+
 def format_size(n: int) -> str:
     """``16 MiB``, ``1.5 KiB``, ``100 bytes``: a limit as a person reads it."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
@@ -414,8 +450,12 @@ async def read_capped(read: Callable[[], Awaitable[bytes]], limit: int, url: str
 def translate_error(exc: BaseException, url: str) -> None:
     """Map a foreign exception to ``None`` (missing), :class:`Transient` or :class:`StoreError`.
 
-    Shared by the fsspec and local backends (S3 has its own, for botocore's errors).
+    Shared by the fsspec and local backends (S3 has its own, for botocore's errors). A
+    ``StoreError`` (an ``OSError`` too) is already worded: it passes unchanged, so that no
+    message names its URL twice.
     """
+    if isinstance(exc, StoreError):
+        raise exc
     if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return None
     if isinstance(exc, PermissionError):

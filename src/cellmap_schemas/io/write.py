@@ -12,8 +12,11 @@ documents just written; N5 arrays are opened with their axes reversed, so that t
 same C-order (numpy) view as the specs and as zarr-python's N5 store.
 
 Safety rules: every document is checked by tensorstore (in memory) before storage is touched;
-an existing node is replaced only with ``overwrite=True``; nothing outside the target path is
-modified (missing parent groups are created, existing ones are left as they are).
+an existing node, or an array's directory that holds keys but no metadata (leftover chunks a
+new array would adopt), is replaced only with ``overwrite=True``, and then deleted first;
+nothing outside the target path is modified (missing parent groups are created, existing ones
+are left as they are). Of concurrent writers of one path exactly one succeeds: the target's
+defining document is written first, conditionally on the generation the survey saw.
 """
 
 from __future__ import annotations
@@ -237,8 +240,9 @@ def write_spec(
     path
         Where the node goes inside the container ("/"-separated; "" is the container root).
     overwrite
-        Replace existing nodes (each existing node of the tree is deleted with everything below
-        it before writing). Without it, an existing node is an error and nothing is written.
+        Replace existing nodes (each existing node of the tree, and each array directory that
+        holds keys but no metadata, is deleted with everything below it before writing).
+        Without it, either is an error and nothing is written.
     storage_options
         fsspec-style options for S3: ``endpoint_url`` (else ``AWS_ENDPOINT_URL_S3`` /
         ``AWS_ENDPOINT_URL``), ``anon``, ``profile``, ``client_kwargs.region_name``, and
@@ -253,8 +257,9 @@ def write_spec(
     Raises
     ------
     NodeExistsError
-        If a node of the tree already exists and ``overwrite`` is false, or a parent of
-        ``path`` is an array; names the node.
+        If a node of the tree already exists (or an array's directory is not empty) and
+        ``overwrite`` is false, a parent of ``path`` is an array, or another writer wrote the
+        same path meanwhile; names the node.
     UnsupportedFormatError
         If tensorstore cannot store an array as specified (e.g. a codec it lacks).
     StoreError
@@ -279,7 +284,7 @@ def write_spec(
 
     kv = _open_kvstore(where)
     parents = _parents(base)
-    found = _survey(kv, where, [*parents, *(n.path for n in nodes)])
+    found, stamps = _survey(kv, where, [*parents, *(n.path for n in nodes)])
     for parent in parents:
         if _is_array(found[parent]):
             raise NodeExistsError(
@@ -290,6 +295,16 @@ def write_spec(
         key = next(k for k, v in found[existing[0]].items() if v is not None)
         raise NodeExistsError(
             f"{where.url}: {_describe(existing[0])} already exists ({_join(existing[0], key)}); "
+            "pass overwrite=True to replace it"
+        )
+    # An array written where chunks remain without metadata would adopt them (and read back
+    # their values): such leftovers are refused, or deleted with overwrite=True.
+    leftovers = _leftovers(kv, where, [n.path for n in nodes if not _is_group_spec(n.spec)])
+    leftovers = {p: k for p, k in leftovers.items() if p not in existing}
+    if leftovers and not overwrite:
+        path, key = next(iter(leftovers.items()))
+        raise NodeExistsError(
+            f"{where.url}: {_describe(path)} is not empty ({key} exists, without metadata); "
             "pass overwrite=True to replace it"
         )
 
@@ -304,7 +319,12 @@ def write_spec(
         for key, data in documents[node.path].items():
             writes[_join(node.path, key)] = data
 
-    _delete_subtrees(kv, where, _topmost(existing))
+    # The target's defining document is written first, on the condition that it is still what
+    # the survey saw: of concurrent writers of one path exactly one wins, the others write
+    # nothing (an exclusive create, or a compare-and-swap with overwrite).
+    claim = _join(base, _defining_key(documents[base]))
+    _claim(kv, where, claim, writes.pop(claim), stamps[claim], base)
+    _delete_subtrees(kv, where, _topmost([*existing, *leftovers]), keep=claim)
     _write_documents(kv, where, writes)
     return _open_handles(where, fmt, spec, base, nodes)
 
@@ -540,14 +560,20 @@ def _open_kvstore(where: Container) -> ts.KvStore:
 
 def _survey(
     kv: ts.KvStore, where: Container, paths: list[str]
-) -> dict[str, dict[str, bytes | None]]:
-    """The metadata documents present at each of ``paths`` (None where missing)."""
+) -> tuple[dict[str, dict[str, bytes | None]], dict[str, bytes]]:
+    """The metadata documents present at each of ``paths`` (None where missing), and the
+    storage generation of each document key read (for conditional writes)."""
+    if where.kvstore.get("driver") == "file":
+        _refuse_special_files(
+            where, [_join(p, k) for p in dict.fromkeys(paths) for k in _METADATA_KEYS]
+        )
     pending = [
         (path, key, kv.read(_join(path, key)))
         for path in dict.fromkeys(paths)
         for key in _METADATA_KEYS
     ]
     found: dict[str, dict[str, bytes | None]] = {path: {} for path in paths}
+    stamps: dict[str, bytes] = {}
     errors: list[StoreError] = []
     for path, key, future in pending:
         try:
@@ -559,9 +585,69 @@ def _survey(
             errors[-1].__cause__ = exc
             continue
         found[path][key] = bytes(result.value) if result.state == "value" else None
+        stamps[_join(path, key)] = bytes(result.stamp.generation)
     if errors:
         raise errors[0]
-    return found
+    return found, stamps
+
+
+def _refuse_special_files(where: Container, keys: list[str]) -> None:
+    """tensorstore's file driver would block for ever opening a FIFO named like a document."""
+    import stat
+
+    base = where.kvstore["path"]
+    for key in keys:
+        try:
+            mode = os.stat(base + key).st_mode
+        except OSError:
+            continue  # missing, or an error tensorstore's read reports
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise StoreError(f"{where.url_of(key)}: not a regular file")
+
+
+def _leftovers(kv: ts.KvStore, where: Container, paths: list[str]) -> dict[str, str]:
+    """For each of ``paths`` that holds keys other than metadata documents, the first one."""
+    pending = [(path, kv.list(_subtree(path))) for path in paths]
+    out: dict[str, str] = {}
+    for path, future in pending:
+        try:
+            keys = sorted(k.decode("utf-8", "replace") for k in future.result())
+        except ValueError as exc:
+            raise StoreError(
+                f"{where.url}: listing {_describe(path)} failed: {describe_error(exc)}"
+            ) from exc
+        own = {_join(path, key) for key in _METADATA_KEYS}
+        foreign = next((k for k in keys if k not in own), None)
+        if foreign is not None:
+            out[path] = foreign
+    return out
+
+
+def _subtree(path: str) -> ts.KvStore.KeyRange:
+    """Every key below ``path``: "a/" up to "a0" ("0" follows "/"); the root is everything."""
+    import tensorstore as ts
+
+    return ts.KvStore.KeyRange(f"{path}/", f"{path}0") if path else ts.KvStore.KeyRange()
+
+
+def _defining_key(documents: Mapping[str, bytes]) -> str:
+    """The document that makes a directory a node (``.zarray``/``.zgroup`` before ``.zattrs``)."""
+    return next(k for k in ("attributes.json", ".zarray", ".zgroup", "zarr.json") if k in documents)
+
+
+def _claim(
+    kv: ts.KvStore, where: Container, key: str, data: bytes, generation: bytes, base: str
+) -> None:
+    """Write ``key`` only if its generation is still ``generation``; else NodeExistsError."""
+    try:
+        stamp = kv.write(key, data, if_equal=generation).result()
+    except ValueError as exc:
+        raise StoreError(f"{where.url}: writing {key} failed: {describe_error(exc)}") from exc
+    if not bytes(stamp.generation):  # the condition failed: another writer came first
+        raise NodeExistsError(
+            f"{where.url}: {_describe(base)} was written by another writer meanwhile "
+            f"({key}); nothing written"
+        )
 
 
 def _is_array(docs: Mapping[str, bytes | None]) -> bool:
@@ -593,14 +679,24 @@ def _topmost(paths: list[str]) -> list[str]:
     return chosen
 
 
-def _delete_subtrees(kv: ts.KvStore, where: Container, paths: list[str]) -> None:
+def _delete_subtrees(
+    kv: ts.KvStore, where: Container, paths: list[str], keep: str | None = None
+) -> None:
+    """Delete everything below each of ``paths``, except the key ``keep`` (a claimed document)."""
     import tensorstore as ts
 
-    # "a/" up to "a0" ("0" follows "/") is everything below "a"; the root is the whole range.
-    ranges = [
-        (path, ts.KvStore.KeyRange(f"{path}/", f"{path}0") if path else ts.KvStore.KeyRange())
-        for path in paths
-    ]
+    ranges: list[tuple[str, ts.KvStore.KeyRange]] = []
+    for path in paths:
+        full = _subtree(path)
+        if (
+            keep is not None
+            and full.inclusive_min <= keep.encode()
+            and (not full.exclusive_max or keep.encode() < full.exclusive_max)
+        ):
+            ranges.append((path, ts.KvStore.KeyRange(full.inclusive_min, keep)))
+            ranges.append((path, ts.KvStore.KeyRange(keep + "\x00", full.exclusive_max)))
+        else:
+            ranges.append((path, full))
     pending = [(path, kv.delete_range(r)) for path, r in ranges]
     for path, future in pending:
         try:

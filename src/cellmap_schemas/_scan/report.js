@@ -193,7 +193,7 @@
     t.setAttribute("aria-expanded", show ? "true" : "false");
     t.textContent = show ? "\u25be" : "\u25b8";
   }
-  function showTree(d) {
+  function showTree(d, keepOpen) {
     index();
     var wrap = document.querySelector('.tree-wrap[data-ds="' + d + '"]');
     var btn = wrap.querySelector(".tree-btn"), ul = wrap.querySelector("ul.tree");
@@ -201,7 +201,7 @@
       ul = el("ul", "tree"); ul.id = "tree-" + d; wrap.appendChild(ul);
       btn.setAttribute("aria-controls", ul.id);
       fill(ul, tops[d] || [], 0);
-    } else if (btn.getAttribute("aria-expanded") === "true") {
+    } else if (!keepOpen && btn.getAttribute("aria-expanded") === "true") {
       ul.hidden = true; btn.setAttribute("aria-expanded", "false");
       btn.textContent = "Show the tree of groups and arrays";
       return ul;
@@ -215,7 +215,7 @@
     var d = N[i][2], chain = [];
     for (var p = N[i][0]; p >= 0 && N[p][2] === d; p = N[p][0]) chain.unshift(p);
     document.getElementById("ds-" + d).open = true;
-    showTree(d);
+    showTree(d, true);
     chain.forEach(function (a) {
       var li = document.getElementById("n-" + a);
       if (!li) return;

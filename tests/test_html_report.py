@@ -207,6 +207,17 @@ def test_header_fields_when_present(example: dict[str, Any]) -> None:
     assert render_html(example).count('id="changes"') == 0
 
 
+def test_rule_table(example: dict[str, Any]) -> None:
+    from cellmap_schemas.rules import all_rules
+
+    page = render_html(example, rules=all_rules())  # the rule objects work as well as mappings
+    assert "every unit equals pixelResolution.unit" in page
+    custom = [{"id": "NG006", "severity": "warning", "summary": "units <agree>", "source": "x"}]
+    page = render_html(example, rules=custom)
+    assert "units &lt;agree&gt;" in page and "(not in the rule table)" in page
+    assert "other rule" not in page  # every rule of that table fired
+
+
 def test_neuroglancer_url() -> None:
     url = neuroglancer_url("s3://bucket/", "ds/ds.zarr/recon 1/em", "zarr3")
     assert url is not None and url.startswith(NEUROGLANCER)
@@ -556,3 +567,12 @@ def test_twenty_thousand_groups(show: Callable[..., Any]) -> None:
         f"loaded in Chromium in {loaded:.2f} s, a tree of 1,000 groups in {tree:.2f} s"
     )
     assert loaded < 15 and tree < 10
+
+
+def test_empty_interrupted_report(show: Callable[..., Any]) -> None:
+    report = {"root": "s3://bucket", "models": [], "summary": {}, "datasets": [], "nodes": []}
+    page = show(render_html({**report, "interrupted": "Ctrl-C after 3 s"}))
+    assert page.locator("#ov-count").inner_text() == "0 of 0 datasets shown"
+    assert "Interrupted" in page.locator("header").inner_text()
+    assert "Ctrl-C after 3 s" in page.locator("header").inner_text()
+    assert "nothing judged" in page.locator("header").inner_text()

@@ -554,7 +554,8 @@ class _Page:
         )
         out.append(
             '<table id="ov-table">\n<caption>One row per dataset; the verdict says whether '
-            "every judged node of it is valid.</caption>\n<thead><tr>"
+            "every judged node of it is valid; the share valid counts the valid nodes among those "
+            "judged or unreadable.</caption>\n<thead><tr>"
             '<th scope="col" data-type="text">Dataset</th>'
             '<th scope="col" data-type="num">Nodes</th>'
             '<th scope="col" data-type="num">Valid</th>'

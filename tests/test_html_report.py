@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import msgspec
 import pytest
 
-from cellmap_schemas import scan
+from cellmap_schemas import ScanReport, scan
 from cellmap_schemas._scan.html import NEUROGLANCER, HtmlWriter, neuroglancer_url, render_html
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,8 +55,13 @@ def _chromium() -> str | None:
 
 # ---- reports ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def example() -> dict[str, Any]:
-    return msgspec.to_builtins(scan(str(EXAMPLE)))
+def example_scan() -> ScanReport:
+    return scan(str(EXAMPLE))
+
+
+@pytest.fixture(scope="module")
+def example(example_scan: ScanReport) -> dict[str, Any]:
+    return msgspec.to_builtins(example_scan)
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +172,8 @@ def test_script_close_and_controls_escaped(evil: dict[str, Any]) -> None:
     assert EVIL in decoded["ds"]
 
 
-def test_writer_matches_render_html() -> None:
-    report = scan(str(EXAMPLE))
+def test_writer_matches_render_html(example_scan: ScanReport) -> None:
+    report = example_scan
     expected = render_html(msgspec.to_builtins(report))
     out = io.BytesIO()
     writer = HtmlWriter(out)
@@ -231,7 +236,9 @@ def test_neuroglancer_url() -> None:
 
 # ---- in Chromium ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(example: dict[str, Any], evil: dict[str, Any]) -> Iterator[Any]:
+    """Chromium, started after the scans (the blocking scan API refuses to run inside
+    Playwright's event loop)."""
     exe = _chromium()
     if exe is None:
         message = (
@@ -488,6 +495,8 @@ def test_markup_in_names_is_text(show: Callable[..., Any], evil: dict[str, Any])
 
 
 def test_neuroglancer_links(show: Callable[..., Any], example: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
     assert '<a class="ngl"' not in render_html(example)  # a local root: no link
     page = show(render_html(_remote(example)))
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin="http://localhost")
@@ -514,8 +523,14 @@ def test_neuroglancer_links(show: Callable[..., Any], example: dict[str, Any]) -
     href = line.locator("a.ngl").get_attribute("href")
     assert href == neuroglancer_url("s3://janelia-cosem-datasets", em.split("datasets/")[1], "n5")
     line.get_by_role("button", name="Copy link").click()
-    page.wait_for_function("() => document.querySelector('.copied').textContent !== ''")
+    expect(line.locator(".copied")).to_have_text("copied")
     assert page.evaluate("navigator.clipboard.readText()") == href
+    # and so does the list of images
+    item = page.locator("#ds-1 ul.images li", has_text="crop1/mito_mem")
+    item.get_by_role("button", name="Copy link").click()
+    expected = item.locator("a.ngl").get_attribute("href")
+    expect(item.locator(".copied")).to_have_text("copied")
+    assert page.evaluate("navigator.clipboard.readText()") == expected
 
 
 def test_printable(show: Callable[..., Any], example: dict[str, Any]) -> None:

@@ -122,10 +122,15 @@
     if (!url) return;
     var a = el("a", "ngl", "Open in Neuroglancer");
     a.href = url; a.target = "_blank"; a.rel = "noopener noreferrer";
+    into.appendChild(a);
+    copyButton(url, into);
+  }
+  function copyButton(url, into) {
     var b = el("button", "copy", "Copy link"); b.type = "button";
     var note = el("span", "copied"); note.setAttribute("role", "status");
     b.addEventListener("click", function () { copy(url, note); });
-    into.appendChild(a); into.appendChild(b); into.appendChild(note);
+    into.appendChild(document.createTextNode(" "));
+    into.appendChild(b); into.appendChild(note);
   }
 
   // ---- the tree of one dataset --------------------------------------------------------------
@@ -346,6 +351,9 @@
     b.addEventListener("click", function () { reveal(i); });
     var path = li.querySelector("code.path");
     path.after(b); path.after(document.createTextNode(" "));
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("ul.images a.ngl"), function (a) {
+    copyButton(a.href, a.parentNode);
   });
   window.addEventListener("beforeprint", function () {
     Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) { d.open = true; });

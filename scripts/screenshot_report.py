@@ -39,7 +39,8 @@ def page() -> str:
     raw = raw.replace(msgspec.json.encode(str(EXAMPLE)).decode()[1:-1], "examples/cellmap-bucket")
     report = msgspec.json.decode(raw)
     html = render_html(report)
-    worst = max(range(len(report["datasets"])), key=lambda i: report["datasets"][i]["invalid"])
+    datasets = report["summary"]["datasets"]
+    worst = max(range(len(datasets)), key=lambda i: datasets[i]["invalid"])
     html = html.replace(
         f'id="ds-{worst}" data-ds="{worst}">', f'id="ds-{worst}" data-ds="{worst}" open>'
     )

@@ -85,15 +85,16 @@ def _failing(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _remote(report: dict[str, Any]) -> dict[str, Any]:
     report = copy.deepcopy(report)
-    report["root"] = "s3://janelia-cosem-datasets"
+    report["summary"]["root"] = "s3://janelia-cosem-datasets"
     return report
 
 
 def _node(
     path: str, kind: str | None, status: str, results: dict[str, Any], error: str | None = None
 ) -> dict[str, Any]:
-    return {"path": path, "kind": kind, "format": "n5", "status": status, "results": results,
-            "error": error}  # fmt: skip
+    return {"type": "node", "dataset": path.split("/", 1)[0], "path": path, "kind": kind,
+            "format": "n5", "status": status, "results": results, "error": error,
+            "change": None}  # fmt: skip
 
 
 def synthesize(groups: int = 20_000, datasets: int = 20, levels: int = 6) -> dict[str, Any]:
@@ -149,8 +150,14 @@ def synthesize(groups: int = 20_000, datasets: int = 20, levels: int = 6) -> dic
         "unreadable": sum(n["status"] == "unreadable" for n in nodes),
         "warnings": 0, "datasets": datasets, "elapsed_s": 60.0, "requests": len(nodes) + 40,
     }  # fmt: skip
-    return {"root": "s3://janelia-cosem-datasets", "models": [ng, nga, cosem, cosema],
-            "summary": summary, "datasets": ds_rows, "nodes": nodes}  # fmt: skip
+    header = {
+        "type": "summary",
+        "tool_version": "0.9.0",
+        "started_at": "2026-12-01T08:00:00Z",
+        "root": "s3://janelia-cosem-datasets",
+        "models": [ng, nga, cosem, cosema],
+    }
+    return {"summary": {**header, **summary, "datasets": ds_rows}, "nodes": nodes}
 
 
 # ---- without a browser ------------------------------------------------------------------------
@@ -186,16 +193,18 @@ def test_writer_matches_render_html(example_scan: ScanReport) -> None:
 
 def test_header_fields_when_present(example: dict[str, Any]) -> None:
     report = copy.deepcopy(example)
-    report.update(
+    report["summary"].update(
         tool_version="9.9.9",
         started_at="2026-12-01T08:00:00Z",
-        options={"strict": True, "select": ["COSEM"], "concurrency": 64},
+        options={"strict": True, "select": ["COSEM"], "concurrency": 64, "resume": None},
         interrupted=True,
-        baseline={"file": "last-week.json", "summary": {**example["summary"], "invalid": 2}},
-    )
-    report["nodes"][0]["change"] = "unchanged"
+        baseline={"source": "last-week.json", "new_failures": 1, "fixed": 0,
+                  "still_failing": 6, "new_nodes": 0, "removed_nodes": 3},
+    )  # fmt: skip
+    for node in report["nodes"]:
+        node["change"] = "unchanged"
     failing = _failing(report)
-    failing[0]["change"] = "broke"
+    failing[0]["change"] = "new_failure"
     page = render_html(report)
     expected = (
         "9.9.9",
@@ -203,11 +212,14 @@ def test_header_fields_when_present(example: dict[str, Any]) -> None:
         "<code>strict</code> = yes",
         "Interrupted",
         "last-week.json",
-        f"invalid 2 → {example['summary']['invalid']} (+{example['summary']['invalid'] - 2})",
+        "new failures: 1",
+        "removed nodes: 3",
         "What changed since the baseline",
+        "new failure",
     )
     for text in expected:
         assert text in page, text
+    assert "<code>resume</code>" not in page  # an option left unset says nothing
     assert page.index('id="changes"') < page.index('id="overview"')
     assert render_html(example).count('id="changes"') == 0
 
@@ -307,11 +319,11 @@ def _rows(page: Any) -> list[str]:
 
 def test_every_dataset_row(show: Callable[..., Any], example: dict[str, Any]) -> None:
     page = show(render_html(example))
-    assert _rows(page) == [d["name"] for d in example["datasets"]]
+    assert _rows(page) == [d["name"] for d in example["summary"]["datasets"]]
     verdicts = page.locator("#ov-table tbody tr td:nth-child(8)").all_inner_texts()
     assert verdicts == ["✗ fails", "✓ conforms", "✗ fails"]
     assert page.locator("#ov-count").inner_text() == "3 of 3 datasets shown"
-    last = example["datasets"][2]
+    last = example["summary"]["datasets"][2]
     share = last["valid"] / (last["valid"] + last["invalid"] + last["unreadable"])
     assert f"{share:.0%}" in page.locator("#ov-table tbody tr").nth(2).inner_text()
 
@@ -320,7 +332,7 @@ def test_failing_nodes_and_their_messages(
     show: Callable[..., Any], example: dict[str, Any]
 ) -> None:
     page = show(render_html(example))
-    for d in range(len(example["datasets"])):
+    for d in range(len(example["summary"]["datasets"])):
         page.click(f"#ds-{d} > summary")
     failing = _failing(example)
     assert len(failing) >= 7  # in all three datasets
@@ -361,7 +373,7 @@ def test_status_filter(show: Callable[..., Any], example: dict[str, Any]) -> Non
 
 def test_sorting(show: Callable[..., Any], example: dict[str, Any]) -> None:
     page = show(render_html(example))
-    by_nodes = [d["name"] for d in sorted(example["datasets"], key=lambda d: d["nodes"])]
+    by_nodes = [d["name"] for d in sorted(example["summary"]["datasets"], key=lambda d: d["nodes"])]
     assert by_nodes == ["jrc_cos7-1a", "jrc_hela-2", "jrc_macrophage-2"]  # not the name order
     nodes = page.get_by_role("button", name="Sort by nodes")
     nodes.click()
@@ -373,7 +385,7 @@ def test_sorting(show: Callable[..., Any], example: dict[str, Any]) -> None:
     page.get_by_role("button", name="Sort by share valid").click()
     assert _rows(page) == ["jrc_cos7-1a", "jrc_macrophage-2", "jrc_hela-2"]  # 50%, 8x%, 100%
     page.get_by_role("button", name="Sort by dataset").click()
-    assert _rows(page) == sorted(d["name"] for d in example["datasets"])
+    assert _rows(page) == sorted(d["name"] for d in example["summary"]["datasets"])
 
 
 def test_rule_expands_to_its_nodes(show: Callable[..., Any], example: dict[str, Any]) -> None:
@@ -478,7 +490,7 @@ def test_no_request_leaves_the_page(show: Callable[..., Any], example: dict[str,
 
 def test_overview_without_javascript(show: Callable[..., Any], example: dict[str, Any]) -> None:
     page = show(render_html(example), js=False)
-    assert _rows(page) == [d["name"] for d in example["datasets"]]
+    assert _rows(page) == [d["name"] for d in example["summary"]["datasets"]]
     text = page.locator("#ov-table").inner_text()
     assert "✗ fails" in text and "✓ conforms" in text and "50%" in text
     assert not page.locator("#ov-controls").is_visible()  # controls that would do nothing
@@ -558,15 +570,19 @@ def test_printable(show: Callable[..., Any], example: dict[str, Any]) -> None:
 
 def test_changes_shown_first(show: Callable[..., Any], example: dict[str, Any]) -> None:
     report = copy.deepcopy(example)
-    report["baseline"] = {"file": "last-week.json", "summary": example["summary"]}
+    report["summary"]["baseline"] = {"source": "last-week.json", "new_failures": 1, "fixed": 1}
     for node in report["nodes"]:
         node["change"] = "unchanged"
-    _failing(report)[1]["change"] = "broke"
+    for node in _failing(report):
+        node["change"] = "still_failing"
+    report["nodes"][3]["change"] = "fixed"  # listed after the new failure
+    _failing(report)[1]["change"] = "new_failure"
     page = show(render_html(report))
     headings = page.locator("h2").all_inner_texts()
     assert headings[0] == "What changed since the baseline"
     changes = page.locator("#changes ul.changes li")
-    assert changes.count() == 1 and "broke" in changes.first.inner_text()
+    assert changes.count() == 2 and changes.first.inner_text().startswith("new failure")
+    assert changes.nth(1).inner_text().startswith("fixed")
     changes.first.locator("a").click()
     assert page.evaluate("document.activeElement.id").startswith("p-")
 

@@ -38,7 +38,7 @@ PROBLEM_CAP = 200
 """Problem nodes of one dataset rendered on the server side."""
 IMAGE_CAP = 100
 CHANGE_CAP = 500
-_UNCHANGED = frozenset({"", "unchanged", "same", "none"})
+_UNCHANGED = frozenset({"", "unchanged", "same", "none", "still_failing"})
 SYMBOL = {"valid": "✓", "invalid": "✗", "unreadable": "⚠", "not_applicable": "\u2013"}
 WORD = {
     "valid": "valid",
@@ -57,7 +57,12 @@ _CONTROL_WS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _URL_SAFE = "!~*'()"
 """What ``encodeURIComponent`` leaves alone besides letters, digits and ``-_.``: the page's
 script builds the same links as this module."""
-_HEADER_KEYS = ("tool_version", "started_at", "finished_at", "options", "interrupted", "baseline")
+_HEADER_KEYS = (
+    "tool_version", "started_at", "finished_at", "options", "interrupted", "baseline", "resumed",
+)  # fmt: skip
+CHANGE_ORDER = {"new_failure": 0, "fixed": 1, "new": 2}
+"""How the changes since a baseline are listed: new failures first. ``still_failing`` is
+counted, not listed (those nodes are in the problems of their dataset)."""
 
 
 def _visible(text: str, *, whitespace: bool = False) -> str:
@@ -187,15 +192,23 @@ class Collector:
     def __init__(
         self, report: Mapping[str, Any], rules: Sequence[Mapping[str, str]] | None
     ) -> None:
+        # the header lives in ``summary`` (the json document); older reports kept root, models
+        # and datasets beside it, and a ``header`` object is read too
+        summary: Mapping[str, Any] = report.get("summary") or {}
         header = report.get("header")
         meta: dict[str, Any] = dict(header) if isinstance(header, Mapping) else {}
-        meta.update({k: report[k] for k in _HEADER_KEYS if k in report})
+        for source in (summary, report):
+            meta.update({k: source[k] for k in _HEADER_KEYS if source.get(k) is not None})
         self.meta = meta
-        self.root = str(report.get("root", ""))
+
+        def pick(key: str) -> Any:
+            return report[key] if key in report else summary.get(key) or ()
+
+        self.root = str(pick("root") or "")
         self.remote = self.root.startswith(_REMOTE)
-        self.models = [str(m) for m in report.get("models", ())]
-        self.summary: Mapping[str, Any] = report.get("summary") or {}
-        self.datasets: list[dict[str, Any]] = [dict(d) for d in report.get("datasets", ())]
+        self.models = [str(m) for m in pick("models")]
+        self.summary = summary
+        self.datasets: list[dict[str, Any]] = [dict(d) for d in pick("datasets")]
         self._ds_index = {str(d.get("name", "")): i for i, d in enumerate(self.datasets)}
         self._synthetic: set[int] = set()
         table = _default_rules() if rules is None else [_rule_fields(r) for r in rules]

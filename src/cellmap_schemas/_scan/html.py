@@ -18,6 +18,7 @@ import msgspec
 
 from cellmap_schemas._scan._html_data import (
     CHANGE_CAP,
+    CHANGE_ORDER,
     IMAGE_CAP,
     KINDS,
     NEUROGLANCER,
@@ -133,8 +134,11 @@ class _Page(Collector):
         rows.append(("Models", f'<ul class="inline">{models}</ul>' if models else "—"))
         options = meta.get("options")
         if isinstance(options, Mapping) and options:
+            # unset options (None, []) say nothing: ``models`` None means every model
             items = "".join(
-                f"<li><code>{esc(k)}</code> = {esc(text_of(v))}</li>" for k, v in options.items()
+                f"<li><code>{esc(k)}</code> = {esc(text_of(v))}</li>"
+                for k, v in options.items()
+                if v is not None and v != []
             )
             rows.append(("Options", f'<ul class="inline">{items}</ul>'))
         elif options:
@@ -144,7 +148,7 @@ class _Page(Collector):
             "Nodes",
             f"{n} ({plural(int(s.get('groups', 0)), 'group')}, "
             f"{plural(int(s.get('arrays', 0)), 'array')}) in "
-            f"{plural(int(s.get('datasets', len(self.datasets))), 'dataset')}",
+            f"{plural(len(self.datasets), 'dataset')}",
         ))  # fmt: skip
         rows.append((
             "Totals",
@@ -155,6 +159,8 @@ class _Page(Collector):
             rows.append(("Elapsed", f"{float(s['elapsed_s']):.2f} s"))
         if "requests" in s:
             rows.append(("Requests", esc(s["requests"])))
+        if meta.get("resumed"):
+            rows.append(("Resumed", f"{plural(int(meta['resumed']), 'node')} taken from a report"))
         baseline = meta.get("baseline")
         if baseline:
             rows.append(("Baseline", self._baseline_line(baseline)))
@@ -165,12 +171,13 @@ class _Page(Collector):
         return "".join(out)
 
     def _baseline_line(self, baseline: Any) -> str:
+        """``source`` and the counts of ``summary.baseline``; any other field as text."""
         if not isinstance(baseline, Mapping):
             return esc(text_of(baseline))
         parts = []
-        for key in ("root", "path", "file", "started_at", "tool_version"):
+        for key in ("source", "root", "path", "file", "started_at", "tool_version"):
             if baseline.get(key):
-                parts.append(f"{esc(key.replace('_', ' '))}: {esc(text_of(baseline[key]))}")
+                parts.append(f"<code>{esc(text_of(baseline[key]))}</code>")
         summary = baseline.get("summary")
         if isinstance(summary, Mapping):
             diffs = []
@@ -183,10 +190,14 @@ class _Page(Collector):
                     diffs.append(f"{esc(key)} {esc(then)} → {esc(now)}{delta}")
             if diffs:
                 parts.append("then → now: " + ", ".join(diffs))
-        known = ("root", "path", "file", "started_at", "tool_version", "summary")
-        rest = {k: v for k, v in baseline.items() if k not in known}
+        known = ("source", "root", "path", "file", "started_at", "tool_version", "summary")
+        rest = [
+            f"{esc(k.replace('_', ' '))}: {esc(text_of(v))}"
+            for k, v in baseline.items()
+            if k not in known
+        ]
         if rest:
-            parts.append(esc(text_of(rest)))
+            parts.append(", ".join(rest))
         return "; ".join(parts) or "—"
 
     def _changes(self) -> str:
@@ -196,19 +207,28 @@ class _Page(Collector):
             out.append("<p>No node changed.</p>\n</section>\n")
             return "".join(out)
         counts = ", ".join(
-            f"{esc(word)}: {n}"
-            for word, n in sorted(self.change_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            f"{esc(word.replace('_', ' '))}: {n}"
+            for word, n in sorted(
+                self.change_counts.items(), key=lambda kv: (CHANGE_ORDER.get(kv[0], 9), kv[0])
+            )
         )
         out.append(f"<p>{plural(len(self.changes), 'node')} changed ({counts}).</p>\n")
         out.append('<ul class="changes">\n')
-        for idx in self.changes[:CHANGE_CAP]:
+
+        def word_of(idx: int) -> str:
             rec = self.nodes[idx]
             change = rec[8] if len(rec) > 8 else None
-            word = change if isinstance(change, str) else text_of(change)
-            status = STATUSES[rec[5]]
+            return change if isinstance(change, str) else text_of(change)
+
+        ordered = sorted(self.changes, key=lambda i: (CHANGE_ORDER.get(word_of(i), 9), i))
+        for idx in ordered[:CHANGE_CAP]:
+            status = STATUSES[self.nodes[idx][5]]
+            target = (
+                f"#p-{idx}" if status in ("invalid", "unreadable") else f"#ds-{self.nodes[idx][2]}"
+            )
             out.append(
-                f'<li><span class="change">{esc(word)}</span> '
-                f'<a href="#p-{idx}"><code>{esc_path(self.paths[idx])}</code></a> '
+                f'<li><span class="change">{esc(word_of(idx).replace("_", " "))}</span> '
+                f'<a href="{target}"><code>{esc_path(self.paths[idx])}</code></a> '
                 f"— now {self._badge(status)}</li>\n"
             )
         out.append("</ul>\n")

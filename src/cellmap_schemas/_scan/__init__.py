@@ -196,11 +196,15 @@ async def open_scan(
     max_depth: int | None = None,
     force: bool = False,
     done: Iterable[NodeResult] | None = None,
+    max_document_size: int | None = None,
+    follow_symlinks: bool = False,
 ) -> AsyncIterator[ScanStream]:
     """Start a scan of ``url``; iterate the yielded stream for the results as they come.
 
     Leaving the block early stops the crawl. Parameters are those of
-    :func:`cellmap_schemas.asynchronous.scan`, plus ``max_depth`` (visit nodes at most this
+    :func:`cellmap_schemas.asynchronous.scan`, plus ``max_document_size`` (bytes; a larger
+    metadata document makes its node unreadable), ``follow_symlinks`` (local disk: follow links
+    that lead outside the root), ``max_depth`` (visit nodes at most this
     deep; a group there is a leaf) and ``force`` (judge by ``models`` whatever a node carries),
     with which :func:`cellmap_schemas.asynchronous.judge` reads one node's verdict.
 
@@ -223,12 +227,15 @@ async def open_scan(
     from cellmap_schemas.io.store import open_store
 
     started = time.perf_counter()
+    limits = {} if max_document_size is None else {"max_document_size": max_document_size}
     async with open_store(
         url,
         storage_options=storage_options,
         retries=retries,
         timeout=timeout,
         concurrency=max(concurrency, 1),
+        follow_symlinks=follow_symlinks,
+        **limits,
     ) as store:
         crawler = Crawler(
             store,

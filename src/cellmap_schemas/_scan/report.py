@@ -64,7 +64,7 @@ __all__ = [
     "report_schema",
 ]
 
-ReportFormat = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github"]
+ReportFormat = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github", "html"]
 FailOn = Literal["invalid", "unreadable", "new", "never"]
 Change = Literal["new_failure", "fixed", "still_failing", "unchanged", "new"]
 
@@ -672,8 +672,10 @@ def _reason(node: NodeResult) -> str:
 
 def _writers() -> dict[str, Callable[[IO[bytes]], Writer]]:
     from cellmap_schemas._scan import formats_ci
+    from cellmap_schemas._scan.html import HtmlWriter
 
     return {
+        "html": HtmlWriter,
         "json": JsonWriter,
         "ndjson": NdjsonWriter,
         "csv": CsvWriter,
@@ -683,7 +685,9 @@ def _writers() -> dict[str, Callable[[IO[bytes]], Writer]]:
     }
 
 
-FORMATS: tuple[str, ...] = ("table", "json", "ndjson", "csv", "junit", "sarif", "github")
+FORMATS: tuple[str, ...] = (
+    "table", "json", "ndjson", "csv", "junit", "sarif", "github", "html",
+)  # fmt: skip
 
 
 def make_writer(fmt: ReportFormat, out: IO[bytes] | None, *, terminal: bool = False) -> Writer:

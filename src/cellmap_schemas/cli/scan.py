@@ -49,9 +49,10 @@ _SUFFIXES = {
     ".xml": "junit",
     ".sarif": "sarif",
     ".html": "html",
+    ".htm": "html",
 }
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-Format = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github"]
+Format = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github", "html"]
 
 
 class _OutputFailed(Exception):
@@ -83,6 +84,8 @@ def scan(
     ignore: Ignore = None,
     storage_option: StorageOptions = None,
     dask: Annotated[str | None, Parameter(name="--dask")] = None,
+    max_document_size: Annotated[int | None, Parameter(name="--max-document-size")] = None,
+    follow_symlinks: Annotated[bool, Parameter(name="--follow-symlinks", negative=())] = False,
 ) -> int:
     """Audit every node below URL (a bucket, a folder of datasets or one container).
 
@@ -124,7 +127,7 @@ def scan(
         Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
     timeout: float
         Seconds allowed for one attempt of one request.
-    format: Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github"] | None
+    format: Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github", "html"] | None
         Report format. Default: table on a terminal, else json; with -o, from the file suffix
         (.json, .ndjson/.jsonl, .csv, .xml for junit, .sarif).
     output: Path | None
@@ -155,6 +158,12 @@ def scan(
         Shard the scan over a Dask cluster: tcp://HOST:PORT (a running scheduler) or local:N
         (N worker processes on this machine); the report is the one a single process gives.
         Needs `pip install 'cellmap-schemas[dask]'`.
+    max_document_size: int | None
+        Largest metadata document read, in bytes (default 16 MiB); a larger one makes its node
+        unreadable, without reading it whole.
+    follow_symlinks: bool
+        On local disk, follow symlinks that lead outside URL (by default such a link is
+        reported, not followed; links into /proc, /sys and /dev never are).
     """
     from cellmap_schemas._scan.report import FORMATS, output_problem
     from cellmap_schemas.errors import UnknownModelError
@@ -172,6 +181,9 @@ def scan(
         f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
         "--fail-on new needs --baseline" if fail_on == "new" and baseline is None else "",
         "--resume does not combine with --dask" if resume is not None and dask else "",
+        "--max-document-size must be positive"
+        if max_document_size is not None and max_document_size < 1
+        else "",
     ]
     if output is not None:
         # checked before the scan, which may take hours, rather than when the report is written
@@ -225,6 +237,10 @@ def scan(
                 baseline=base,
                 resume=(resume, *done) if resume is not None and done is not None else None,
                 dask=dask,
+                store_limits={
+                    "max_document_size": max_document_size,
+                    "follow_symlinks": follow_symlinks,
+                },
             )
         )
     except KeyboardInterrupt:  # before the signal handlers are in place
@@ -330,6 +346,7 @@ async def _run(
     baseline: Baseline | None,
     resume: tuple[Path, Any, list[NodeResult]] | None,
     dask: str | None = None,
+    store_limits: dict[str, Any] | None = None,
 ) -> int:
     import anyio
 
@@ -360,7 +377,9 @@ async def _run(
 
                     opened: Any = open_distributed_scan(url, dask, **kw)
                 else:
-                    opened = open_scan(url, done=resume[2] if resume else None, **kw)
+                    opened = open_scan(
+                        url, done=resume[2] if resume else None, **kw, **(store_limits or {})
+                    )
                 async with opened as stream:
                     stream.options.fail_on = fail_on
                     if resume is not None:

@@ -136,6 +136,11 @@ def test_bad_usage_exits_2() -> None:
     assert "Traceback" not in proc.stderr
     proc = cli("frobnicate")
     assert proc.returncode == 2
+    # usage errors are one line, like every other error
+    assert_one_error_line(proc.stderr, 'Unknown command "frobnicate"', "scan")
+    proc = cli("scan", "examples/cellmap-bucket", "--concurrency", "x")
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, "--concurrency")
 
 
 # ---- inspect ---------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ Exit status: 0 valid or done, 1 invalid, 2 unreadable or bad usage, 130 interrup
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from cyclopts import App
+from rich.console import Console
 
 __all__ = ["app", "main"]
 
@@ -33,7 +35,20 @@ app = App(
     ),
     version=_version,
     help_format="plaintext",
+    error_formatter=lambda e: _usage_error(e),
+    # soft wrap: the one error line is never broken at the terminal's width
+    error_console=Console(stderr=True, soft_wrap=True, highlight=False, markup=False),
 )
+
+
+def _usage_error(exc: Exception) -> Any:
+    """A usage error as the one ``error:`` line every other error is (exit status 2)."""
+    from rich.text import Text
+
+    from cellmap_schemas.cli._common import one_line
+
+    return Text(f"error: {one_line(str(exc))}")
+
 
 # Every command module imports only cyclopts and the standard library at the top; what a
 # command needs (storage, zarr, rich) it imports when it runs, so --help stays fast.

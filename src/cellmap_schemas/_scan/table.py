@@ -106,6 +106,7 @@ class TableWriter:
                     _verdict(d),
                 )
             console.print(table)
+            console.print(_per_model(datasets))
             if self._failures:
                 fails = Table(title="failures", title_justify="left")
                 for col in ("path", "status", "reason"):
@@ -121,7 +122,7 @@ class TableWriter:
                 f"{len(datasets)} datasets: {s.valid} valid, {s.invalid} invalid, "
                 f"{s.unreadable} unreadable, {s.warnings} with warnings; "
                 f"{s.requests} requests in {s.elapsed_s:.2f} s"
-                + (f"; models: {', '.join(models)}" if len(models) < len(_all_models()) else ""),
+                + (f"; models: {', '.join(models)}" if summary.options.models else ""),
                 soft_wrap=True,
             )
 
@@ -151,10 +152,22 @@ class TableWriter:
             text.detach()
 
 
-def _all_models() -> tuple[str, ...]:
-    from cellmap_schemas.registry import MODELS
+def _per_model(datasets: list[DatasetSummary]) -> Any:
+    """Each model's verdicts per dataset: a COSEM group counts for COSEM and Neuroglancer."""
+    from rich.table import Table
 
-    return tuple(MODELS)
+    table = Table(title="verdicts per model", title_justify="left")
+    for col, justify in (
+        ("dataset", "left"), ("model", "left"), ("judged", "right"), ("valid", "right"),
+        ("invalid", "right"), ("warnings", "right"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for d in datasets:
+        for name, t in d.models.items():
+            table.add_row(
+                _escape(d.name), name, str(t.judged), str(t.valid), str(t.invalid), str(t.warnings)
+            )
+    return table
 
 
 def _escape(text: str) -> str:
@@ -164,14 +177,13 @@ def _escape(text: str) -> str:
 
 
 def _verdict(d: DatasetSummary) -> str:
-    """A dataset's verdict, in words (never colour alone), with the models that failed it."""
+    """A dataset's verdict, in words (never colour alone); "verdicts per model" says which."""
     if not d.models:
         return "nothing judged"
     if d.conforms:
         return "[green]conforms[/]"
-    failed = [name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1]
-              for name, t in d.models.items() if t.invalid]  # fmt: skip
-    return "[red]fails[/]" + (f" ({', '.join(failed)})" if failed else "")
+    failed = sum(1 for t in d.models.values() if t.invalid)
+    return "[red]fails[/]" + (f" ({failed} model{'s' if failed != 1 else ''})" if failed else "")
 
 
 def _finding_text(f: Finding) -> str:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from cyclopts import App
-from rich.console import Console
 
 __all__ = ["app", "main"]
 
@@ -36,18 +35,21 @@ app = App(
     version=_version,
     help_format="plaintext",
     error_formatter=lambda e: _usage_error(e),
-    # soft wrap: the one error line is never broken at the terminal's width
-    error_console=Console(stderr=True, soft_wrap=True, highlight=False, markup=False),
 )
 
 
 def _usage_error(exc: Exception) -> Any:
     """A usage error as the one ``error:`` line every other error is (exit status 2)."""
+    import sys
+
     from rich.text import Text
 
     from cellmap_schemas.cli._common import one_line
 
-    return Text(f"error: {one_line(str(exc))}")
+    # written ourselves, never wrapped at the terminal's width; cyclopts' console ends the line
+    sys.stderr.write(f"error: {one_line(str(exc))}")
+    sys.stderr.flush()
+    return Text("")
 
 
 # Every command module imports only cyclopts and the standard library at the top; what a

@@ -388,3 +388,18 @@ def test_s3_private_bucket_without_credentials(
     )
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr, "s3://cosem-private/data.n5", "access denied")
+
+
+@pytest.mark.parametrize("argv", [["models"], ["rules"], ["--help"], ["check", "--help"]])
+def test_a_full_disk_is_one_error_line_naming_stdout(argv: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cellmap_schemas.cli", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, "stdout", "No space left on device")
+

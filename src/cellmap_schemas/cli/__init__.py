@@ -64,5 +64,20 @@ app.command(scan.scan)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``cellmap-schemas``); exits with the command's status."""
-    app(list(argv) if argv is not None else None)
+    """Console-script entry point (``cellmap-schemas``); exits with the command's status.
+
+    Writing the output can fail after a command did its work: a reader that left (``| head``)
+    ends it quietly, as ``cat`` does; a full disk is one error line naming the output.
+    """
+    import os
+    import sys
+
+    try:
+        app(list(argv) if argv is not None else None)
+    except OSError as exc:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
+        if isinstance(exc, BrokenPipeError):
+            sys.exit(0)
+        sys.stderr.write(f"error: stdout: {exc.strerror or exc}\n")
+        sys.exit(2)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import socket
 import sys
@@ -285,6 +286,8 @@ class FsspecStore(Store):
             import fsspec
 
             fs_cls = fsspec.get_filesystem_class(location.protocol)
+            # drivers log their retries as warnings; our error names the URL once, on one line
+            logging.getLogger(fs_cls.__module__.split(".")[0]).setLevel(logging.ERROR)
             options = dict(location.storage_options)
             if fs_cls.async_impl:
                 options.setdefault("asynchronous", True)

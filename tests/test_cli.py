@@ -402,4 +402,3 @@ def test_a_full_disk_is_one_error_line_naming_stdout(argv: list[str]) -> None:
         )
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr, "stdout", "No space left on device")
-

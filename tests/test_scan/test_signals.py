@@ -95,8 +95,12 @@ def _interrupt(argv: list[str], sig: signal.Signals, after: int, watch: Path | N
             assert line, "the scan ended before the signal"
             seen.append(line)
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-        out = "".join(seen) + out
+        # read the rest through the same buffered stream: communicate() reads the pipe's fd
+        # directly and would lose what readline() had already buffered ahead
+        out = "".join(seen) + proc.stdout.read()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.wait(60)
     else:
         count = 0
         while count < after:

@@ -24,6 +24,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
 import anyio
 
@@ -305,8 +306,14 @@ class FsspecStore(Store):
             getattr(self.fs, "asynchronous", False)
         )
 
+    @property
+    def _http(self) -> bool:
+        return self.location.protocol in ("http", "https")
+
     def _path(self, key: str) -> str:
-        return join_key(self._root, key)
+        # keys are names, as on every other backend: over HTTP "#", "%", "?" must reach the
+        # server as part of the name, so the key (not the root the user wrote) is quoted
+        return join_key(self._root, quote(key, safe="/~") if self._http else key)
 
     async def _call(self, method: str, *args: Any) -> Any:
         if self._async:
@@ -393,6 +400,8 @@ class FsspecStore(Store):
             child = name.rsplit("/", 1)[-1]
             if not child or name.rstrip("/") == path.rstrip("/"):
                 continue
+            if self._http:  # an index page's links are quoted: the name is what they quote
+                child = unquote(child)
             (dirs if entry.get("type") == "directory" else files).add(child)
         return sorted(dirs), sorted(files - dirs)
 

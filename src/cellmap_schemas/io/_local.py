@@ -18,7 +18,6 @@ store's ``max_document_size`` is an error, told from its size or, for files whos
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import stat
@@ -29,6 +28,7 @@ import anyio
 import anyio.to_thread
 
 from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io._errors import translate
 from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, NotFollowedError, Store, too_large
 from cellmap_schemas.io.url import Location, join_key
 
@@ -251,20 +251,18 @@ def read_file(
         linked = stat.S_ISLNK(st.st_mode)
         if linked:
             st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
     except OSError as exc:
-        raise _local_error(exc, url) from None
+        _missing_or_raise(exc, url)
+        return None
     if stat.S_ISDIR(st.st_mode):
         return None
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{url}: not a regular file ({_kind(st.st_mode)})")
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
     except OSError as exc:
-        raise _local_error(exc, url) from None
+        _missing_or_raise(exc, url)
+        return None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -290,9 +288,8 @@ def read_file(
     except StoreError:  # an OSError too: not to be worded again below
         raise
     except OSError as exc:
-        if exc.errno == errno.EISDIR:
-            return None
-        raise _local_error(exc, url) from None
+        _missing_or_raise(exc, url)  # EISDIR: a directory after all
+        return None
     finally:
         os.close(fd)
 
@@ -329,7 +326,7 @@ def read_batch(
         except StoreError as exc:
             out.append(exc)
         except Exception as exc:
-            out.append(_unexpected(exc, url))
+            out.append(_failure(exc, url))
     return out
 
 
@@ -344,7 +341,8 @@ def scan_batch(
         except StoreError as exc:
             out.append(exc)
         except Exception as exc:
-            out.append(_unexpected(exc, url))
+            error = _failure(exc, url)
+            out.append(([], []) if error is None else error)
     return out
 
 
@@ -359,10 +357,9 @@ def _resolve(scope: Scope, key: str, url: str) -> tuple[str, set[str]] | None:
         if os.path.islink(candidate):
             try:
                 os.stat(candidate)  # the kernel bounds a chain of links; realpath does not
-            except (FileNotFoundError, NotADirectoryError):
-                return None
             except OSError as exc:
-                raise _local_error(exc, url) from None
+                _missing_or_raise(exc, url)
+                return None
             target = os.path.realpath(candidate)
             refused = scope.refusal("/".join(segments[: i + 1]), target)
             if refused is not None:
@@ -390,10 +387,9 @@ def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
     real, ancestors = resolved
     try:
         it = os.scandir(real)
-    except (FileNotFoundError, NotADirectoryError):
-        return [], []
     except OSError as exc:
-        raise _local_error(exc, url) from None
+        _missing_or_raise(exc, url)
+        return [], []
     dirs: list[str] = []
     files: list[str] = []
     with it:
@@ -403,7 +399,8 @@ def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
             except StopIteration:
                 break
             except OSError as exc:  # the directory failed after it opened (EIO, EPERM)
-                raise _local_error(exc, url) from None
+                _missing_or_raise(exc, url)
+                break  # it vanished meanwhile: what was read is the listing
             try:
                 if entry.is_symlink():
                     mode = os.stat(entry.path).st_mode  # bounded; OSError for loops
@@ -428,16 +425,16 @@ def _loops(target: str, real: str, ancestors: set[str]) -> bool:
     return target in ancestors or real.startswith(target.rstrip("/") + "/")
 
 
-def _unexpected(exc: Exception, url: str) -> StoreError:
-    text = " ".join(str(exc).split())
-    return StoreError(f"{url}: {type(exc).__name__}{': ' + text if text else ''}")
+def _missing_or_raise(exc: BaseException, url: str) -> None:
+    """``None`` when the table's ``local`` rows call ``exc`` a missing path; else its
+    StoreError ("access denied (...)", "too many levels of symbolic links", the OS's words)."""
+    translate(exc, url, "local")
 
 
-def _local_error(exc: OSError, url: str) -> StoreError:
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, PermissionError):
-        return StoreError(f"{url}: access denied ({exc.strerror})")
-    if exc.errno == errno.ELOOP:
-        return StoreError(f"{url}: too many levels of symbolic links")
-    return StoreError(f"{url}: {exc.strerror or exc}")
+def _failure(exc: BaseException, url: str) -> StoreError | None:
+    """The table's outcome for ``exc`` as a value: None (missing) or the StoreError, in place."""
+    try:
+        translate(exc, url, "local")
+    except StoreError as error:
+        return error
+    return None

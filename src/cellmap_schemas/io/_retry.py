@@ -1,8 +1,9 @@
 """Retrying one storage request: exponential backoff with full jitter, a timeout per attempt.
 
-Backends translate their own exceptions at the boundary into two kinds: :class:`Transient`
-(throttling, 5xx, timeouts, resets: worth another attempt) and :class:`StoreError` (permanent:
-access denied, bad credentials). This module only loops; it knows no backend.
+Backends translate their own exceptions at the boundary (through the one table in
+:mod:`cellmap_schemas.io._errors`) into two kinds: :class:`Transient` (throttling, 5xx, timeouts,
+resets: worth another attempt) and :class:`StoreError` (permanent: access denied, bad
+credentials). This module only loops; it knows no backend.
 """
 
 from __future__ import annotations

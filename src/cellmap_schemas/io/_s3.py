@@ -19,13 +19,14 @@ import re
 import ssl
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 
 from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io._errors import Failure, Outcome, apply, rule_for, translate
 from cellmap_schemas.io._retry import Transient, retrying
-from cellmap_schemas.io.store import Store, dns_failure, read_capped, too_large, translate_error
+from cellmap_schemas.io.store import Store, read_capped, too_large, translate_error
 from cellmap_schemas.io.url import Location, join_key, redact
 
 __all__ = ["MAX_LIST_PAGES", "S3Store", "open_s3"]
@@ -35,32 +36,6 @@ MAX_LIST_PAGES = 100_000
 
 ERROR_BODY_LIMIT = 1 << 16
 """Bytes of an error answer read for its ``<Code>``."""
-
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
-_BAD_CREDENTIALS = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "InvalidSecurity",
-    }
-)
-_TRANSIENT = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-    }
-)
 
 # s3fs's option names for explicit credentials -> botocore's.
 _CREDENTIAL_OPTIONS = {
@@ -394,41 +369,9 @@ class S3Store(Store):
         return common, keys, next_token or None
 
     def _translate(self, exc: Exception, url: str) -> None:
-        """Botocore's and aiohttp's exceptions -> ``None`` (missing), Transient or StoreError."""
-        import botocore.exceptions as bx
-
-        if isinstance(exc, bx.ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", ""))
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            if code in _MISSING or (status == 404 and code != "NoSuchBucket"):
-                return None
-            if code == "NoSuchBucket":
-                raise _error(url, f"bucket {self.bucket!r} does not exist")
-            # before the 403s: a refused signature is not a missing permission
-            if code in _BAD_CREDENTIALS:
-                raise _error(url, f"credentials rejected ({code})")
-            if code in _DENIED or status == 403:
-                raise _error(url, _denied(self.anonymous))
-            if code in _TRANSIENT or status >= 500 or status == 429:
-                raise Transient(f"{code or 'server error'} ({status})")
-            message = error.get("Message") or ""
-            raise _error(url, f"{code} ({status}) {message}".rstrip())
-        if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError):
-            cause = dns_failure(exc.kwargs.get("error") or exc)
-            if cause is not None:
-                raise _error(url, cause)
-            endpoint = urlsplit(str(exc.kwargs.get("endpoint_url", ""))).netloc or "endpoint"
-            raise Transient(redact(f"cannot connect to {endpoint.rpartition('@')[2]}"))
-        if isinstance(exc, bx.ConnectTimeoutError | bx.ReadTimeoutError):
-            raise Transient("timed out")
-        if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-            raise _error(url, exc)
-        if isinstance(exc, bx.HTTPClientError | bx.ResponseStreamingError):
-            raise Transient(redact(f"connection failed ({exc})"))
-        if isinstance(exc, bx.BotoCoreError):
-            raise _error(url, exc)
-        return translate_error(exc, url)
+        """Botocore's and aiohttp's exceptions -> ``None`` (missing), Transient or StoreError:
+        the ``s3`` rows of the table in :mod:`cellmap_schemas.io._errors`."""
+        translate(exc, url, "s3", bucket=self.bucket, anonymous=self.anonymous)
 
     async def aclose(self) -> None:
         direct, self.direct = self.direct, None
@@ -439,11 +382,6 @@ class S3Store(Store):
                     await d.aclose()
         finally:
             await self._stack.aclose()
-
-
-def _denied(anonymous: bool) -> str:
-    hint = " with anonymous access: no AWS credentials found" if anonymous else ""
-    return f"access denied (403){hint}"
 
 
 def _applicable(extra: Mapping[str, Any], operation: Any) -> dict[str, Any]:
@@ -549,17 +487,11 @@ class DirectGet:
         """Map an error answer: ``None`` (missing), or raise Transient/StoreError/_Fallback."""
         match = _ERROR_CODE.search(body)
         code = match.group(1).decode("utf-8", "replace") if match else ""
-        if status == 404:
-            if code == "NoSuchBucket":
-                raise _Fallback  # the client path words this error
-            return None
-        if status in (400, 403) and code in _BAD_CREDENTIALS:
-            raise _error(url, f"credentials rejected ({code})")
-        if status == 403 and code in ("AccessDenied", "AllAccessDisabled", ""):
-            raise _error(url, _denied(anonymous_hint))
-        if status == 429 or status >= 500:
-            raise Transient(f"{code or 'server error'} ({status})")
-        raise _Fallback
+        failure = Failure(status=status, code=code, context={"anonymous": anonymous_hint})
+        rule = rule_for("s3-direct", failure)
+        if rule.outcome is Outcome.DEFER:  # NoSuchBucket, odd statuses: the client path words it
+            raise _Fallback
+        apply(rule, failure, url)
 
     async def aclose(self) -> None:
         await self.session.close()

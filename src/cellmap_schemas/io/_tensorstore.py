@@ -9,11 +9,11 @@ terms, so the rest of the package can speak URLs.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cellmap_schemas.io._errors import describe_error
 from cellmap_schemas.io.url import Location, parse_url
 
 if TYPE_CHECKING:
@@ -139,18 +139,3 @@ def _aws_credentials(options: Mapping[str, Any]) -> dict[str, Any]:
     if os.environ.get("AWS_ACCESS_KEY_ID"):
         return {"type": "environment"}
     return {"type": "default"}
-
-
-# Annotations tensorstore appends to messages: request ids, whole response bodies, the JSON spec
-# and source locations. They bury the cause; the status and the HTTP code stay.
-_NOISE = re.compile(
-    r" \[(?:tensorstore_spec|source locations|x-amzn-requestid|x-amz-id-2|x-amz-request-id"
-    r"|http_response_body)="
-)
-
-
-def describe_error(exc: BaseException) -> str:
-    """The useful part of a tensorstore error message."""
-    text = str(exc)
-    match = _NOISE.search(text)
-    return (text[: match.start()] if match else text).strip() or type(exc).__name__

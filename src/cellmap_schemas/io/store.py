@@ -22,16 +22,16 @@ import functools
 import inspect
 import logging
 import os
-import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
 import anyio
 
 from cellmap_schemas.errors import StoreError
-from cellmap_schemas.io._retry import Transient, retrying
+from cellmap_schemas.io._errors import dns_failure, translate
+from cellmap_schemas.io._retry import retrying
 from cellmap_schemas.io.url import Location, join_key, parse_url, redact
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "NotFollowedError",
     "Store",
     "StoreError",
+    "dns_failure",
     "open_store",
 ]
 
@@ -308,8 +309,14 @@ class FsspecStore(Store):
             getattr(self.fs, "asynchronous", False)
         )
 
+    @property
+    def _http(self) -> bool:
+        return self.location.protocol in ("http", "https")
+
     def _path(self, key: str) -> str:
-        return join_key(self._root, key)
+        # keys are names, as on every other backend: over HTTP "#", "%", "?" must reach the
+        # server as part of the name, so the key (not the root the user wrote) is quoted
+        return join_key(self._root, quote(key, safe="/~") if self._http else key)
 
     async def _call(self, method: str, *args: Any) -> Any:
         if self._async:
@@ -396,6 +403,8 @@ class FsspecStore(Store):
             child = name.rsplit("/", 1)[-1]
             if not child or name.rstrip("/") == path.rstrip("/"):
                 continue
+            if self._http:  # an index page's links are quoted: the name is what they quote
+                child = unquote(child)
             (dirs if entry.get("type") == "directory" else files).add(child)
         return sorted(dirs), sorted(files - dirs)
 
@@ -453,56 +462,7 @@ async def read_capped(read: Callable[[], Awaitable[bytes]], limit: int, url: str
 def translate_error(exc: BaseException, url: str) -> None:
     """Map a foreign exception to ``None`` (missing), :class:`Transient` or :class:`StoreError`.
 
-    Shared by the fsspec and local backends (S3 has its own, for botocore's errors). A
-    ``StoreError`` (an ``OSError`` too) is already worded: it passes unchanged, so that no
-    message names its URL twice.
+    The fsspec backend's (and the S3 direct path's transport errors): the ``remote`` rows of the
+    one table in :mod:`cellmap_schemas.io._errors`. A ``StoreError`` passes unchanged.
     """
-    if isinstance(exc, StoreError):
-        raise exc
-    if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
-        return None
-    if isinstance(exc, PermissionError):
-        raise StoreError(f"{url}: access denied ({exc.strerror or exc})") from exc
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        if isinstance(exc, aiohttp.ClientResponseError):
-            status = exc.status
-            if status in (404, 410):
-                return None
-            if status in (401, 403):
-                raise StoreError(f"{url}: access denied ({status})") from exc
-            if status in (408, 429) or status >= 500:
-                raise Transient(f"server error ({status} {exc.message})")
-            raise StoreError(redact(f"{url}: HTTP {status} {exc.message}")) from None
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            cause = dns_failure(exc)
-            if cause is not None:
-                raise StoreError(f"{url}: {cause}") from None
-            raise Transient(
-                redact(f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or exc})")
-            )
-        if isinstance(exc, aiohttp.ClientError):
-            raise Transient(redact(f"connection failed ({type(exc).__name__}: {exc})"))
-    if isinstance(exc, TimeoutError):
-        raise Transient("timed out")
-    if isinstance(exc, ConnectionError):
-        raise Transient(redact(f"connection failed ({exc})"))
-    if isinstance(exc, OSError):
-        raise StoreError(redact(f"{url}: {exc.strerror or exc}")) from None
-    raise StoreError(redact(f"{url}: {type(exc).__name__}: {exc}".replace("\n", " "))) from None
-
-
-def dns_failure(exc: BaseException) -> str | None:
-    """ "cannot resolve host ..." when ``exc`` comes from a permanent name-resolution failure."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            if current.errno == socket.EAI_AGAIN:  # temporary: let the caller retry
-                return None
-            host = getattr(exc, "host", None)
-            return f"cannot resolve host {host}" if host else "cannot resolve host"
-        nested = getattr(current, "os_error", None)
-        current = nested if isinstance(nested, BaseException) else current.__cause__
-    return None
+    translate(exc, url, "remote")

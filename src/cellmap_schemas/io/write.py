@@ -22,19 +22,30 @@ defining document is written first, conditionally on the generation the survey s
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import msgspec
 import numpy as np
 
 from cellmap_schemas.errors import NodeExistsError, StoreError, UnsupportedFormatError
+from cellmap_schemas.io._documents import StorageFormat, _documents, _is_group_spec
+from cellmap_schemas.io._target import (
+    _claim,
+    _defining_key,
+    _delete_subtrees,
+    _describe,
+    _is_array,
+    _join,
+    _leftovers,
+    _open_kvstore,
+    _survey,
+    _topmost,
+    _write_documents,
+)
 from cellmap_schemas.io._tensorstore import Container, container, describe_error
 from cellmap_schemas.io.url import Location, parse_url
-from cellmap_schemas.n5_wrap import is_n5_array, spec_to_n5_array, spec_to_n5_group
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3
 
@@ -51,11 +62,8 @@ __all__ = [
     "write_spec",
 ]
 
-StorageFormat = Literal["n5", "zarr2", "zarr3"]
 Spec = ArraySpec[Any] | GroupSpec[Any] | ArraySpecV3[Any] | GroupSpecV3[Any]
 
-# Every document that marks a directory as a node, in any of the three formats.
-_METADATA_KEYS = ("attributes.json", ".zgroup", ".zarray", ".zattrs", "zarr.json")
 _DRIVERS: dict[StorageFormat, str] = {"n5": "n5", "zarr2": "zarr", "zarr3": "zarr3"}
 
 
@@ -438,19 +446,11 @@ def _walk(spec: Any, path: str) -> Iterator[_Node]:
         yield from _walk(member, _join(path, name))
 
 
-def _is_group_spec(spec: Any) -> bool:
-    return isinstance(spec, GroupSpec | GroupSpecV3)
-
-
 def _clean_path(path: str) -> str:
     parts = [p for p in path.replace("\\", "/").split("/") if p and p != "."]
     if ".." in parts:
         raise ValueError(f"path {path!r} must stay inside the container (no '..')")
     return "/".join(parts)
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
 def _relative(path: str, base: str) -> str:
@@ -461,55 +461,6 @@ def _parents(path: str) -> list[str]:
     """The container root and every group above ``path`` ("a/b/c" -> "", "a", "a/b")."""
     parts = path.split("/") if path else []
     return ["/".join(parts[:i]) for i in range(len(parts))]
-
-
-def _describe(path: str) -> str:
-    return f"node {path!r}" if path else "the container root"
-
-
-def _attributes(spec: Any) -> dict[str, Any]:
-    attrs = spec.attributes
-    return msgspec.to_builtins(attrs) if isinstance(attrs, msgspec.Struct) else dict(attrs)
-
-
-def _json_fill(value: Any) -> Any:
-    """Zarr writes non-finite float fill values as strings (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
-
-
-def _encode_v2(doc: Any) -> bytes:
-    # zarr-python 2's layout: sorted keys, four-space indent, ASCII.
-    return json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=True, allow_nan=False).encode()
-
-
-def _encode_v3(doc: Any) -> bytes:
-    # zarr-python 3's layout: field order kept, two-space indent.
-    return json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False).encode()
-
-
-def _documents(spec: Any, fmt: StorageFormat, *, root: bool) -> dict[str, bytes]:
-    """The metadata documents of one node, by key relative to the node's directory."""
-    if fmt == "n5":
-        if _is_group_spec(spec):
-            return {"attributes.json": _encode_v2(spec_to_n5_group(spec, root=root))}
-        return {"attributes.json": _encode_v2(spec_to_n5_array(spec))}
-    if fmt == "zarr2":
-        if _is_group_spec(spec):
-            return {
-                ".zgroup": _encode_v2({"zarr_format": 2}),
-                ".zattrs": _encode_v2(_attributes(spec)),
-            }
-        zarray, zattrs = spec.to_documents()
-        zarray["fill_value"] = _json_fill(zarray.get("fill_value"))
-        return {".zarray": _encode_v2(zarray), ".zattrs": _encode_v2(zattrs)}
-    doc = spec.to_document()
-    if not _is_group_spec(spec):
-        doc["fill_value"] = _json_fill(doc.get("fill_value"))
-        if doc.get("dimension_names") is None:
-            doc.pop("dimension_names", None)  # optional in v3, and null is not a valid value
-    return {"zarr.json": _encode_v3(doc)}
 
 
 def _check_with_tensorstore(
@@ -547,180 +498,6 @@ def _check_with_tensorstore(
                 f"{where.url}: array {node.path!r} cannot be stored as specified: "
                 f"{describe_error(exc)}"
             ) from exc
-
-
-def _open_kvstore(where: Container) -> ts.KvStore:
-    import tensorstore as ts
-
-    try:
-        return ts.KvStore.open(where.kvstore, context=where.ts_context()).result()
-    except ValueError as exc:
-        raise StoreError(f"{where.url}: cannot open storage: {describe_error(exc)}") from exc
-
-
-def _survey(
-    kv: ts.KvStore, where: Container, paths: list[str]
-) -> tuple[dict[str, dict[str, bytes | None]], dict[str, bytes]]:
-    """The metadata documents present at each of ``paths`` (None where missing), and the
-    storage generation of each document key read (for conditional writes)."""
-    if where.kvstore.get("driver") == "file":
-        _refuse_special_files(
-            where, [_join(p, k) for p in dict.fromkeys(paths) for k in _METADATA_KEYS]
-        )
-    pending = [
-        (path, key, kv.read(_join(path, key)))
-        for path in dict.fromkeys(paths)
-        for key in _METADATA_KEYS
-    ]
-    found: dict[str, dict[str, bytes | None]] = {path: {} for path in paths}
-    stamps: dict[str, bytes] = {}
-    errors: list[StoreError] = []
-    for path, key, future in pending:
-        try:
-            result = future.result()
-        except ValueError as exc:
-            errors.append(
-                StoreError(f"{where.url}: reading {_join(path, key)} failed: {describe_error(exc)}")
-            )
-            errors[-1].__cause__ = exc
-            continue
-        found[path][key] = bytes(result.value) if result.state == "value" else None
-        stamps[_join(path, key)] = bytes(result.stamp.generation)
-    if errors:
-        raise errors[0]
-    return found, stamps
-
-
-def _refuse_special_files(where: Container, keys: list[str]) -> None:
-    """tensorstore's file driver would block for ever opening a FIFO named like a document."""
-    import stat
-
-    base = where.kvstore["path"]
-    for key in keys:
-        try:
-            mode = os.stat(base + key).st_mode
-        except OSError:
-            continue  # missing, or an error tensorstore's read reports
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise StoreError(f"{where.url_of(key)}: not a regular file")
-
-
-def _leftovers(kv: ts.KvStore, where: Container, paths: list[str]) -> dict[str, str]:
-    """For each of ``paths`` that holds keys other than metadata documents, the first one."""
-    pending = [(path, kv.list(_subtree(path))) for path in paths]
-    out: dict[str, str] = {}
-    for path, future in pending:
-        try:
-            keys = sorted(k.decode("utf-8", "replace") for k in future.result())
-        except ValueError as exc:
-            raise StoreError(
-                f"{where.url}: listing {_describe(path)} failed: {describe_error(exc)}"
-            ) from exc
-        own = {_join(path, key) for key in _METADATA_KEYS}
-        foreign = next((k for k in keys if k not in own), None)
-        if foreign is not None:
-            out[path] = foreign
-    return out
-
-
-def _subtree(path: str) -> ts.KvStore.KeyRange:
-    """Every key below ``path``: "a/" up to "a0" ("0" follows "/"); the root is everything."""
-    import tensorstore as ts
-
-    return ts.KvStore.KeyRange(f"{path}/", f"{path}0") if path else ts.KvStore.KeyRange()
-
-
-def _defining_key(documents: Mapping[str, bytes]) -> str:
-    """The document that makes a directory a node (``.zarray``/``.zgroup`` before ``.zattrs``)."""
-    return next(k for k in ("attributes.json", ".zarray", ".zgroup", "zarr.json") if k in documents)
-
-
-def _claim(
-    kv: ts.KvStore, where: Container, key: str, data: bytes, generation: bytes, base: str
-) -> None:
-    """Write ``key`` only if its generation is still ``generation``; else NodeExistsError."""
-    try:
-        stamp = kv.write(key, data, if_equal=generation).result()
-    except ValueError as exc:
-        raise StoreError(f"{where.url}: writing {key} failed: {describe_error(exc)}") from exc
-    if not bytes(stamp.generation):  # the condition failed: another writer came first
-        raise NodeExistsError(
-            f"{where.url}: {_describe(base)} was written by another writer meanwhile "
-            f"({key}); nothing written"
-        )
-
-
-def _is_array(docs: Mapping[str, bytes | None]) -> bool:
-    """Whether the documents of a directory describe an array (in any format)."""
-    if docs.get(".zarray") is not None:
-        return True
-    for key, test in (("zarr.json", _v3_array), ("attributes.json", is_n5_array)):
-        raw = docs.get(key)
-        if raw is not None:
-            try:
-                doc = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(doc, dict) and test(doc):
-                return True
-    return False
-
-
-def _v3_array(doc: Mapping[str, Any]) -> bool:
-    return doc.get("node_type") == "array"
-
-
-def _topmost(paths: list[str]) -> list[str]:
-    """The paths not below another path of the list (deleting those deletes them all)."""
-    chosen: list[str] = []
-    for path in sorted(paths, key=lambda p: (p.count("/"), p)):
-        if not any(path == c or not c or path.startswith(c + "/") for c in chosen):
-            chosen.append(path)
-    return chosen
-
-
-def _delete_subtrees(
-    kv: ts.KvStore, where: Container, paths: list[str], keep: str | None = None
-) -> None:
-    """Delete everything below each of ``paths``, except the key ``keep`` (a claimed document)."""
-    import tensorstore as ts
-
-    ranges: list[tuple[str, ts.KvStore.KeyRange]] = []
-    for path in paths:
-        full = _subtree(path)
-        if (
-            keep is not None
-            and full.inclusive_min <= keep.encode()
-            and (not full.exclusive_max or keep.encode() < full.exclusive_max)
-        ):
-            ranges.append((path, ts.KvStore.KeyRange(full.inclusive_min, keep)))
-            ranges.append((path, ts.KvStore.KeyRange(keep + "\x00", full.exclusive_max)))
-        else:
-            ranges.append((path, full))
-    pending = [(path, kv.delete_range(r)) for path, r in ranges]
-    for path, future in pending:
-        try:
-            future.result()
-        except ValueError as exc:
-            raise StoreError(
-                f"{where.url}: deleting {_describe(path)} failed: {describe_error(exc)}"
-            ) from exc
-
-
-def _write_documents(kv: ts.KvStore, where: Container, documents: dict[str, bytes]) -> None:
-    pending = [(key, kv.write(key, data)) for key, data in documents.items()]
-    failures: list[tuple[str, ValueError]] = []
-    for key, future in pending:
-        try:
-            future.result()
-        except ValueError as exc:
-            failures.append((key, exc))
-    if failures:
-        key, first = failures[0]
-        more = f" (and {len(failures) - 1} more documents)" if len(failures) > 1 else ""
-        raise StoreError(
-            f"{where.url}: writing {key} failed: {describe_error(first)}{more}"
-        ) from first
 
 
 def _open_handles(

@@ -14,7 +14,7 @@ import pytest
 
 import cellmap_schemas
 from cellmap_schemas import asynchronous, synchronous
-from cellmap_schemas.errors import NodeNotFoundError, ValidationError
+from cellmap_schemas.errors import NodeNotFoundError, UnsupportedFormatError, ValidationError
 from cellmap_schemas.multiscale import cosem
 from cellmap_schemas.spec.zarr_v2 import GroupSpec
 
@@ -51,7 +51,8 @@ def write_n5_group(root: Path, *, broken_scale: bool = False) -> Path:
 def test_exports_are_sorted_and_importable() -> None:
     assert cellmap_schemas.__all__ == sorted(cellmap_schemas.__all__)
     for name in cellmap_schemas.__all__:
-        assert getattr(cellmap_schemas, name) is not None
+        value = getattr(cellmap_schemas, name)  # AttributeError if an export is missing
+        assert name == "__version__" or getattr(value, "__name__", name) == name
     assert cellmap_schemas.read is synchronous.read
     assert cellmap_schemas.check is synchronous.check
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
@@ -99,15 +100,43 @@ def test_check_reports_every_problem_with_the_url(tmp_path: Path) -> None:
 
 
 def test_async_calls_run_concurrently(tmp_path: Path) -> None:
-    good = str(write_n5_group(tmp_path / "a.n5"))
-    bad = str(write_n5_group(tmp_path / "b.n5", broken_scale=True))
-    missing = str(tmp_path / "missing")
+    """Three checks in one task group overlap: a server that holds each request a while sees
+    requests of different checks in flight at once."""
+    import functools
+    import threading
+    import time
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    write_n5_group(tmp_path / "a.n5")
+    write_n5_group(tmp_path / "b.n5", broken_scale=True)
+    flying: dict[str, int] = {}  # requests in flight, by the call (top folder) they belong to
+    most = [0]  # the most calls with a request in flight at once
+    lock = threading.Lock()
+
+    class Slow(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def send_head(self):  # type: ignore[no-untyped-def]
+            call = self.path.strip("/").split("/")[0]
+            with lock:
+                flying[call] = flying.get(call, 0) + 1
+                most[0] = max(most[0], sum(1 for n in flying.values() if n))
+            time.sleep(0.2)
+            with lock:
+                flying[call] -= 1
+            return super().send_head()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=tmp_path))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    good, bad, missing = f"{base}/a.n5/raw", f"{base}/b.n5/raw", f"{base}/missing"
     results: dict[str, object] = {}
 
     async def one(url: str) -> None:
         try:
             results[url] = await asynchronous.check(url, "multiscale.cosem.Group")
-        except (ValidationError, NodeNotFoundError) as exc:
+        except (ValidationError, NodeNotFoundError, UnsupportedFormatError) as exc:
             results[url] = exc
 
     async def main() -> None:
@@ -115,10 +144,15 @@ def test_async_calls_run_concurrently(tmp_path: Path) -> None:
             for url in (good, bad, missing):
                 tg.start_soon(one, url)
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    finally:
+        server.shutdown()
+        server.server_close()
     assert isinstance(results[good], cosem.Group)
     assert isinstance(results[bad], ValidationError)
-    assert isinstance(results[missing], NodeNotFoundError)
+    assert isinstance(results[missing], NodeNotFoundError | UnsupportedFormatError)
+    assert most[0] >= 2  # requests of different calls were in flight at the same time
 
 
 def test_async_read_depth(tmp_path: Path) -> None:

@@ -165,46 +165,14 @@ def scan(
         On local disk, follow symlinks that lead outside URL (by default such a link is
         reported, not followed; links into /proc, /sys and /dev never are).
     """
-    from cellmap_schemas._scan.report import FORMATS, output_problem
-    from cellmap_schemas.errors import UnknownModelError
-    from cellmap_schemas.registry import resolve
 
-    try:
-        for name in model or ():
-            resolve(name)  # unknown names fail before any I/O
-    except UnknownModelError as exc:
-        err(f"{exc} (`cellmap-schemas models` lists them)")
+    problem = _usage_problem(
+        model, concurrency, retries, timeout, fail_on, baseline, resume, dask,
+        max_document_size, output, format,
+    )  # fmt: skip
+    if problem:
+        err(problem)
         return EXIT_ERROR
-    problems = [
-        f"--concurrency must be at least 1, got {concurrency}" if concurrency < 1 else "",
-        f"--retries must be 0 or more, got {retries}" if retries < 0 else "",
-        f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
-        "--fail-on new needs --baseline" if fail_on == "new" and baseline is None else "",
-        "--resume does not combine with --dask" if resume is not None and dask else "",
-        "--max-document-size must be positive"
-        if max_document_size is not None and max_document_size < 1
-        else "",
-    ]
-    if output is not None:
-        # checked before the scan, which may take hours, rather than when the report is written
-        problems.append(output_problem(output) or "")
-        if format is None and _SUFFIXES.get(output.suffix.lower()) not in FORMATS:
-            choices = ", ".join(k for k, v in _SUFFIXES.items() if v in FORMATS)
-            problems.append(
-                f"{output}: unknown report suffix {output.suffix or '(none)'!r}; "
-                f"use {choices} or --format"
-            )
-    if any(problems):
-        err(next(p for p in problems if p))
-        return EXIT_ERROR
-    if dask is not None:
-        from cellmap_schemas._scan.distributed import DistributedNotInstalled, require_distributed
-
-        try:
-            require_distributed()
-        except DistributedNotInstalled as exc:
-            err(str(exc))
-            return EXIT_ERROR
 
     fmt: ReportFormat = format or _default_format(output)  # type: ignore[assignment]
     show = sys.stderr.isatty() if progress is None else progress
@@ -247,18 +215,74 @@ def scan(
         err("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:
-        leaf = _output_failure(exc)
-        if isinstance(leaf, BrokenPipeError):  # the reader left (| head): end quietly, as cat
-            _silence_stdout()
-            return 0
-        if isinstance(leaf, _OutputFailed):
-            _silence_stdout()
-            err(str(leaf))
-            return EXIT_ERROR
-        if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
-            raise
-        err(_describe(url, exc, output))
+        return _failed(url, exc, output)
+
+
+def _failed(url: str, exc: Exception, output: Path | None) -> int:
+    """The exit status of a scan that raised, after its one error line (if any)."""
+    leaf = _output_failure(exc)
+    if isinstance(leaf, BrokenPipeError):  # the reader left (| head): end quietly, as cat
+        _silence_stdout()
+        return 0
+    if isinstance(leaf, _OutputFailed):
+        _silence_stdout()
+        err(str(leaf))
         return EXIT_ERROR
+    if os.environ.get("CELLMAP_SCHEMAS_DEBUG"):
+        raise exc
+    err(_describe(url, exc, output))
+    return EXIT_ERROR
+
+
+def _usage_problem(
+    model: Sequence[str] | None,
+    concurrency: int,
+    retries: int,
+    timeout: float,
+    fail_on: str,
+    baseline: Path | None,
+    resume: Path | None,
+    dask: str | None,
+    max_document_size: int | None,
+    output: Path | None,
+    format: str | None,
+) -> str | None:
+    """The first thing wrong with the arguments, checked before a scan that may take hours."""
+    from cellmap_schemas._scan.report import FORMATS, output_problem
+    from cellmap_schemas.errors import UnknownModelError
+    from cellmap_schemas.registry import resolve
+
+    try:
+        for name in model or ():
+            resolve(name)
+    except UnknownModelError as exc:
+        return f"{exc} (`cellmap-schemas models` lists them)"
+    problems = [
+        f"--concurrency must be at least 1, got {concurrency}" if concurrency < 1 else "",
+        f"--retries must be 0 or more, got {retries}" if retries < 0 else "",
+        f"--timeout must be positive, got {timeout:g}" if not timeout > 0 else "",
+        "--fail-on new needs --baseline" if fail_on == "new" and baseline is None else "",
+        "--resume does not combine with --dask" if resume is not None and dask else "",
+        "--max-document-size must be positive"
+        if max_document_size is not None and max_document_size < 1
+        else "",
+    ]
+    if output is not None:
+        problems.append(output_problem(output) or "")
+        if format is None and _SUFFIXES.get(output.suffix.lower()) not in FORMATS:
+            choices = ", ".join(k for k, v in _SUFFIXES.items() if v in FORMATS)
+            problems.append(
+                f"{output}: unknown report suffix {output.suffix or '(none)'!r}; "
+                f"use {choices} or --format"
+            )
+    if dask is not None:
+        from cellmap_schemas._scan.distributed import DistributedNotInstalled, require_distributed
+
+        try:
+            require_distributed()
+        except DistributedNotInstalled as exc:
+            problems.append(str(exc))
+    return next((p for p in problems if p), None)
 
 
 def _output_failure(exc: BaseException) -> BaseException | None:

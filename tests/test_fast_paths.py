@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ from cellmap_schemas.io.read import read_tree, run_sync
 from cellmap_schemas.io.store import open_store
 from cellmap_schemas.multiscale import cosem, neuroglancer_n5
 from cellmap_schemas.multiscale.ome_ngff import v04, v05
+from cellmap_schemas.multiscale.pyramid import (
+    pyramid_ok,
+    pyramid_problems,
+    worded_pyramid_problems,
+)
 from cellmap_schemas.rules import severity_of
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cellmap-bucket"
@@ -131,3 +137,129 @@ def test_fast_path_agrees_with_the_worded_rules(name: str, data: st.DataObject) 
         collected: list[Any] = []
         base._collect_rules(value, "", collected)
         assert _errors(collected) == [], collected
+
+
+# ---- cross-level pyramid rules: pyramid_ok (fast) and worded_pyramid_problems (worded) --------
+# The fast form may only say "clean" when the worded form finds nothing; on a fully populated
+# pyramid (every level an array with factor, scale and offset) it says "clean" exactly then.
+PYRAMID_CONVENTIONS = {"cosem.Group": "cosem", "neuroglancer_n5.Group": "neuroglancer_n5"}
+
+
+def _pyramid(
+    convention: str,
+    shape0: list[int],
+    factors: list[list[int]],
+    scale0: list[float],
+    round_up: list[bool],
+    order: str,
+) -> dict[str, Any]:
+    """A consistent pyramid spec dict (vectors in array order in, stored as the convention
+    stores them)."""
+    datasets = []
+    members: dict[str, Any] = {}
+    for i, f in enumerate(factors):
+        shape = [
+            math.ceil(n / k) if up else n // k for n, k, up in zip(shape0, f, round_up, strict=True)
+        ]
+        scale = [s * k for s, k in zip(scale0, f, strict=True)]
+        translate = [(s - s0) / 2 for s, s0 in zip(scale, scale0, strict=True)]
+        flip = order == "F"
+        tx = {
+            "axes": ["x", "y", "z"][: len(shape0)],
+            "order": order,
+            "scale": scale[::-1] if flip else scale,
+            "translate": translate[::-1] if flip else translate,
+            "units": ["nm"] * len(shape0),
+        }
+        datasets.append({"path": f"s{i}", "transform": tx})
+        members[f"s{i}"] = {
+            "shape": shape,
+            "dtype": "|u1",
+            "attributes": {"pixelResolution": {"dimensions": scale[::-1], "unit": "nm"}},
+        }
+    attrs: dict[str, Any] = {"scales": [f[::-1] for f in factors]}
+    if convention == "cosem":
+        attrs["multiscales"] = [{"datasets": datasets}]
+    return {"attributes": attrs, "members": members}
+
+
+@st.composite
+def _pyramids(draw: st.DrawFn, convention: str) -> dict[str, Any]:
+    rank = draw(st.integers(1, 4))
+    levels = draw(st.integers(1, 5))
+    shape0 = draw(st.lists(st.integers(1, 5000), min_size=rank, max_size=rank))
+    steps = draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank))
+    factors = [[s**i for s in steps] for i in range(levels)]
+    scale0 = draw(
+        st.lists(st.sampled_from([1.0, 4.0, 5.24, 3.1, 0.5]), min_size=rank, max_size=rank)
+    )
+    round_up = draw(st.lists(st.booleans(), min_size=rank, max_size=rank))
+    return _pyramid(
+        convention, shape0, factors, scale0, round_up, draw(st.sampled_from(["C", "F"]))
+    )
+
+
+_NUMBERS = st.one_of(
+    st.integers(0, 6000), st.floats(0.01, 100, allow_nan=False), st.just(-1), st.just(0)
+)
+
+
+def _numeric_leaves(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(doc, dict):
+        return [p for k, v in doc.items() for p in _numeric_leaves(v, (*path, k))]
+    if isinstance(doc, list):
+        return [p for i, v in enumerate(doc) for p in _numeric_leaves(v, (*path, i))]
+    return [path] if isinstance(doc, int | float) or path[-1:] == ("dtype",) else []
+
+
+def _perturb(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(spec)
+    for _ in range(draw(st.integers(0, 2))):
+        path = draw(st.sampled_from(_numeric_leaves(doc)))
+        target = doc
+        for key in path[:-1]:
+            target = target[key]
+        if path[-1] == "dtype":
+            target[path[-1]] = draw(st.sampled_from(["|u1", "<u2", "|i1"]))
+        elif "shape" in path:  # a negative length is no shape: the level would be skipped
+            target[path[-1]] = draw(st.integers(0, 6000))
+        else:
+            target[path[-1]] = draw(_NUMBERS)
+    return doc
+
+
+@pytest.mark.parametrize("name", sorted(PYRAMID_CONVENTIONS))
+def test_the_example_pyramids_take_the_fast_form(name: str) -> None:
+    _, spec = SPECS[name]
+    assert pyramid_ok(spec, "n5", PYRAMID_CONVENTIONS[name])  # type: ignore[arg-type]
+    assert list(worded_pyramid_problems(spec, "n5", PYRAMID_CONVENTIONS[name])) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("convention", ["cosem", "neuroglancer_n5"])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_form_agrees_on_populated_pyramids(convention: Any, data: st.DataObject) -> None:
+    spec = _perturb(data.draw, data.draw(_pyramids(convention)))
+    worded = list(worded_pyramid_problems(spec, "n5", convention))
+    ok = pyramid_ok(spec, "n5", convention)
+    positive = all(
+        v > 0 for f in spec["attributes"]["scales"] for v in f
+    )  # a non-positive factor makes the worded form skip a check the fast form refuses
+    if positive:
+        assert ok == (worded == []), worded
+    elif ok:
+        assert worded == []
+    assert list(pyramid_problems(spec, "n5", convention)) == worded
+
+
+@pytest.mark.parametrize("name", sorted(PYRAMID_CONVENTIONS))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_form_never_hides_a_problem(name: str, data: st.DataObject) -> None:
+    _, spec = SPECS[name]
+    doc = data.draw(_mutated(spec))
+    convention: Any = PYRAMID_CONVENTIONS[name]
+    worded = list(worded_pyramid_problems(doc, "n5", convention))
+    if pyramid_ok(doc, "n5", convention):
+        assert worded == []
+    assert list(pyramid_problems(doc, "n5", convention)) == worded

@@ -688,4 +688,14 @@ def run_sync(func: Callable[[], Awaitable[T]]) -> T:
             "cellmap_schemas' blocking API was called from a running event loop; "
             "use cellmap_schemas.asynchronous (await read(...) / check(...)) instead"
         )
-    return anyio.run(func, backend="asyncio")
+    # The result is handed back through a box, not as the main task's result: asyncio's Runner
+    # looks up its SIGINT handler after the run (``signal.getsignal``), which words the
+    # handler, a partial holding the main task, with ``repr``, and a finished task's repr
+    # includes ``repr(result)`` in full before truncating it: ~0.1 s for a large scan report.
+    box: list[T] = []
+
+    async def main() -> None:
+        box.append(await func())
+
+    anyio.run(main, backend="asyncio")
+    return box[0]

@@ -37,7 +37,9 @@ __all__ = [
     "PYR_RANK",
     "PYR_SHAPE",
     "crop_grid_problems",
+    "pyramid_ok",
     "pyramid_problems",
+    "worded_pyramid_problems",
 ]
 
 Convention = Literal["neuroglancer_n5", "cosem", "ome_ngff"]
@@ -380,6 +382,19 @@ def pyramid_problems(
     reader = _LEVELS.get(convention)
     if reader is None or not isinstance(spec, Mapping):
         return
+    if pyramid_ok(spec, fmt, convention):  # the common case: nothing to word
+        return
+    yield from worded_pyramid_problems(spec, fmt, convention)
+
+
+def worded_pyramid_problems(
+    spec: Mapping[str, Any], fmt: Format, convention: Convention
+) -> Iterator[Problem]:
+    """The worded form of the rules (every problem, located and explained), without the fast
+    check :func:`pyramid_problems` runs first. Exposed so tests can hold the two forms equal."""
+    reader = _LEVELS.get(convention)
+    if reader is None or not isinstance(spec, Mapping):
+        return
     try:
         levels = reader(spec, fmt)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError):
@@ -556,6 +571,153 @@ def _half_voxel(levels: list[_Level], base: _Level) -> Iterator[Problem]:
                 f"{_fmt(want)} on axis {', '.join(map(str, bad))}: the levels' voxel centers "
                 "are misaligned by a fraction of a voxel",
             )
+
+
+# ---- the fast form: one boolean pass for the common, consistent pyramid ----------------------
+# A level as the fast check sees it: (shape, dtype, factor, scale, translate), every vector in
+# array order. The readers below return None for anything out of the ordinary (a level that is
+# missing, not an array, a vector that is not numbers, a nested path...): the worded form then
+# decides, so the fast form only has to be right on fully populated pyramids.
+_FastLevel = tuple[
+    tuple[int, ...], Any, tuple[float, ...], tuple[float, ...], tuple[float, ...] | None
+]
+
+
+def _fast_array(members: Any, path: Any, fmt: Format) -> tuple[tuple[int, ...], Any] | None:
+    """The shape and data type of a direct member array, or None (the worded form decides)."""
+    if type(path) is not str or "/" in path or path in ("", "."):
+        return None
+    node = members.get(path)
+    if type(node) is not dict or "members" in node:
+        return None
+    shape = _ints(node.get("shape"))
+    if shape is None:
+        return None
+    return shape, (node.get("data_type") if fmt == "zarr3" else node.get("dtype"))
+
+
+def _fast_cosem(spec: Mapping[str, Any], fmt: Format) -> list[_FastLevel] | None:
+    attrs = spec.get("attributes")
+    members = spec.get("members")
+    if type(attrs) is not dict or type(members) is not dict:
+        return None
+    multiscales = attrs.get("multiscales")
+    if type(multiscales) is not list or not multiscales or type(multiscales[0]) is not dict:
+        return None
+    datasets = multiscales[0].get("datasets")
+    scales = attrs.get("scales")
+    if type(datasets) is not list or not datasets or type(scales) is not list:
+        return None
+    levels: list[_FastLevel] = []
+    for j, ds in enumerate(datasets):
+        if type(ds) is not dict:
+            return None
+        path = ds.get("path")
+        tx = ds.get("transform")
+        if type(tx) is not dict:
+            return None
+        scale = _vec(tx.get("scale"))
+        translate = _vec(tx.get("translate"))
+        if scale is None or translate is None:
+            return None
+        if tx.get("order") == "F":
+            scale, translate = scale[::-1], translate[::-1]
+        m = _LEVEL_NAME.match(path) if type(path) is str else None
+        i = int(m.group(1)) if m else j
+        factor = _vec(scales[i]) if i < len(scales) else None
+        array = _fast_array(members, path, fmt)
+        if factor is None or array is None:
+            return None
+        levels.append((array[0], array[1], factor[::-1], scale, translate))
+    return levels
+
+
+def _fast_neuroglancer(spec: Mapping[str, Any], fmt: Format) -> list[_FastLevel] | None:
+    attrs = spec.get("attributes")
+    members = spec.get("members")
+    if type(attrs) is not dict or type(members) is not dict:
+        return None
+    scales = attrs.get("scales")
+    if type(scales) is not list or not scales:
+        return None  # the downsamplingFactors layout: the worded form
+    levels: list[_FastLevel] = []
+    for i, s in enumerate(scales):
+        name = f"s{i}"
+        factor = _vec(s)
+        array = _fast_array(members, name, fmt)
+        if factor is None or array is None:
+            return None
+        pixr = _get(members[name], "attributes", "pixelResolution", "dimensions")
+        scale = _vec(pixr)
+        if scale is None:
+            return None
+        levels.append((array[0], array[1], factor[::-1], scale[::-1], None))
+    return levels
+
+
+_FAST_LEVELS = {"cosem": _fast_cosem, "neuroglancer_n5": _fast_neuroglancer}
+
+
+def pyramid_ok(spec: Mapping[str, Any], fmt: Format, convention: Convention) -> bool:
+    """Whether :func:`pyramid_problems` certainly finds nothing: the fast form of its rules.
+
+    ``True`` only for a pyramid every rule (``PYR001``-``PYR006``, the warning included) passes;
+    ``False`` when something is off *or unusual* (then the worded form decides).
+    """
+    reader = _FAST_LEVELS.get(convention)
+    if reader is None:
+        return False
+    try:
+        levels = reader(spec, fmt)
+        return levels is not None and _levels_ok(levels)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError):
+        return False
+
+
+def _levels_ok(levels: list[_FastLevel]) -> bool:
+    shape0, dtype0, factor0, scale0, translate0 = levels[0]
+    n = len(shape0)
+    if len(factor0) != n or len(scale0) != n or (translate0 is not None and len(translate0) != n):
+        return False
+    for f in factor0:
+        if f <= 0:
+            return False
+    prev = shape0
+    for shape, dtype, factor, scale, translate in levels[1:]:
+        # PYR003 / PYR004 (the fast form insists on one rank throughout)
+        if len(shape) != n or len(factor) != n or len(scale) != n:
+            return False
+        if dtype0 is not None and dtype is not None and dtype != dtype0:
+            return False
+        # PYR002: no axis larger than the level before
+        for a, b in zip(prev, shape, strict=True):
+            if b > a:
+                return False
+        prev = shape
+        for k in range(n):
+            f0 = factor0[k]
+            f = factor[k]
+            if f <= 0:
+                return False
+            # PYR001: the shape follows level 0 with the relative factor (as in _expected)
+            q = shape0[k] / (f / f0)
+            lo = math.floor(q * (1 + 1e-9) if q > 0 else q)
+            hi = math.ceil(q * (1 - 1e-9))
+            if not min(lo, hi) <= shape[k] <= max(lo, hi):
+                return False
+            # PYR005: the scale is level 0's times the relative factor
+            w = scale0[k] * f / f0
+            if not _close(scale[k], w, w):
+                return False
+        # PYR006: the half-voxel offset
+        if translate0 is not None:
+            if translate is None or len(translate) != n:
+                return False
+            for k in range(n):
+                w = translate0[k] + (scale[k] - scale0[k]) / 2
+                if not _close(translate[k], w, scale[k]):
+                    return False
+    return True
 
 
 # ---- crops -----------------------------------------------------------------------------------

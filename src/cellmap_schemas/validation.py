@@ -175,6 +175,15 @@ def family_problems(model: Any, fmt: Format, kind: Kind) -> list[Problem]:
     return out
 
 
+@functools.cache
+def _family_of(model: Any, fmt: Format, kind: Kind) -> tuple[tuple[Problem, ...], bool]:
+    """:func:`family_problems` of a model, format and kind (a handful of combinations in a
+    scan, so kept), and whether the node is of the wrong kind (then no rule of the model runs).
+    """
+    problems = tuple(family_problems(model, fmt, kind))
+    return problems, any(p.rule == KIND.id for p in problems)
+
+
 def member_loc(path: str) -> str:
     """``mito/s0`` -> ``members.mito.members.s0``."""
     loc = ""
@@ -207,8 +216,9 @@ def judge_node(
     options
         Strictness and rule selection.
     """
-    problems = family_problems(model, fmt, kind)
-    if not any(p.rule == KIND.id for p in problems):
+    family, wrong_kind = _family_of(model, fmt, kind)
+    problems = list(family)
+    if not wrong_kind:
         try:
             _, found = base.judge(spec, model)
             tree = getattr(model, "_tree_problems", None)

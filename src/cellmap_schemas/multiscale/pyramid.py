@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from math import isclose
 from typing import Any, Literal
 
 from cellmap_schemas.formats import Format
@@ -133,15 +134,16 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+_NUMBER_TYPES = frozenset({float, int})
+
+
 def _vec(x: Any) -> tuple[float, ...] | None:
     """A list of finite numbers, or ``None``."""
     if not isinstance(x, list | tuple):
         return None
-    for v in x:  # decoded JSON: plain floats and ints (a bool is no number here)
-        t = type(v)
-        if t is not float and t is not int:
-            out = tuple(_num(v) for v in x)
-            return None if any(v is None for v in out) else out  # type: ignore[return-value]
+    if not _NUMBER_TYPES.issuperset(map(type, x)):  # decoded JSON: plain floats and ints
+        out = tuple(_num(v) for v in x)  # (a bool is no number here)
+        return None if any(v is None for v in out) else out  # type: ignore[return-value]
     vec = tuple(map(float, x))
     return vec if all(map(math.isfinite, vec)) else None
 
@@ -694,28 +696,28 @@ def _levels_ok(levels: list[_FastLevel]) -> bool:
             if b > a:
                 return False
         prev = shape
-        for k in range(n):
-            f0 = factor0[k]
-            f = factor[k]
+        for n0, f0, s0, n_k, f, s in zip(shape0, factor0, scale0, shape, factor, scale):  # noqa: B905
             if f <= 0:
                 return False
-            # PYR001: the shape follows level 0 with the relative factor (as in _expected)
-            q = shape0[k] / (f / f0)
-            lo = math.floor(q * (1 + 1e-9) if q > 0 else q)
-            hi = math.ceil(q * (1 - 1e-9))
-            if not min(lo, hi) <= shape[k] <= max(lo, hi):
-                return False
-            # PYR005: the scale is level 0's times the relative factor
-            w = scale0[k] * f / f0
-            if not _close(scale[k], w, w):
+            # PYR001: the shape follows level 0 with the relative factor (as in _expected; an
+            # exact quotient is always within its own floor and ceiling)
+            q = n0 / (f / f0)
+            if n_k != q:
+                lo = math.floor(q * (1 + 1e-9) if q > 0 else q)
+                hi = math.ceil(q * (1 - 1e-9))
+                if not min(lo, hi) <= n_k <= max(lo, hi):
+                    return False
+            # PYR005: the scale is level 0's times the relative factor (as in _close)
+            w = s0 * f / f0
+            if s != w and not isclose(s, w, rel_tol=_REL_TOL, abs_tol=_REL_TOL * abs(w)):
                 return False
         # PYR006: the half-voxel offset
         if translate0 is not None:
             if translate is None or len(translate) != n:
                 return False
-            for k in range(n):
-                w = translate0[k] + (scale[k] - scale0[k]) / 2
-                if not _close(translate[k], w, scale[k]):
+            for t0, t, s0, s in zip(translate0, translate, scale0, scale):  # noqa: B905
+                w = t0 + (s - s0) / 2
+                if t != w and not isclose(t, w, rel_tol=_REL_TOL, abs_tol=_REL_TOL * abs(s)):
                     return False
     return True
 

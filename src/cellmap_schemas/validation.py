@@ -216,7 +216,8 @@ def judge_node(
     options
         Strictness and rule selection.
     """
-    family, wrong_kind = _family_of(model, fmt, kind)
+    key: Any = model  # model classes and generic aliases are hashable
+    family, wrong_kind = _family_of(key, fmt, kind)
     problems = list(family)
     if not wrong_kind:
         try:

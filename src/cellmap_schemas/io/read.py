@@ -688,10 +688,9 @@ def run_sync(func: Callable[[], Awaitable[T]]) -> T:
             "cellmap_schemas' blocking API was called from a running event loop; "
             "use cellmap_schemas.asynchronous (await read(...) / check(...)) instead"
         )
-    # The result is handed back through a box, not as the main task's result: asyncio's Runner
-    # looks up its SIGINT handler after the run (``signal.getsignal``), which words the
-    # handler, a partial holding the main task, with ``repr``, and a finished task's repr
-    # includes ``repr(result)`` in full before truncating it: ~0.1 s for a large scan report.
+    # The result comes back in a box, not as the main task's: after the run asyncio's Runner
+    # calls signal.getsignal, which reprs its handler (a partial holding the main task), and a
+    # task's repr holds repr(result) in full: ~0.1 s for a large scan report.
     box: list[T] = []
 
     async def main() -> None:

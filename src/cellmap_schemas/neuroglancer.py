@@ -18,6 +18,7 @@ from typing import Any
 
 from cellmap_schemas.base import Base
 from cellmap_schemas.formats import Format
+from cellmap_schemas.multiscale._pyramid_fast import _get  # the tolerant reader of spec dicts
 from cellmap_schemas.rules import Problem, define
 
 __all__ = ["Multiscale", "neuroglancer_problems"]
@@ -198,17 +199,6 @@ _LEVEL_NAME = re.compile(r"^s(0|[1-9][0-9]*)$")
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def _get(d: Any, *keys: Any) -> Any:
-    for k in keys:
-        if isinstance(d, Mapping):
-            d = d.get(k)
-        elif isinstance(d, list) and isinstance(k, int) and -len(d) <= k < len(d):
-            d = d[k]
-        else:
-            return None
-    return d
-
-
 def _member(spec: Mapping[str, Any], path: Any) -> tuple[Mapping[str, Any] | None, str]:
     if not isinstance(path, str):
         return None, "members"

@@ -18,7 +18,7 @@ import pytest
 
 from cellmap_schemas import judge
 from cellmap_schemas.errors import UnsupportedFormatError
-from cellmap_schemas.io.read import METADATA_KEYS, parse_node
+from cellmap_schemas.formats import METADATA_KEYS, parse_node
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "cellmap-bucket"

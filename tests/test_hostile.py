@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 
 from cellmap_schemas._scan import NodeResult
-from cellmap_schemas._scan.crawl import MAX_DEPTH, Crawler
 from cellmap_schemas.errors import NodeExistsError, StoreError, UnsupportedFormatError
+from cellmap_schemas.formats import decode_document, parse_node
 from cellmap_schemas.io import read as read_module
-from cellmap_schemas.io.read import decode_document, parse_node, read_tree
+from cellmap_schemas.io.read import read_tree
 from cellmap_schemas.io.store import NotFollowedError, open_store
+from cellmap_schemas.io.walk import MAX_DEPTH, Crawler
 from cellmap_schemas.spec.zarr_v2 import ArraySpec
 from cellmap_schemas.validation import Verdicts
 

@@ -23,8 +23,10 @@ from cellmap_schemas.rules import Problem
 
 __all__ = [
     "CellmapSchemasError",
+    "DistributedNotInstalled",
     "NodeExistsError",
     "NodeNotFoundError",
+    "RootError",
     "StoreError",
     "UnknownModelError",
     "UnsupportedFormatError",
@@ -115,3 +117,13 @@ class UnknownModelError(CellmapSchemasError, KeyError):
     def __str__(self) -> str:
         more = f"; did you mean {' or '.join(self.suggestions)}?" if self.suggestions else ""
         return f"unknown model {self.name!r}{more}"
+
+
+class RootError(StoreError):
+    """The root a scan starts from cannot be read (missing, denied, unreachable); failures
+    below it are reported per node instead."""
+
+
+class DistributedNotInstalled(CellmapSchemasError, ImportError):
+    """``distributed`` is not installed (it is an optional extra); the message says how to
+    install it."""

@@ -43,8 +43,10 @@ from cellmap_schemas.registry import (
 from cellmap_schemas.rules import RULES, Problem, Severity, define, matches, severity_of
 
 __all__ = [
+    "Change",
     "Finding",
     "ModelResult",
+    "NodeResult",
     "Options",
     "Status",
     "Verdicts",
@@ -97,6 +99,37 @@ class ModelResult(msgspec.Struct, frozen=True):
 
 
 _VALID = ModelResult(valid=True)
+
+
+Change = Literal["new_failure", "fixed", "still_failing", "unchanged", "new"]
+"""How a node fared against a ``--baseline`` report."""
+
+
+class NodeResult(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="node"):
+    """One node's record, the same in every format.
+
+    ``dataset`` is the node's dataset (the first path component, or the root container);
+    ``path`` is relative to the scanned root, ``/``-separated, without a leading slash (the
+    root itself is ``""``).
+    ``kind`` and ``format`` are ``None`` only when an unreadable node gave no clue. ``results``
+    has one entry per model that judged the node; ``error`` says why an ``unreadable`` node could
+    not be read. Messages name locations relative to the root. ``change`` is set against a
+    ``--baseline`` report only.
+    """
+
+    dataset: str = ""
+    path: str
+    kind: Kind | None
+    format: Format | None
+    status: Status
+    results: dict[str, ModelResult] = {}
+    error: str | None = None
+    change: Change | None = None
+
+    @property
+    def failing(self) -> bool:
+        """Invalid or unreadable: what fails a scan."""
+        return self.status in ("invalid", "unreadable")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,8 @@ from cellmap_schemas.errors import (
     UnsupportedFormatError,
     ValidationError,
 )
-from cellmap_schemas.io.read import (
-    METADATA_KEYS,
-    depth_needed,
-    parse_node,
-    read_node,
-    read_tree,
-    run_sync,
-)
+from cellmap_schemas.formats import METADATA_KEYS, parse_node
+from cellmap_schemas.io.read import depth_needed, read_node, read_tree, run_sync
 from cellmap_schemas.io.store import open_store
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3

@@ -14,10 +14,10 @@ import anyio
 import pytest
 
 from cellmap_schemas._scan import NodeResult, open_scan
-from cellmap_schemas._scan.crawl import Crawler, RootError
 from cellmap_schemas._scan.report import ModelTally
-from cellmap_schemas.errors import NodeNotFoundError, StoreError
+from cellmap_schemas.errors import NodeNotFoundError, RootError, StoreError
 from cellmap_schemas.io.store import Store, open_store
+from cellmap_schemas.io.walk import Crawler
 from cellmap_schemas.validation import Verdicts
 
 from .conftest import by_path, run_scan, write

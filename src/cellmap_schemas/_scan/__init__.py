@@ -30,7 +30,6 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from cellmap_schemas._scan.crawl import MEMBER_DEPTH, Crawler, RootError
 from cellmap_schemas._scan.report import (
     DatasetSummary,
     NodeResult,
@@ -40,6 +39,8 @@ from cellmap_schemas._scan.report import (
     Tally,
     relative_messages,
 )
+from cellmap_schemas.errors import RootError
+from cellmap_schemas.io.walk import MEMBER_DEPTH, Crawler
 from cellmap_schemas.validation import Options, Verdicts
 
 __all__ = [
@@ -93,7 +94,7 @@ class ScanStream:
         self.error: BaseException | None = None
         self.root: str = crawler.store.url
         self._base = crawler.store.url.rstrip("/")
-        self.models: list[str] = list(crawler.verdicts.names)
+        self.models: list[str] = list(crawler.verdicts.names) if crawler.verdicts else []
         self.options = options or ReportOptions()
         self.resumed = 0
 

@@ -52,8 +52,9 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from cellmap_schemas._scan import ScanStream
-from cellmap_schemas._scan.crawl import Crawler, Seed
 from cellmap_schemas._scan.report import NodeResult, ReportOptions, ScanReport
+from cellmap_schemas.errors import DistributedNotInstalled
+from cellmap_schemas.io.walk import Crawler, Seed
 from cellmap_schemas.validation import Options, Verdicts
 
 if TYPE_CHECKING:
@@ -88,10 +89,6 @@ _CHUNK = 512
 """Records per message from the merging task to the consumer."""
 
 INSTALL_HINT = "pip install 'cellmap-schemas[dask]'"
-
-
-class DistributedNotInstalled(ImportError):
-    """``distributed`` is not installed (it is an optional extra)."""
 
 
 def require_distributed() -> Any:

@@ -35,9 +35,7 @@ from typing import IO, Any, Literal, Protocol
 
 import msgspec
 
-from cellmap_schemas.formats import Format as NodeFormat
-from cellmap_schemas.formats import Kind
-from cellmap_schemas.validation import ModelResult, Status
+from cellmap_schemas.validation import Change, ModelResult, NodeResult
 
 __all__ = [
     "CSV_COLUMNS",
@@ -65,33 +63,6 @@ __all__ = [
 
 ReportFormat = Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github", "html"]
 FailOn = Literal["invalid", "unreadable", "new", "never"]
-Change = Literal["new_failure", "fixed", "still_failing", "unchanged", "new"]
-
-
-class NodeResult(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="node"):
-    """One node's record, the same in every format.
-
-    ``dataset`` is the node's dataset (see :meth:`Crawler.dataset_of`); ``path`` is relative to
-    the scanned root, ``/``-separated, without a leading slash (the root itself is ``""``).
-    ``kind`` and ``format`` are ``None`` only when an unreadable node gave no clue. ``results``
-    has one entry per model that judged the node; ``error`` says why an ``unreadable`` node could
-    not be read. Messages name locations relative to the root. ``change`` is set against a
-    ``--baseline`` report only.
-    """
-
-    dataset: str = ""
-    path: str
-    kind: Kind | None
-    format: NodeFormat | None
-    status: Status
-    results: dict[str, ModelResult] = {}
-    error: str | None = None
-    change: Change | None = None
-
-    @property
-    def failing(self) -> bool:
-        """Invalid or unreadable: what fails a scan."""
-        return self.status in ("invalid", "unreadable")
 
 
 class ModelTally(msgspec.Struct):

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from cellmap_schemas.io.read import ParsedNode, depth_needed, validate_node
+from cellmap_schemas.formats import ParsedNode
+from cellmap_schemas.io.read import depth_needed, validate_node
 from cellmap_schemas.spec.zarr_v2 import spec_dict_from_zarray
 
 __all__ = ["model_from_zarr", "node_from_zarr"]

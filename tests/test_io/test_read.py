@@ -459,3 +459,31 @@ def test_blocking_api_refuses_a_running_loop() -> None:
             run_sync(inner)
 
     anyio.run(main)
+
+
+def test_broken_consolidated_metadata_is_walked_instead(tmp_path: Path) -> None:
+    """A read does what a scan does: a broken `.zmetadata` hides neither the group nor its
+    members, which are walked instead of taken from the document."""
+    path = tmp_path / "c.zarr"
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+    g.create_group("a").create_array("b", shape=(2,), dtype="u1")
+    (path / ".zmetadata").write_text('{"metadata": [1, 2]}')  # `metadata` is no object
+    with pytest.raises(UnsupportedFormatError, match="`metadata` must be a JSON object"):
+        parse_node({".zgroup": b'{"zarr_format": 2}', ".zmetadata": b'{"metadata": [1]}'}, "/c")
+    spec, _ = tree(str(path))
+    assert spec["members"]["a"]["members"]["b"]["shape"] == [2]
+    assert read(str(path)).members["a"].members["b"].shape == (2,)
+
+
+def test_a_read_below_the_root_keeps_paths_relative_to_the_node(tmp_path: Path) -> None:
+    root = make_n5(tmp_path / "d.n5", levels=2)
+    (root / "em" / "s1" / "attributes.json").write_text("{broken")
+
+    async def main() -> Any:
+        async with open_store(str(root)) as store:
+            return await read_tree(store, "em")
+
+    node = anyio.run(main)
+    assert sorted(node.spec["members"]) == ["s0"]
+    assert list(node.errors) == ["s1"]
+    assert isinstance(node.errors["s1"], UnsupportedFormatError)

@@ -97,6 +97,8 @@ OTHER_BROKEN_KINDS: dict[str, str] = {
     "missing_class_group": "`class_names` lists a class that has no group in the crop",
     "missing_coordinate_transformations": "a dataset of the multiscale has no "
     "`coordinateTransformations` (required by OME-NGFF)",
+    "crop_off_grid": "the crop's offset is a quarter of an image voxel off the grid of the "
+    "EM image's s0 (CROP101)",
 }
 
 CELL_TYPES = ("hela", "macrophage", "jurkat", "cos7", "mus-liver", "ctl-id8", "fly-vnc", "sum159")
@@ -653,6 +655,8 @@ def _crop(
     elif broken == "crop_bad_date":
         ann["start_date"] = "2021-02-30"
         fault = (broken, "`start_date` '2021-02-30' is not a date", rel)
+    elif broken == "crop_off_grid":
+        fault = (broken, OTHER_BROKEN_KINDS[broken], rel)
     elif broken == "old_version":
         ann["version"] = "0.1.0"
         fault = (broken, "`version` is '0.1.0', the convention is '0.1.1'", rel)
@@ -900,9 +904,16 @@ def _mixed_extras(
     for rel in (f"{z}/recon-1/labels", f"{z}/recon-1/labels/groundtruth"):
         _zgroup(w, rel)
     crop = rng.randrange(1, 500)
+    # Annotated at half the image's spacing, on its grid: voxel corners on image voxel corners
+    # (the image's s0 is at the origin), a whole number of image voxels from it.
+    voxels = (rng.randrange(0, 600), 112, 3232)
+    offset = [k * b - b / 4 for k, b in zip(voxels, base, strict=True)]
+    off_grid = rng.random() < 0.25
+    if off_grid:
+        offset[1] += base[1] / 4
     _crop(w, f"{z}/recon-1/labels/groundtruth/crop{crop}", name=f"crop{crop}",
           classes=("mito", "mito_mem"), listed=("mito_mem", "mito"), shape_zyx=(200, 400, 400),
-          base=base, offset=(rng.randrange(0, 5000) * 1.0, 900.0, 25863.0))  # fmt: skip
+          base=base, offset=offset, broken="crop_off_grid" if off_grid else None)  # fmt: skip
     v3 = f"{name}/{name}-ome.zarr"
     _zarr3_group(w, v3)
     _ome05_image(w, f"{v3}/em", n_levels=rng.randint(*levels), base=base, shape_zyx=shape_zyx)
@@ -1175,7 +1186,8 @@ def _dataset(
             if "ld" in classes and kind == "missing_class_group":
                 listed = [*classes, "perox"] if "perox" not in classes else [*classes, "cent"]
             size = [rng.randrange(20, 400) for _ in range(3)]
-            offset = [rng.randrange(0, 5000) * 1.0 for _ in range(3)]
+            # on the grid of the dataset's EM image (s0 at the origin, twice the crop's spacing)
+            offset = [rng.randrange(0, 600) * b - b / 4 for b in base]
             cname = f"crop{crops * 7 + rng.randrange(7)}"
             _crop(w, f"{z2}/recon-1/labels/groundtruth/{cname}", name=cname, classes=classes,
                   listed=listed, shape_zyx=size, base=base, offset=offset,

@@ -233,6 +233,7 @@ def judge_node(
     *,
     failures: Mapping[str, str] | None = None,
     options: Options = DEFAULT,
+    across: Iterable[Problem] = (),
 ) -> ModelResult:
     """The verdict of ``model`` on one node: the only function that decides one.
 
@@ -248,6 +249,9 @@ def judge_node(
         Members (paths relative to the node) that could not be read, with the reason.
     options
         Strictness and rule selection.
+    across
+        Findings of rules that compare the node with nodes outside its tree (``CROP101``:
+        a crop against its image), found by the walker once it has read both.
     """
     key: Any = model  # model classes and generic aliases are hashable
     family, wrong_kind = _family_of(key, fmt, kind)
@@ -265,6 +269,7 @@ def judge_node(
             # a model must never crash a scan; report what it raised as the reason
             found = [INTERNAL("", f"{type(exc).__name__}: {exc}")]
         problems.extend(found)
+        problems.extend(across)
     if failures:
         problems = _without_missing(problems, failures)
         for path, reason in sorted(failures.items()):
@@ -380,10 +385,20 @@ class Verdicts:
         fmt: Format,
         kind: Kind,
         failures: Mapping[str, str] | None = None,
+        across: Mapping[str, Iterable[Problem]] | None = None,
     ) -> tuple[Status, dict[str, ModelResult]]:
-        """Each model's verdict on a node, and the node's status."""
+        """Each model's verdict on a node, and the node's status; ``across``: findings by
+        model name of the rules that compare the node with nodes outside its tree."""
         results = {
-            name: judge_node(model, spec, fmt, kind, failures=failures, options=self.options)
+            name: judge_node(
+                model,
+                spec,
+                fmt,
+                kind,
+                failures=failures,
+                options=self.options,
+                across=across.get(name, ()) if across else (),
+            )
             for name, model in models
         }
         if not results:

@@ -40,6 +40,7 @@ from cellmap_schemas._scan.report import (
     relative_messages,
 )
 from cellmap_schemas.errors import RootError
+from cellmap_schemas.io.read import read_images, scope_url
 from cellmap_schemas.io.walk import MEMBER_DEPTH, Crawler
 from cellmap_schemas.validation import Options, Verdicts
 
@@ -228,6 +229,10 @@ async def open_scan(
     from cellmap_schemas.io.store import open_store
 
     started = time.perf_counter()
+    images = []  # a root inside a reconstruction's labels: its crops' images are above it
+    scope = scope_url(url)
+    if scope is not None:
+        images = await read_images(f"{scope}/em", storage_options)
     limits = {} if max_document_size is None else {"max_document_size": max_document_size}
     async with open_store(
         url,
@@ -244,6 +249,7 @@ async def open_scan(
             concurrency=concurrency,
             max_depth=max_depth,
             done={n.path: n for n in finished} if finished else None,
+            images=images,
         )
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](_BUFFER)
         report_options = ReportOptions(

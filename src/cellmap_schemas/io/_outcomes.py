@@ -11,6 +11,14 @@ from typing import Any
 
 from anyio.abc import ObjectSendStream
 
+from cellmap_schemas.crop_grid import (
+    CROP_MODEL,
+    ImageGrid,
+    crop_problems,
+    crop_scope,
+    image_grid,
+    image_scope,
+)
 from cellmap_schemas.errors import CellmapSchemasError, UnsupportedFormatError
 from cellmap_schemas.formats import ParsedNode, format_of_key
 from cellmap_schemas.io._frontier import (
@@ -51,6 +59,12 @@ class Outcomes:
     _tree: str | None
     _tree_out: tuple[dict[str, Any], dict[str, str]] | None
     _reasons: dict[str, CellmapSchemasError]
+    _images: dict[str, list[ImageGrid]]
+    """The s0 grid of every image met, by reconstruction (``CROP101``)."""
+    _outside: list[ImageGrid]
+    """Images of the reconstruction above the root, for crops whose own lies outside the walk."""
+    _crops: list[tuple[Pending, dict[str, Any]]]
+    """Crops judged once the walk is over, when every image it can reach is known."""
 
     async def _emit(self, result: NodeResult) -> None:
         if self._tree is None and result.path not in self._finished:
@@ -151,6 +165,11 @@ class Outcomes:
         self.found += 1
         if root:
             self.root_is_node = True
+        scope = image_scope(it.path) if self._tree is None else None
+        if scope is not None:
+            grid = image_grid(node.spec, node.format, it.path)
+            if grid is not None:
+                self._images.setdefault(scope, []).append(grid)
         if cons is not None:
             names = cons.children.get("", [])
         else:
@@ -259,22 +278,38 @@ class Outcomes:
             # the walk's leaf depth already bounds the members: nothing to truncate
             failures = {f"{p.name}/{k}": v for k, v in p.failures.items()}
             return spec, failures or None
-        if not p.models:
-            status: Status = "not_applicable"
-            results: dict[str, ModelResult] = {}
+        if any(name == CROP_MODEL for name, _ in p.models):
+            self._crops.append((p, spec))  # judged once every image is known
         else:
-            assert self.verdicts is not None
-            status, results = self.verdicts.judge(
-                p.models, spec, p.node.format, "group", p.failures
-            )
-        await self._emit(
-            NodeResult(
-                path=p.path, kind="group", format=p.node.format, status=status, results=results
-            )
-        )
+            await self._report(p, spec)
         if not p.need:
             return None, None
         # The parent sees this group's members ``need - 1`` levels deep: only failures that
         # deep can change its verdict (deeper ones are this group's own business).
         failures = {f"{p.name}/{k}": v for k, v in p.failures.items() if k.count("/") < p.need - 1}
         return truncate(spec, p.need - 1), failures or None
+
+    async def _report(self, p: Pending, spec: dict[str, Any]) -> None:
+        status: Status = "not_applicable"
+        results: dict[str, ModelResult] = {}
+        if p.models:
+            assert self.verdicts is not None
+            across = None
+            if any(name == CROP_MODEL for name, _ in p.models):
+                scope = crop_scope(p.path)
+                images = self._outside if scope is None else self._images.get(scope, [])
+                across = {CROP_MODEL: crop_problems(spec, p.node.format, images)}
+            status, results = self.verdicts.judge(
+                p.models, spec, p.node.format, "group", p.failures, across
+            )
+        await self._emit(
+            NodeResult(
+                path=p.path, kind="group", format=p.node.format, status=status, results=results
+            )
+        )
+
+    async def _report_crops(self) -> None:
+        """Judge the crops held back, now that the walk has met every image it can."""
+        crops, self._crops = self._crops, []
+        for p, spec in crops:
+            await self._report(p, spec)

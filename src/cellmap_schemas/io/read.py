@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from cellmap_schemas.crop_grid import ImageGrid, image_grid
 from cellmap_schemas.errors import (
     CellmapSchemasError,
     NodeNotFoundError,
@@ -34,12 +35,14 @@ __all__ = [
     "depth_needed",
     "first_error",
     "generic_spec_type",
+    "read_images",
     "read_model",
     "read_model_async",
     "read_node",
     "read_spec",
     "read_tree",
     "run_sync",
+    "scope_url",
     "validate_node",
 ]
 
@@ -107,6 +110,37 @@ async def read_tree(store: Store, path: str = "", depth: int | None = None) -> P
     if node.kind == "array" or depth == 0:
         return node
     return await Crawler(store).tree(node, depth, path)
+
+
+def scope_url(url: str) -> str | None:
+    """The reconstruction above a URL inside a ``labels`` folder (``.../recon-1`` for
+    ``.../recon-1/labels/groundtruth/crop1``), or ``None``."""
+    parts = url.rstrip("/").split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i] == "labels":
+            return "/".join(parts[:i])
+    return None
+
+
+async def read_images(url: str, storage_options: Mapping[str, Any] | None) -> list[ImageGrid]:
+    """The s0 grids of the images in a reconstruction's ``em`` folder at ``url`` (``CROP101``
+    for a crop checked on its own); none when there is nothing readable there."""
+    from cellmap_schemas.io.store import open_store
+
+    base = url.rstrip("/")
+    try:
+        async with open_store(base, storage_options=storage_options) as store:
+            dirs, _ = await store.list_dir("")
+            nodes = []
+            for name in sorted(dirs):
+                try:
+                    nodes.append((name, await read_node(store, name)))
+                except CellmapSchemasError:
+                    continue
+    except CellmapSchemasError:
+        return []
+    grids = (image_grid(node.spec, node.format, f"{base}/{name}") for name, node in nodes)
+    return [g for g in grids if g is not None]
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

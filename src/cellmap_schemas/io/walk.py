@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from anyio.abc import ObjectSendStream
 
+from cellmap_schemas.crop_grid import ImageGrid
 from cellmap_schemas.errors import (
     CellmapSchemasError,
     NodeNotFoundError,
@@ -58,6 +59,7 @@ from cellmap_schemas.io._frontier import (
     PROBES,
     Consolidated,
     Item,
+    Pending,
     Seed,
     Work,
     drain,
@@ -109,6 +111,9 @@ class Crawler(Outcomes):
         again, and an array or unreadable node among them that no waiting group needs is not
         read at all (a group is read and listed again: what below it was not finished is found
         only so; a finished group does not wait for its members). The ``--resume`` hook.
+    images
+        The images of the reconstruction above the root (``CROP101`` for a crop whose own
+        reconstruction the walk does not reach: ``check`` of a crop).
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class Crawler(Outcomes):
         max_depth: int | None = None,
         split_depth: int | None = None,
         done: Mapping[str, NodeResult] | None = None,
+        images: Sequence[ImageGrid] = (),
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -153,6 +159,9 @@ class Crawler(Outcomes):
         """The root path of :meth:`tree` (``None``: a scan, which reports every node)."""
         self._tree_out: tuple[dict[str, Any], dict[str, str]] | None = None
         self._reasons: dict[str, CellmapSchemasError] = {}
+        self._images: dict[str, list[ImageGrid]] = {}
+        self._outside: list[ImageGrid] = list(images)
+        self._crops: list[tuple[Pending, dict[str, Any]]] = []
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url
@@ -200,6 +209,8 @@ class Crawler(Outcomes):
                     name = path.rsplit("/", 1)[-1]
                     self._queue.append(Item(path, name, ctx, depth=path.count("/") + 1))
             await self._drain()
+            await self._report_crops()
+            await self._flush()
 
     async def tree(self, node: ParsedNode, depth: int | None, path: str = "") -> ParsedNode:
         """The group ``node`` (already read at ``path``) with its members ``depth`` levels deep

@@ -23,7 +23,10 @@ from cellmap_schemas.synchronous import read
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = app(argv, result_action="return_value")
+    try:
+        rc = app(argv, result_action="return_value")
+    except SystemExit as exc:  # a usage error: cyclopts exits with the status
+        rc = exc.code
     out, err = capsys.readouterr()
     return rc, out, err
 

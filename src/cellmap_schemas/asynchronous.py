@@ -9,6 +9,7 @@ has the same functions for blocking code. Every verdict comes from one engine,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellmap_schemas._scan import MEMBER_DEPTH, open_scan
@@ -17,8 +18,9 @@ from cellmap_schemas.validation import Options
 
 if TYPE_CHECKING:
     from cellmap_schemas._scan.report import NodeResult, ScanReport
+    from cellmap_schemas.errors import ValidationError
 
-__all__ = ["check", "judge", "open_scan", "read", "resolve_model", "scan"]
+__all__ = ["Inspection", "check", "inspect", "judge", "open_scan", "read", "resolve_model", "scan"]
 
 
 def resolve_model(model: str | type[Any]) -> Any:
@@ -88,6 +90,81 @@ async def read(
     ['s0', 's1', 's2']
     """
     return await read_spec(url, depth=depth, storage_options=storage_options)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``cellmap-schemas inspect`` shows: the node as read, valid spec or not.
+
+    ``document`` is the node's spec as JSON-ready builtins, members included; a member that
+    could not be read is ``{"unreadable": reason}`` in its place. ``problems`` says why the
+    node is not a valid array or group spec of its format (``None`` when it is).
+    """
+
+    document: dict[str, Any]
+    problems: ValidationError | None
+
+
+async def inspect(
+    url: str,
+    depth: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Inspection:
+    """Read the node at ``url`` with its members ``depth`` levels deep, and show it whatever
+    it holds: unlike :func:`read`, an invalid spec or an unreadable member does not raise.
+
+    Parameters
+    ----------
+    url : str
+        Local path or ``file://``, ``s3://``, ``gs://``, ``http(s)://`` URL of an array or group.
+    depth : int or None, optional
+        Levels of members to read below a group: ``None`` (default) reads the whole hierarchy,
+        ``0`` the node alone.
+    storage_options : mapping, optional
+        fsspec options for the storage, e.g. ``{"anon": True}``.
+
+    Returns
+    -------
+    Inspection
+        ``document`` (the spec as builtins, unreadable members marked) and ``problems``.
+
+    Raises
+    ------
+    NodeNotFoundError, UnsupportedFormatError, StoreError
+        The node itself cannot be read.
+    ValueError
+        ``depth`` is negative.
+    """
+    import msgspec
+
+    from cellmap_schemas.errors import ValidationError
+    from cellmap_schemas.io.read import generic_spec_type, read_tree, validate_node
+    from cellmap_schemas.io.store import open_store
+
+    if depth is not None and depth < 0:
+        raise ValueError(f"depth must be 0 or more, got {depth}")
+    async with open_store(url, storage_options=storage_options) as store:
+        node = await read_tree(store, "", depth)
+    problems = None
+    try:
+        document = msgspec.to_builtins(validate_node(generic_spec_type(node), node))
+    except ValidationError as exc:  # still show what is there
+        document, problems = dict(node.spec), exc
+    _mark_unreadable(document, node.failures)
+    return Inspection(document, problems)
+
+
+def _mark_unreadable(spec: dict[str, Any], failures: Mapping[str, str]) -> None:
+    """Put ``{"unreadable": reason}`` where each member that could not be read would be."""
+    for path, reason in failures.items():
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        node = spec
+        for part in parts[:-1]:
+            node = node.get("members", {}).get(part, {})
+        if parts:
+            node.setdefault("members", {})[parts[-1]] = {"unreadable": reason}
+        else:
+            spec["members_unreadable"] = reason
 
 
 async def check(

@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from cellmap_schemas import asynchronous as _async
-from cellmap_schemas.io.read import run_sync
+from cellmap_schemas.asynchronous import Inspection
+from cellmap_schemas.io.read import run_sync as run_sync  # the CLI runs its own coroutines
 
-__all__ = ["check", "judge", "read", "scan"]
+__all__ = ["Inspection", "check", "inspect", "judge", "read", "scan"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,4 +43,5 @@ def _blocking(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
 read = _blocking(_async.read)
 check = _blocking(_async.check)
 judge = _blocking(_async.judge)
+inspect = _blocking(_async.inspect)
 scan = _blocking(_async.scan)

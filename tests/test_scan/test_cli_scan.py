@@ -19,7 +19,10 @@ COSEM = "multiscale.cosem.Group"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = app(["scan", *argv], result_action="return_value")
+    try:
+        rc = app(["scan", *argv], result_action="return_value")
+    except SystemExit as exc:  # a usage error: cyclopts exits with the status
+        rc = exc.code
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -133,6 +136,7 @@ def test_unknown_model_suggests_close_names(good: Path, capsys: pytest.CaptureFi
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--retries", "-1"], "--retries must be 0 or more"),
         (["--timeout", "0"], "--timeout must be positive"),
+        (["--max-document-size", "0"], "--max-document-size must be at least 1, got 0"),
         (["--storage-option", "novalue"], "not of the form key=value"),
         (["-o", "/nonexistent-dir/report.json"], "no such directory '/nonexistent-dir'"),
         (["-o", "/"], "is a directory"),

@@ -47,7 +47,12 @@ def _usage_error(exc: Exception) -> Any:
     from cellmap_schemas.cli._common import one_line
 
     # written ourselves, never wrapped at the terminal's width; cyclopts' console ends the line
-    sys.stderr.write(f"error: {one_line(str(exc))}")
+    text = str(exc)
+    argument = getattr(exc, "argument", None)
+    own = getattr(exc, "exception_message", None)  # a validator's own words
+    if own and argument is not None:
+        text = f"{argument.name} {own}"
+    sys.stderr.write(f"error: {one_line(text)}")
     sys.stderr.flush()
     return Text("")
 

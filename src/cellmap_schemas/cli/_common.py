@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -24,11 +24,13 @@ __all__ = [
     "Select",
     "StorageOptions",
     "Strict",
+    "at_least",
     "describe",
     "err",
     "guard",
     "one_line",
     "options",
+    "positive",
     "print_json",
     "storage_options",
     "write_stdout",
@@ -70,6 +72,22 @@ Ignore = Annotated[
         help="Drop these rules: IDs or prefixes (repeatable), e.g. --ignore OME008.",
     ),
 ]
+
+
+def at_least(n: int) -> Callable[[Any, Any], None]:
+    """A cyclopts validator: the value (when given) is ``n`` or more."""
+
+    def check(_type: Any, value: Any) -> None:
+        if value is not None and value < n:
+            raise ValueError(f"must be {'at least 1' if n == 1 else f'{n} or more'}, got {value}")
+
+    return check
+
+
+def positive(_type: Any, value: Any) -> None:
+    """A cyclopts validator: the value (when given) is greater than 0."""
+    if value is not None and not value > 0:
+        raise ValueError(f"must be positive, got {value:g}")
 
 
 def err(message: str) -> None:

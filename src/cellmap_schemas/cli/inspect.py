@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 from cyclopts import Parameter
 
 from cellmap_schemas.cli._common import (
     EXIT_OK,
     StorageOptions,
+    at_least,
     guard,
     print_json,
     storage_options,
@@ -22,7 +23,7 @@ def inspect(
     url: str,
     /,
     *,
-    depth: Annotated[int | None, Parameter(name="--depth")] = None,
+    depth: Annotated[int | None, Parameter(name="--depth", validator=at_least(0))] = None,
     storage_option: StorageOptions = None,
 ) -> int:
     """Print the array or group at URL, with its members, as JSON.
@@ -51,43 +52,14 @@ def inspect(
     """
     status = [EXIT_OK]
     with guard(url, status):
-        if depth is not None and depth < 0:
-            raise ValueError(f"--depth must be 0 or more, got {depth}")
-        from cellmap_schemas.errors import ValidationError
-        from cellmap_schemas.io.read import generic_spec_type, read_tree, run_sync, validate_node
-        from cellmap_schemas.io.store import open_store
+        from cellmap_schemas.synchronous import inspect as read_as_is
 
-        opts = storage_options(storage_option)
-
-        async def read() -> Any:
-            async with open_store(url, storage_options=opts) as store:
-                return await read_tree(store, "", depth)
-
-        node = run_sync(read)
+        shown = read_as_is(url, depth, storage_options=storage_options(storage_option))
         import msgspec
 
-        try:
-            shown: Any = msgspec.to_builtins(validate_node(generic_spec_type(node), node))
-            problems = None
-        except ValidationError as exc:  # still show what is there
-            shown, problems = node.spec, exc
-        _mark_unreadable(shown, node.failures)
-        print_json(msgspec.json.encode(shown))
-        if problems is not None:
+        print_json(msgspec.json.encode(shown.document))
+        if shown.problems is not None:
             print(f"warning: {url}: not a valid array or group spec", file=sys.stderr)
-            for rule, loc, msg in problems.issues:
+            for rule, loc, msg in shown.problems.issues:
                 print(f"  {loc or '(root)'}: {msg} [{rule}]", file=sys.stderr)
     return status[0]
-
-
-def _mark_unreadable(spec: dict[str, Any], failures: dict[str, str]) -> None:
-    """Put ``{"unreadable": reason}`` where each member that could not be read would be."""
-    for path, reason in failures.items():
-        parts = [p for p in path.split("/") if p not in ("", ".")]
-        node = spec
-        for part in parts[:-1]:
-            node = node.get("members", {}).get(part, {})
-        if parts:
-            node.setdefault("members", {})[parts[-1]] = {"unreadable": reason}
-        else:
-            spec["members_unreadable"] = reason

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellmap_schemas._scan import MEMBER_DEPTH, open_scan
+from cellmap_schemas._scan.distributed import open_distributed_scan
 from cellmap_schemas.io.read import read_model_async, read_spec
 from cellmap_schemas.validation import Options
 
@@ -20,7 +21,17 @@ if TYPE_CHECKING:
     from cellmap_schemas._scan.report import NodeResult, ScanReport
     from cellmap_schemas.errors import ValidationError
 
-__all__ = ["Inspection", "check", "inspect", "judge", "open_scan", "read", "resolve_model", "scan"]
+__all__ = [
+    "Inspection",
+    "check",
+    "inspect",
+    "judge",
+    "open_distributed_scan",
+    "open_scan",
+    "read",
+    "resolve_model",
+    "scan",
+]
 
 
 def resolve_model(model: str | type[Any]) -> Any:

@@ -10,6 +10,7 @@ callers can catch either::
     ├── UnsupportedFormatError(…, ValueError)   metadata exists but is not N5 / Zarr v2 / Zarr v3
     ├── UnknownModelError(…, KeyError)          a model name that is not registered
     └── StoreError(…, OSError)                  storage failed: permission, network, timeout
+        └── NotFollowedError                    a path a store deliberately does not follow
 
 This module imports only :mod:`cellmap_schemas.rules` (standard library only), so every other
 module can import it.
@@ -26,6 +27,7 @@ __all__ = [
     "DistributedNotInstalled",
     "NodeExistsError",
     "NodeNotFoundError",
+    "NotFollowedError",
     "RootError",
     "StoreError",
     "UnknownModelError",
@@ -104,6 +106,11 @@ class UnsupportedFormatError(CellmapSchemasError, ValueError):
 
 class StoreError(CellmapSchemasError, OSError):
     """The storage backend failed: access denied, unreachable host, timeout, throttling."""
+
+
+class NotFollowedError(StoreError):
+    """A path the store deliberately does not follow (a symlink out of the root): the message
+    is the whole reason, not a failure of the read or listing that met it."""
 
 
 class UnknownModelError(CellmapSchemasError, KeyError):

@@ -7,7 +7,7 @@ while listing, a name that cannot be resolved) costs that path only, never its b
 
 Directory listings refuse to re-enter a directory they are already inside (symlink loops).
 Symlinks whose target lies outside the store's root are listed but not followed (reading or
-listing through one is a :class:`~cellmap_schemas.io.store.NotFollowedError` naming the link
+listing through one is a :class:`~cellmap_schemas.errors.NotFollowedError` naming the link
 and its target) unless the store was opened with ``follow_symlinks=True``; even then a link into
 a pseudo filesystem (``/proc``, ``/sys``, ``/dev``) is not followed, so a scan cannot wander
 into the process table. Special files (FIFOs, sockets, devices) are listed as files but never
@@ -27,9 +27,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from cellmap_schemas.errors import StoreError
+from cellmap_schemas.errors import NotFollowedError, StoreError
 from cellmap_schemas.io._errors import translate
-from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, NotFollowedError, Store, too_large
+from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, Store, too_large
 from cellmap_schemas.io.url import Location, join_key
 
 __all__ = ["LocalStore", "Scope"]

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote
 
 import anyio
 
-from cellmap_schemas.errors import StoreError
+from cellmap_schemas.errors import NotFollowedError, StoreError
 from cellmap_schemas.io._errors import dns_failure, translate
 from cellmap_schemas.io._retry import retrying
 from cellmap_schemas.io.url import Location, join_key, parse_url, redact
@@ -53,11 +53,6 @@ DEFAULT_MAX_DOCUMENT_SIZE = 16 * 2**20
 """Largest document a store reads (bytes): metadata is kilobytes; more is a mistake or an attack."""
 
 _CHUNK = 1 << 16
-
-
-class NotFollowedError(StoreError):
-    """A path the store deliberately does not follow (a symlink out of the root): the message
-    is the whole reason, not a failure of the read or listing that met it."""
 
 
 class Store:

@@ -165,3 +165,29 @@ def test_no_function_is_over_80_lines_besides_its_docstring() -> None:
             if (node.end_lineno or start) - start + 1 > 80:
                 long.append(f"{name}.{node.name}")
     assert not long, long
+
+
+STORE_BACKENDS = ("_local", "_fsspec", "_s3")
+
+
+def test_store_backends_share_the_base_and_never_import_the_dispatch() -> None:
+    """``io.store.open_store`` picks a backend; a backend imports ``io._base`` (the interface and
+    its helpers), never ``io.store``, at any level: no cycle, even inside a function."""
+    modules = _modules()
+    for backend in STORE_BACKENDS:
+        name = f"cellmap_schemas.io.{backend}"
+        imports = _imports(modules[name], module_level=False)
+        assert "cellmap_schemas.io.store" not in imports, name
+        assert "cellmap_schemas.io._base" in imports, name
+
+
+def test_the_names_that_lived_in_io_store_are_the_same_objects() -> None:
+    from cellmap_schemas import errors
+    from cellmap_schemas.io import _base, _fsspec, store
+
+    assert store.Store is _base.Store
+    assert store.FsspecStore is _fsspec.FsspecStore
+    assert store.DEFAULT_MAX_DOCUMENT_SIZE == _base.DEFAULT_MAX_DOCUMENT_SIZE
+    assert store.NotFollowedError is errors.NotFollowedError
+    assert issubclass(errors.NotFollowedError, errors.StoreError)
+    assert issubclass(store.FsspecStore, store.Store)

@@ -28,8 +28,8 @@ import anyio
 import anyio.to_thread
 
 from cellmap_schemas.errors import NotFollowedError, StoreError
+from cellmap_schemas.io._base import DEFAULT_MAX_DOCUMENT_SIZE, Store, too_large
 from cellmap_schemas.io._errors import translate
-from cellmap_schemas.io.store import DEFAULT_MAX_DOCUMENT_SIZE, Store, too_large
 from cellmap_schemas.io.url import Location, join_key
 
 __all__ = ["LocalStore", "Scope"]

@@ -24,9 +24,9 @@ from urllib.parse import quote
 import anyio
 
 from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io._base import Store, read_capped, too_large, translate_error
 from cellmap_schemas.io._errors import Failure, Outcome, apply, rule_for, translate
 from cellmap_schemas.io._retry import Transient, retrying
-from cellmap_schemas.io.store import Store, read_capped, too_large, translate_error
 from cellmap_schemas.io.url import Location, join_key, redact
 
 __all__ = ["MAX_LIST_PAGES", "S3Store", "open_s3"]

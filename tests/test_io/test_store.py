@@ -539,3 +539,32 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
         delays = [backoff_delay(attempt, rng) for _ in range(50)]
         assert all(cap / 2 <= d <= cap for d in delays)
         assert len(set(delays)) == 50  # jittered, not one fixed value
+
+
+def test_an_attempt_past_its_timeout_is_retried_and_an_outer_cancel_is_not() -> None:
+    """The per-attempt timeout is asyncio's; an anyio cancel scope around the retries still
+    cancels them (not mistaken for a timed-out attempt)."""
+    from cellmap_schemas.io._retry import retrying
+
+    attempts: list[float] = []
+
+    async def slow_then_fast() -> str:
+        attempts.append(anyio.current_time())
+        if len(attempts) == 1:
+            await anyio.sleep(10)
+        return "ok"
+
+    async def forever() -> str:
+        attempts.append(anyio.current_time())
+        await anyio.sleep(10)
+        return "never"
+
+    async def main() -> tuple[str, int, bool, int]:
+        first = await retrying(slow_then_fast, url="u", retries=2, timeout=0.2)
+        tries = len(attempts)
+        attempts.clear()
+        with anyio.move_on_after(0.3) as scope:
+            await retrying(forever, url="u", retries=5, timeout=5)
+        return first, tries, scope.cancelled_caught, len(attempts)
+
+    assert run(main) == ("ok", 2, True, 1)

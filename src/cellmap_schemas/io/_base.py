@@ -12,10 +12,9 @@ A document larger than ``max_document_size`` is an error too, found without read
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
-
-import anyio
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io._errors import translate
@@ -65,7 +64,9 @@ class Store:
         self.concurrency = concurrency
         self.max_document_size = max_document_size
         self.requests = 0
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        # asyncio's semaphore, not anyio's limiter: a free limiter still yields to the loop twice
+        # and opens a cancel scope per request (~8 µs against 1); every store runs on asyncio
+        self._limiter = asyncio.Semaphore(concurrency)
 
     @property
     def url(self) -> str:
@@ -130,31 +131,38 @@ async def fan_out(
     """``func`` over ``keys`` by at most ``concurrency`` workers, results in order.
 
     A ``StoreError`` takes its key's place; any other exception (a bug) stops the others and is
-    raised as itself, not wrapped in an exception group.
+    raised as itself, not wrapped in an exception group. The workers are asyncio tasks under
+    ``gather`` rather than an anyio task group, which costs ~20 µs per worker (a cancel scope and
+    a task record each): as much as a whole GET of the S3 direct path, and a crawl fans out a few
+    keys at a time. Cancelling the caller cancels the workers and waits for them, as a group
+    would.
     """
     results: list[T | StoreError] = [None] * len(keys)  # type: ignore[list-item]
     pending = iter(enumerate(keys))
-    failures: list[Exception] = []
 
-    async def worker(scope: anyio.CancelScope) -> None:
-        try:
-            for i, key in pending:
-                try:
-                    results[i] = await func(key)
-                except StoreError as exc:
-                    results[i] = exc
-        except Exception as exc:
-            failures.append(exc)
-            scope.cancel()
+    async def worker() -> None:
+        for i, key in pending:
+            try:
+                results[i] = await func(key)
+            except StoreError as exc:
+                results[i] = exc
 
-    if len(keys) == 1:
-        await worker(anyio.CancelScope())
-    elif keys:
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(len(keys), concurrency)):
-                tg.start_soon(worker, tg.cancel_scope)
-    if failures:
-        raise failures[0]
+    if len(keys) <= 1:
+        await worker()
+        return results
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(worker()) for _ in range(min(len(keys), concurrency))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # a bug in one worker: the others stop before it is raised (a cancelled gather has
+        # already waited for them)
+        for task in tasks:
+            task.cancel()
+        unfinished = [task for task in tasks if not task.done()]
+        if unfinished:
+            await asyncio.wait(unfinished)
+        raise
     return results
 
 

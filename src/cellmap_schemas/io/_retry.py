@@ -8,6 +8,7 @@ credentials). This module only loops; it knows no backend.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -67,7 +68,10 @@ async def retrying(
         if on_attempt is not None:
             on_attempt()
         try:
-            with anyio.fail_after(timeout):
+            # asyncio's timeout rather than anyio's fail_after (a cancel scope behind a generator
+            # context manager: ~9 µs against ~4 per request); every store runs on asyncio, and a
+            # cancel scope around this one still cancels through it
+            async with asyncio.timeout(timeout):
                 return await attempt()
         except Transient as exc:
             cause = exc.cause

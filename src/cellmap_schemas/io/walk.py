@@ -41,6 +41,7 @@ from cellmap_schemas.crop_grid import ImageGrid
 from cellmap_schemas.errors import (
     CellmapSchemasError,
     NodeNotFoundError,
+    NotFollowedError,
     RootError,
     StoreError,
     UnsupportedFormatError,
@@ -69,7 +70,7 @@ from cellmap_schemas.io._frontier import (
     may_hold_nodes,
 )
 from cellmap_schemas.io._outcomes import MEMBER_DEPTH, Outcomes
-from cellmap_schemas.io.store import NotFollowedError, Store
+from cellmap_schemas.io.store import Store
 from cellmap_schemas.validation import NodeResult, Verdicts
 
 __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError", "Seed"]

@@ -224,6 +224,8 @@ def test_table_lists_datasets_verdicts_and_failures() -> None:
     assert "ds1" in text and "ds2" in text and "fails" in text
     assert "ds1/c.n5/em" in text and "'nm' differs" in text and "(+2 more)" in text
     assert "access denied (403)" in text
+    # ds2 holds one unreadable node and nothing judged: it fails, as in the HTML report
+    assert "fails (unreadable)" in text
     assert "4 nodes (2 groups, 1 arrays, 1 unknown) in 2 datasets" in text
     assert "\x1b[" not in text  # no colour codes in a file
 

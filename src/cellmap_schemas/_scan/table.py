@@ -177,9 +177,11 @@ def _escape(text: str) -> str:
 
 
 def _verdict(d: DatasetSummary) -> str:
-    """A dataset's verdict, in words (never colour alone); "verdicts per model" says which."""
+    """A dataset's verdict, in words (never colour alone); "verdicts per model" says which.
+    The same three words as the HTML report: an unreadable node fails a dataset even where
+    nothing could be judged."""
     if not d.models:
-        return "nothing judged"
+        return "[red]fails[/] (unreadable)" if d.unreadable else "nothing judged"
     if d.conforms:
         return "[green]conforms[/]"
     failed = sum(1 for t in d.models.values() if t.invalid)

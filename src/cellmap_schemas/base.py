@@ -17,6 +17,7 @@ them for models whose type tree holds a struct that declares ``_warns = True``.
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Self, TypeVar, cast
@@ -53,13 +54,23 @@ NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 T = TypeVar("T")
 
 
-# msgspec only decodes real generic aliases, so the parametrised model must be one.
-class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-defined,call-arg,misc]
+class _ModelAlias(types.GenericAlias):
     """``Model[Params]``: validation classmethods called on it validate with the parameters.
 
-    A plain generic alias forwards ``ArraySpec[MyAttrs].model_validate`` to ``ArraySpec``,
-    where the attributes would be ``Any`` and silently pass unvalidated.
+    ``typing.Generic`` makes ``ArraySpec[MyAttrs]`` an alias that forwards attribute access to
+    ``ArraySpec``, where the attributes would be ``Any`` and silently pass unvalidated. This is
+    the public, subclassable alias type instead: msgspec decodes any alias whose ``__origin__``
+    is a Struct (keeping its cache in the alias's ``__dict__``), ``typing.get_origin`` and
+    ``get_args`` read it, and only the methods below are looked up on the alias itself.
     """
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _ALIAS_METHODS:
+            return object.__getattribute__(self, name)
+        return super().__getattribute__(name)
+
+    def __getitem__(self, params: Any) -> Any:  # ``Model[T][int]`` keeps the methods
+        return _model_alias(super().__getitem__(params))
 
     def model_validate(self, obj: Any) -> Any:
         return validate(obj, self)
@@ -69,6 +80,14 @@ class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-define
 
     def model_json_schema(self) -> dict[str, Any]:
         return json_schema(self)
+
+
+_ALIAS_METHODS = frozenset({"model_validate", "model_validate_json", "model_json_schema"})
+
+
+def _model_alias(alias: Any) -> Any:
+    origin = typing.get_origin(alias)
+    return alias if origin is None else _ModelAlias(origin, typing.get_args(alias))
 
 
 class Base(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,10 +109,7 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
     """Whether ``_problems`` may yield warnings (then :func:`judge` collects them on success)."""
 
     def __class_getitem__(cls, params: Any) -> Any:
-        alias = super().__class_getitem__(params)  # type: ignore[misc]
-        if type(alias) is typing._GenericAlias:  # type: ignore[attr-defined]
-            return _ModelAlias(alias.__origin__, alias.__args__)
-        return alias
+        return _model_alias(super().__class_getitem__(params))  # type: ignore[misc]
 
     def _problems(self) -> Iterator[Problem]:
         """Cross-field rules, as :class:`Problem` triples with ``loc`` relative to this struct."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import pickle
-from typing import Any
+import types
+import typing
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import numpy as np
@@ -219,6 +221,36 @@ def test_msgspec_errors_are_read_into_loc_and_msg(
     with pytest.raises(msgspec.ValidationError) as exc:
         msgspec.convert(doc, tp)
     assert _diagnose._split_msgspec(exc.value, loc) == expected
+
+
+T = TypeVar("T")
+
+
+class Box(Base, Generic[T], frozen=True, kw_only=True):
+    item: T
+
+
+def test_a_parametrised_model_is_a_public_generic_alias() -> None:
+    alias = GroupSpec[Inner]
+    assert isinstance(alias, types.GenericAlias)
+    assert typing.get_origin(alias) is GroupSpec and typing.get_args(alias) == (Inner,)
+    assert alias == GroupSpec[Inner] and hash(alias) == hash(GroupSpec[Inner])
+    assert alias.__qualname__ == "GroupSpec"
+    assert pickle.loads(pickle.dumps(alias)) == alias
+    with pytest.raises(TypeError):
+        GroupSpec[Inner, Inner]
+
+
+def test_a_parametrised_model_validates_with_its_parameters() -> None:
+    for alias in (Box[Inner], Box[T][Inner], pickle.loads(pickle.dumps(Box[Inner]))):
+        assert alias.model_validate({"item": {"x": 1, "n": 2}}) == Box(item=Inner(x=1.0, n=2))
+        assert alias.model_validate_json(b'{"item": {"x": 1, "n": 2}}').item == Inner(x=1, n=2)
+        with pytest.raises(ValidationError) as exc:
+            alias.model_validate({"item": {"x": 1}})
+        assert problems(exc) == {"item.n": "field required"}
+        assert alias.model_json_schema()["$defs"]["Inner"]["required"] == ["x", "n"]
+    # the bare class validates the parameter as Any
+    assert Box.model_validate({"item": {"x": 1}}).item == {"x": 1}
 
 
 @pytest.mark.parametrize(

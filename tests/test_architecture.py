@@ -143,7 +143,6 @@ def test_module_level_imports_have_no_cycle() -> None:
 NOT_YET_SPLIT = {
     "cellmap_schemas.io.read": 700,  # read_tree is the second walker, to be folded into crawl
     "cellmap_schemas._scan.crawl": 760,
-    "cellmap_schemas.multiscale.cosem": 680,  # the original's constructors live in the module
 }
 
 

@@ -32,6 +32,7 @@ from cellmap_schemas.multiscale._cosem_coordinates import (
 from cellmap_schemas.multiscale.neuroglancer_n5 import (
     _LEVEL_NAMES,
     PixelResolution,
+    level_arrays,
     levels_present,
     scale_ratio,
 )
@@ -462,12 +463,9 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
             transform's ``order``.
         name : str, optional
             Name of the multiscale image.
-        chunks : "auto" or tuple of ints or tuple of tuples of ints
-            See :func:`~cellmap_schemas.base.normalize_chunks`.
-        compressor : "auto" or dict or None
-            A numcodecs-style compressor config; "auto" takes the array's own, if any.
-        fill_value : "auto" or scalar
-            Fill value of every array; "auto" takes the array's own, or 0.
+        chunks, compressor, fill_value
+            How the arrays are stored, as in
+            :meth:`cellmap_schemas.multiscale.neuroglancer_n5.Group.from_arrays`.
 
         Returns
         -------
@@ -489,17 +487,14 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
                 for s, t in zip(scales, translates, strict=True)
             ]
         chunk_shapes = normalize_chunks(chunks, arrays)
-        members = {
-            path: Array.from_array(
-                array,
-                chunks=chunk,
-                compressor=compressor,
-                fill_value=fill_value,
-                dimension_separator="/",
-                attributes=ArrayMetadata.from_transform(tx),
-            )
-            for path, array, tx, chunk in zip(paths, arrays, transforms, chunk_shapes, strict=True)
-        }
+        levels = zip(paths, arrays, transforms, chunk_shapes, strict=True)
+        members = level_arrays(
+            Array,
+            ((path, array, chunk, tx) for path, array, tx, chunk in levels),
+            ArrayMetadata.from_transform,
+            compressor,
+            fill_value,
+        )
         metadata = GroupMetadata.from_transforms(
             {k: m.attributes.transform for k, m in members.items()}, name=name
         )

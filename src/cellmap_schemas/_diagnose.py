@@ -148,13 +148,15 @@ def _split_msgspec(exc: msgspec.ValidationError, loc: str) -> tuple[str, str]:
 
 # ---- the slow path ------------------------------------------------------------------------------
 _INVALID: Any = object()
-"""What a walk returns for a node a lenient decode would refuse (its problems are recorded)."""
+"""What the walk returns for a node a decode that does not stop at rules would refuse."""
 
 
 def diagnose(obj: Any, tp: Any) -> list[Problem]:
     """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings)."""
     problems: list[Problem] = []
-    _walk(obj, tp, "", problems, _rule_of(tp, SCHEMA))
+    value = _lenient(obj, tp, "", problems, _rule_of(tp, SCHEMA))
+    if value is not _INVALID:
+        collect_rules(value, "", problems)
     if not problems:  # should not happen; never claim a document invalid without a reason
         problems.append(SCHEMA("", "document does not match the model"))
     return problems
@@ -178,15 +180,28 @@ def _rule_of(tp: Any, default: Rule) -> Rule:
     return rule if isinstance(rule, Rule) else default
 
 
-def _walk(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
-    """``obj`` as ``tp``, built leniently, or ``_INVALID``; its problems go to ``problems``."""
+# A part of a node the walk went into: its value (or _INVALID), the problems found when it is
+# invalid, and its loc. A node that fails reports its parts in order: the rules of the valid
+# ones, the problems of the others.
+_Part = tuple[Any, list[Problem], str]
+
+
+def _report(parts: list[_Part], problems: list[Problem]) -> None:
+    for value, found, loc in parts:
+        if value is _INVALID:
+            problems.extend(found)
+        else:
+            collect_rules(value, loc, problems)
+
+
+def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
+    """``obj`` as ``tp``, built as a decode that does not stop at rules would build it, or
+    ``_INVALID``. A node built is not asked for its rules here (its caller collects them, once,
+    from the outermost node built); a node refused has its problems added to ``problems``."""
     try:
-        value = msgspec.convert(obj, tp, dec_hook=dec_hook)
+        return msgspec.convert(obj, tp, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         first = exc
-    else:
-        collect_rules(value, loc, problems)
-        return value
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
     ruled = isinstance(first.__cause__, RuleViolation)
 
@@ -195,24 +210,27 @@ def _walk(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> A
     args = typing.get_args(inner)
 
     if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
-        return _walk(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
+        return _lenient(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
     if _is_struct(inner) and isinstance(obj, dict):
-        return _walk_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
+        return _lenient_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
     if origin in (Union, types.UnionType) and obj is not None:
         candidates = [a for a in args if a is not type(None)]
         structs = [a for a in candidates if _is_struct(_strip(a))]
         if len(candidates) == 1 or (len(structs) == 1 and isinstance(obj, dict)):
-            return _walk(obj, (structs or candidates)[0], loc, problems, rule)
+            return _lenient(obj, (structs or candidates)[0], loc, problems, rule)
         tagged = _by_tag(structs, obj)
         if tagged is not None:
-            return _walk(obj, tagged, loc, problems, rule)
+            return _lenient(obj, tagged, loc, problems, rule)
     if inner is not tp and inner is not Any and (origin or _is_struct(inner)):
         # Annotated container: report problems of the items before the constraint itself.
-        before = len(problems)
-        value = _walk(obj, inner, loc, problems, rule)
-        if value is not _INVALID and _within_length(obj, tp):
-            return value
-        if len(problems) == before:
+        found: list[Problem] = []
+        value = _lenient(obj, inner, loc, found, rule)
+        if value is not _INVALID:
+            if _within_length(obj, tp):
+                return value
+            collect_rules(value, loc, found)
+        problems.extend(found)
+        if not found:
             problems.append(rule(*_split_msgspec(first, loc)))
         return _INVALID
     # A decode accepts a tuple for a sequence; the walk descends one only when a rule stopped
@@ -220,19 +238,19 @@ def _walk(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> A
     if origin in (list, tuple, Sequence) and (
         isinstance(obj, list) or (ruled and isinstance(obj, tuple))
     ):
-        return _walk_items(obj, origin, args, loc, problems, rule)
+        return _lenient_items(obj, origin, args, loc, problems, rule)
     if origin in (dict, Mapping) and isinstance(obj, dict):
-        return _walk_dict(obj, args, loc, problems, rule)
+        return _lenient_dict(obj, args, loc, problems, rule)
     if ruled:  # no way into the node: report the rule that stopped the decode, where it broke
         path, _ = _msgspec_error(first)
-        found = first.__cause__.problem  # type: ignore[union-attr]
-        problems.append(Problem(found.rule, _prefix(_prefix(loc, path), found.loc), found.msg))
+        broken = first.__cause__.problem  # type: ignore[union-attr]
+        problems.append(Problem(broken.rule, _prefix(_prefix(loc, path), broken.loc), broken.msg))
         return _INVALID
     problems.append(rule(*_split_msgspec(first, loc)))
     return _INVALID
 
 
-def _walk_items(
+def _lenient_items(
     obj: Sequence[Any],
     origin: Any,
     args: tuple[Any, ...],
@@ -247,31 +265,39 @@ def _walk_items(
         item_types: Iterable[Any] = args
     else:
         item_types = [args[0] if args else Any] * len(obj)
-    items = [
-        _walk(o, t, join_loc(loc, i), problems, rule)
-        for i, (o, t) in enumerate(zip(obj, item_types, strict=False))
-    ]
+    parts: list[_Part] = []
+    for i, (o, t) in enumerate(zip(obj, item_types, strict=False)):
+        sub, found = join_loc(loc, i), list[Problem]()
+        parts.append((_lenient(o, t, sub, found, rule), found, sub))
+    items = [value for value, _, _ in parts]
     if any(i is _INVALID for i in items):
+        _report(parts, problems)
         return _INVALID
     return tuple(items) if origin is tuple else items  # what the decode builds
 
 
-def _walk_dict(
+def _lenient_dict(
     obj: dict[Any, Any], args: tuple[Any, ...], loc: str, problems: list[Problem], rule: Rule
 ) -> Any:
     kt, vt = args if args else (Any, Any)
     out: dict[Any, Any] = {}
+    parts: list[_Part] = []
     bad = False
     for k, v in obj.items():
+        sub, found = join_loc(loc, str(k)), list[Problem]()
         try:
             key = msgspec.convert(k, kt)
         except msgspec.ValidationError as exc:
-            problems.append(rule(join_loc(loc, str(k)), f"invalid key: {exc}"))
+            parts.append((_INVALID, [rule(sub, f"invalid key: {exc}")], sub))
             bad = True
             continue
-        out[key] = item = _walk(v, vt, join_loc(loc, str(k)), problems, rule)
+        out[key] = item = _lenient(v, vt, sub, found, rule)
+        parts.append((item, found, sub))
         bad |= item is _INVALID
-    return _INVALID if bad else out
+    if bad:
+        _report(parts, problems)
+        return _INVALID
+    return out
 
 
 _LENGTHS: dict[Any, tuple[int | None, int | None]] = {}
@@ -304,16 +330,18 @@ def _by_tag(structs: list[Any], obj: Any) -> Any:
 
 def _build(cls: type[Any], kwargs: dict[str, Any]) -> Any:
     """``cls(**kwargs)`` as a decode that does not stop at rules builds it: a broken rule leaves
-    the struct (rules run last in ``__post_init__``). Other errors propagate."""
+    the struct (rules run last in ``__post_init__``); ``_INVALID`` if it cannot be built."""
     try:
         return cls(**kwargs)
     except RuleViolation as exc:
-        if type(exc.instance) is not cls:  # raised by another struct built along the way
-            raise
-        return exc.instance
+        if type(exc.instance) is cls:  # not one raised by another struct built along the way
+            return exc.instance
+    except (TypeError, ValueError):
+        pass
+    return _INVALID
 
 
-def _walk_struct(
+def _lenient_struct(
     obj: dict[str, Any],
     tp: Any,
     loc: str,
@@ -323,43 +351,43 @@ def _walk_struct(
 ) -> Any:
     cls = typing.get_origin(tp) or tp
     config = cls.__struct_config__
-    before = len(problems)
     kwargs: dict[str, Any] = {}
+    parts: list[_Part] = []
     known = set()
-    complete = True  # every field converts, none is missing and no key is forbidden
+    complete = True  # every field converts and none is missing
     for f in _fields(tp):
         known.add(f.encode_name)
         sub = join_loc(loc, f.encode_name)
         if f.encode_name in obj:
-            kwargs[f.name] = value = _walk(obj[f.encode_name], f.type, sub, problems, rule)
+            found: list[Problem] = []
+            kwargs[f.name] = value = _lenient(obj[f.encode_name], f.type, sub, found, rule)
+            parts.append((value, found, sub))
             complete = complete and value is not _INVALID
         elif f.required:
-            problems.append(rule(sub, "field required"))
+            parts.append((_INVALID, [rule(sub, "field required")], sub))
             complete = False
     tag_field = config.tag_field
+    tagged = tag_field is None or obj.get(tag_field, config.tag) == config.tag
     if tag_field is not None:
         known.add(tag_field)
-        complete = complete and obj.get(tag_field, config.tag) == config.tag
+    extra: list[Problem] = []
     if config.forbid_unknown_fields:
-        extra = [k for k in obj if k not in known]
-        problems.extend(
-            rule(join_loc(loc, k), "unknown field (this model forbids extra keys)") for k in extra
-        )
-        complete = complete and not extra
-    if not complete and len(problems) > before:
+        extra = [
+            rule(join_loc(loc, k), "unknown field (this model forbids extra keys)")
+            for k in obj
+            if k not in known
+        ]
+    value = _build(cls, kwargs) if complete else _INVALID
+    if value is not _INVALID and tagged and not extra:
+        return value  # a lenient decode builds it; its rules are collected from the tree
+    before = len(problems)
+    _report(parts, problems)
+    problems.extend(extra)
+    if len(problems) > before:
         return _INVALID
-    try:
-        value = _build(cls, kwargs)
-    except (TypeError, ValueError):
-        if len(problems) == before:
-            problems.append(rule(*_split_msgspec(first, loc)))
+    if value is _INVALID:
+        problems.append(rule(*_split_msgspec(first, loc)))
         return _INVALID
-    if complete:
-        # A lenient decode builds this struct: its problems are the rules of the tree it built
-        # (``__post_init__`` may have changed fields since the walk saw them).
-        del problems[before:]
-        collect_rules(value, loc, problems)
-        return value
     # Fields converted one by one, yet the whole did not: a struct-level rule or constraint.
     own = list(_struct_problems(value, loc))
     problems.extend(own)

@@ -148,8 +148,10 @@ def array_ok(spec: ArraySpec[Any]) -> bool:
     if len(spec.chunks) != len(spec.shape):
         return False
     compressor = spec.compressor
-    if compressor is not None and not _known_codec(compressor):
-        return False
+    if compressor is not None:
+        name = compressor.get("id")  # an id may be any JSON value
+        if not isinstance(name, str) or name not in KNOWN_V2_CODECS:
+            return False
     return not spec.filters or all(_known_codec(f) for f in spec.filters)
 
 

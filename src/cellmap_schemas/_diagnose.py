@@ -4,13 +4,13 @@ The fast path is one msgspec decode, in which :func:`enforce_rules` (the last st
 struct's ``__post_init__``) raises a :class:`RuleViolation` on the first error. When it fails,
 :func:`diagnose` walks the document against the type to collect *every* problem:
 
-- it tries the fast decode at each node; a node that decodes has only its rules to report
-  (warnings, or errors deeper down when a rule stopped the decode);
-- otherwise it descends into the node (struct fields, items, tagged union members) and builds
-  the node from its parts the way a decode that did not stop at rules would (*leniently*): a
-  struct whose ``__post_init__`` raises a :class:`RuleViolation` is kept as the exception carries
-  it. When every part converts, the node's problems are the rules of the built tree; otherwise
-  they are the failing leaves, worded from msgspec's message.
+- it tries the fast decode at each node; where a type, a missing field or a rule stops it, it
+  descends into the node (struct fields, items, tagged union members) and builds the node from
+  its parts the way a decode that did not stop at rules would (*leniently*): a struct whose
+  ``__post_init__`` raises a :class:`RuleViolation` is kept as the exception carries it;
+- a node built so has the rules of its tree as problems, collected once, from the outermost
+  node built; a node that cannot be built has its failing parts, worded from msgspec's message,
+  and the rules of the parts that could.
 
 Nothing here depends on state outside the call: collecting is a separate function, not a mode.
 """

@@ -143,6 +143,10 @@ def test_fast_path_agrees_with_the_worded_rules(name: str, data: st.DataObject) 
 # The fast form may only say "clean" when the worded form finds nothing; on a fully populated
 # pyramid (every level an array with factor, scale and offset) it says "clean" exactly then.
 PYRAMID_CONVENTIONS = {"cosem.Group": "cosem", "neuroglancer_n5.Group": "neuroglancer_n5"}
+PYRAMID_FORMATS = {"cosem.Group": "n5", "neuroglancer_n5.Group": "n5"}
+# OME-NGFF declares no factors: both forms derive them from the scales.
+PYRAMID_CONVENTIONS |= {"ome_ngff.v04.Group": "ome_ngff", "ome_ngff.v05.Group": "ome_ngff"}
+PYRAMID_FORMATS |= {"ome_ngff.v04.Group": "zarr2", "ome_ngff.v05.Group": "zarr3"}
 
 
 def _pyramid(
@@ -209,7 +213,9 @@ def _numeric_leaves(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...
         return [p for k, v in doc.items() for p in _numeric_leaves(v, (*path, k))]
     if isinstance(doc, list):
         return [p for i, v in enumerate(doc) for p in _numeric_leaves(v, (*path, i))]
-    return [path] if isinstance(doc, int | float) or path[-1:] == ("dtype",) else []
+    return (
+        [path] if isinstance(doc, int | float) or path[-1:] in (("dtype",), ("data_type",)) else []
+    )
 
 
 def _perturb(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +227,8 @@ def _perturb(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
             target = target[key]
         if path[-1] == "dtype":
             target[path[-1]] = draw(st.sampled_from(["|u1", "<u2", "|i1"]))
+        elif path[-1] == "data_type":
+            target[path[-1]] = draw(st.sampled_from(["uint8", "uint16", "int8"]))
         elif "shape" in path:  # a negative length is no shape: the level would be skipped
             target[path[-1]] = draw(st.integers(0, 6000))
         else:
@@ -231,8 +239,9 @@ def _perturb(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(PYRAMID_CONVENTIONS))
 def test_the_example_pyramids_take_the_fast_form(name: str) -> None:
     _, spec = SPECS[name]
-    assert pyramid_ok(spec, "n5", PYRAMID_CONVENTIONS[name])  # type: ignore[arg-type]
-    assert list(worded_pyramid_problems(spec, "n5", PYRAMID_CONVENTIONS[name])) == []  # type: ignore[arg-type]
+    fmt: Any = PYRAMID_FORMATS[name]
+    assert pyramid_ok(spec, fmt, PYRAMID_CONVENTIONS[name])  # type: ignore[arg-type]
+    assert list(worded_pyramid_problems(spec, fmt, PYRAMID_CONVENTIONS[name])) == []  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("convention", ["cosem", "neuroglancer_n5"])
@@ -259,7 +268,91 @@ def test_fast_form_never_hides_a_problem(name: str, data: st.DataObject) -> None
     _, spec = SPECS[name]
     doc = data.draw(_mutated(spec))
     convention: Any = PYRAMID_CONVENTIONS[name]
-    worded = list(worded_pyramid_problems(doc, "n5", convention))
-    if pyramid_ok(doc, "n5", convention):
+    fmt: Any = PYRAMID_FORMATS[name]
+    worded = list(worded_pyramid_problems(doc, fmt, convention))
+    if pyramid_ok(doc, fmt, convention):
         assert worded == []
-    assert list(pyramid_problems(doc, "n5", convention)) == worded
+    assert list(pyramid_problems(doc, fmt, convention)) == worded
+
+
+def _ome_pyramid(
+    version: str,
+    shape0: list[int],
+    factors: list[list[int]],
+    scale0: list[float],
+    round_up: list[bool],
+    offsets: bool,
+    extra: bool = False,
+) -> dict[str, Any]:
+    """A consistent OME-NGFF 0.4 or 0.5 pyramid spec dict (with or without translations; with
+    ``extra``, a second scale and translation after the first, which are the ones that count)."""
+    datasets = []
+    members: dict[str, Any] = {}
+    for i, f in enumerate(factors):
+        shape = [
+            math.ceil(n / k) if up else n // k for n, k, up in zip(shape0, f, round_up, strict=True)
+        ]
+        scale = [s * k for s, k in zip(scale0, f, strict=True)]
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
+        if offsets:
+            translation = [(s - s0) / 2 for s, s0 in zip(scale, scale0, strict=True)]
+            transforms.append({"type": "translation", "translation": translation})
+        if extra:
+            transforms.append({"type": "scale", "scale": [v * 3 for v in scale]})
+            transforms.append({"type": "translation", "translation": [1.5] * len(scale)})
+        datasets.append({"path": f"s{i}", "coordinateTransformations": transforms})
+        members[f"s{i}"] = (
+            {"shape": shape, "dtype": "|u1"}
+            if version == "0.4"
+            else {"node_type": "array", "shape": shape, "data_type": "uint8"}
+        )
+    axes = [{"name": name, "type": "space"} for name in "zyxw"[: len(shape0)]]
+    multiscales = [{"axes": axes, "datasets": datasets}]
+    if version == "0.4":
+        return {"attributes": {"multiscales": multiscales}, "members": members}
+    ome = {"version": "0.5", "multiscales": multiscales}
+    return {"node_type": "group", "attributes": {"ome": ome}, "members": members}
+
+
+@st.composite
+def _ome_pyramids(draw: st.DrawFn, version: str) -> dict[str, Any]:
+    rank = draw(st.integers(1, 4))
+    levels = draw(st.integers(1, 5))
+    shape0 = draw(st.lists(st.integers(1, 5000), min_size=rank, max_size=rank))
+    steps = draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank))
+    scale0 = draw(
+        st.lists(st.sampled_from([1.0, 4.0, 5.24, 3.1, 0.5]), min_size=rank, max_size=rank)
+    )
+    round_up = draw(st.lists(st.booleans(), min_size=rank, max_size=rank))
+    factors = [[s**i for s in steps] for i in range(levels)]
+    offsets, extra = draw(st.booleans()), draw(st.booleans())
+    return _ome_pyramid(version, shape0, factors, scale0, round_up, offsets, extra)
+
+
+@pytest.mark.parametrize(("version", "fmt"), [("0.4", "zarr2"), ("0.5", "zarr3")])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_form_agrees_on_populated_ome_pyramids(
+    version: str, fmt: Any, data: st.DataObject
+) -> None:
+    spec = _perturb(data.draw, data.draw(_ome_pyramids(version)))
+    worded = list(worded_pyramid_problems(spec, fmt, "ome_ngff"))
+    ok = pyramid_ok(spec, fmt, "ome_ngff")
+    multiscale = _get_multiscale(spec)
+    positive = all(
+        v > 0
+        for ds in multiscale["datasets"]
+        for t in ds["coordinateTransformations"]
+        if t["type"] == "scale"
+        for v in t["scale"]
+    )  # a non-positive scale makes the worded form skip a check the fast form refuses
+    if positive:
+        assert ok == (worded == []), worded
+    elif ok:
+        assert worded == []
+    assert list(pyramid_problems(spec, fmt, "ome_ngff")) == worded
+
+
+def _get_multiscale(spec: dict[str, Any]) -> dict[str, Any]:
+    attrs = spec["attributes"]
+    return attrs.get("ome", attrs)["multiscales"][0]  # type: ignore[no-any-return]

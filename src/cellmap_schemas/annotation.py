@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, Self, TypeVar, cast
 
 import msgspec
 
-from cellmap_schemas.base import Base, _mode, diagnose, enforce_rules, join_loc, validate
+from cellmap_schemas.base import Base, diagnose, enforce_rules, join_loc, validate
 from cellmap_schemas.rules import Problem, define
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
 
@@ -404,17 +404,13 @@ class AnnotationGroup(GroupSpec[Any], frozen=True, kw_only=True):
 def _strict_group(raw: Any) -> Any:
     """``raw`` as an :class:`AnnotationGroup` if it is one, with every rule enforced; else ``raw``.
 
-    Rules are enforced even while the slow path collects problems (when they would not raise),
-    so a member breaking a rule stays raw and :meth:`CropGroup._problems` diagnoses it.
+    A member breaking a rule stays raw, also while the slow path builds a crop leniently, so
+    :meth:`CropGroup._problems` diagnoses it.
     """
-    previous = _mode.collect
-    _mode.collect = False
     try:
         return msgspec.convert(raw, AnnotationGroup)
     except msgspec.ValidationError:
         return raw
-    finally:
-        _mode.collect = previous
 
 
 class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):

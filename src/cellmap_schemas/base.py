@@ -3,40 +3,45 @@
 Validation has two speeds. The fast path is one ``msgspec`` decode: types are checked by msgspec's
 C code and cross-field rules run in ``__post_init__``, raising on the first problem. Valid
 documents (nearly all of them in a scan) never leave it. Only when it fails does the slow path
-run: it walks the document against the type and collects *every* problem with a readable ``loc``,
-so a user sees all failing members of a group at once.
+(:mod:`cellmap_schemas._diagnose`) run: it walks the document against the type and collects
+*every* problem with a readable ``loc``, so a user sees all failing members of a group at once.
 
 Models declare cross-field rules by overriding :meth:`Base._problems`, a generator of
 :class:`~cellmap_schemas.rules.Problem` triples (``RULE(loc, msg)``, ``loc`` relative to the
-struct), and call :func:`enforce_rules` from ``__post_init__``. Type and shape problems found
-by msgspec are attributed to the ``_schema_rule`` of the innermost struct they occur in. Rules
-of severity ``warning`` never fail the fast path; :func:`judge` collects them for models whose
-type tree holds a struct that declares ``_warns = True``.
+struct), and call :func:`enforce_rules` as the last step of ``__post_init__`` (after any
+normalisation of fields, such as :class:`~cellmap_schemas.annotation.CropGroup`'s). Type and
+shape problems found by msgspec are attributed to the ``_schema_rule`` of the innermost struct
+they occur in. Rules of severity ``warning`` never fail the fast path; :func:`judge` collects
+them for models whose type tree holds a struct that declares ``_warns = True``.
 """
 
 from __future__ import annotations
 
-import re
-import threading
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, cast
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Self, TypeVar, cast
 
 import msgspec
 
 from cellmap_schemas._chunks import auto_chunks, normalize_chunks, structure_equal
 from cellmap_schemas._chunks import structure_group_equal as structure_group_equal
+from cellmap_schemas._diagnose import SCHEMA, RuleViolation, diagnose, enforce_rules, join_loc
+from cellmap_schemas._diagnose import collect_rules as _collect_rules
+from cellmap_schemas._diagnose import dec_hook as _dec_hook
 from cellmap_schemas.errors import ValidationError
-from cellmap_schemas.rules import Problem, Rule, define, severity_of
+from cellmap_schemas.rules import Problem, Rule, severity_of
 
 __all__ = [
     "SCHEMA",
     "Base",
     "NonNegativeInt",
     "PositiveInt",
+    "RuleViolation",
     "auto_chunks",
+    "diagnose",
     "enforce_rules",
+    "join_loc",
     "judge",
     "normalize_chunks",
     "structure_equal",
@@ -49,68 +54,23 @@ NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 T = TypeVar("T")
 
 
-class _Mode(threading.local):
-    # While True, ``enforce_rules`` lets documents through so the slow path can build partially
-    # valid trees and ask each struct for all of its problems. Thread-local: a diagnosis in one
-    # thread must never relax validation in another.
-    collect = False
-
-
-_mode = _Mode()
-
-
-def enforce_rules(self: Base) -> None:
-    """``__post_init__`` for structs with cross-field rules: raise on the first error.
-
-    Warnings (SHOULD rules) never fail a document; :func:`judge` collects them.
-    """
-    if _mode.collect:
-        return
-    for problem in self._problems():
-        rule, loc, msg = _as_problem(problem, self)
-        if severity_of(rule) == "error":
-            raise ValueError(f"{msg} (at `{loc}`)" if loc else msg)
-
-
-def _as_problem(problem: Problem | tuple[str, str], value: Any) -> Problem:
-    """A rule's finding; a plain ``(loc, msg)`` pair (models written before rule IDs) is an
-    error of the struct's schema rule."""
-    if isinstance(problem, Problem):
-        return problem
-    if len(problem) == 3:  # a plain (rule, loc, msg) tuple
-        return Problem(*problem)
-    loc, msg = problem
-    rule = getattr(value, "_schema_rule", None) or SCHEMA
-    return Problem(rule.id, loc, msg)
-
-
-SCHEMA = define(
-    "ZARR001",
-    "error",
-    "the document has the fields and types of its format's specification",
-    "Zarr v2 / v3 specifications; N5 specification",
-)
-
-
-# A hook that lets a field hold one of several untagged structs (for example "array or group"),
-# which msgspec cannot tell apart on its own. Types that define ``__cellmap_dispatch__`` are
-# treated as custom types by msgspec; the hook picks the concrete struct from the document.
-def _dec_hook(tp: type, obj: Any) -> Any:
-    dispatch = getattr(tp, "__cellmap_dispatch__", None)
-    if dispatch is None:
-        raise NotImplementedError(f"cannot decode {tp!r}")
-    if isinstance(obj, msgspec.Struct):
-        return obj
-    return msgspec.convert(obj, dispatch(obj), dec_hook=_dec_hook)
-
-
-# msgspec only decodes real generic aliases, so the parametrised model must be one.
-class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-defined,call-arg,misc]
+class _ModelAlias(types.GenericAlias):
     """``Model[Params]``: validation classmethods called on it validate with the parameters.
 
-    A plain generic alias forwards ``ArraySpec[MyAttrs].model_validate`` to ``ArraySpec``,
-    where the attributes would be ``Any`` and silently pass unvalidated.
+    ``typing.Generic`` makes ``ArraySpec[MyAttrs]`` an alias that forwards attribute access to
+    ``ArraySpec``, where the attributes would be ``Any`` and silently pass unvalidated. This is
+    the public, subclassable alias type instead: msgspec decodes any alias whose ``__origin__``
+    is a Struct (keeping its cache in the alias's ``__dict__``), ``typing.get_origin`` and
+    ``get_args`` read it, and only the methods below are looked up on the alias itself.
     """
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _ALIAS_METHODS:
+            return object.__getattribute__(self, name)
+        return super().__getattribute__(name)
+
+    def __getitem__(self, params: Any) -> Any:  # ``Model[T][int]`` keeps the methods
+        return _model_alias(super().__getitem__(params))
 
     def model_validate(self, obj: Any) -> Any:
         return validate(obj, self)
@@ -120,6 +80,14 @@ class _ModelAlias(typing._GenericAlias, _root=True):  # type: ignore[name-define
 
     def model_json_schema(self) -> dict[str, Any]:
         return json_schema(self)
+
+
+_ALIAS_METHODS = frozenset({"model_validate", "model_validate_json", "model_json_schema"})
+
+
+def _model_alias(alias: Any) -> Any:
+    origin = typing.get_origin(alias)
+    return alias if origin is None else _ModelAlias(origin, typing.get_args(alias))
 
 
 class Base(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,10 +109,7 @@ class Base(msgspec.Struct, frozen=True, kw_only=True):
     """Whether ``_problems`` may yield warnings (then :func:`judge` collects them on success)."""
 
     def __class_getitem__(cls, params: Any) -> Any:
-        alias = super().__class_getitem__(params)  # type: ignore[misc]
-        if type(alias) is typing._GenericAlias:  # type: ignore[attr-defined]
-            return _ModelAlias(alias.__origin__, alias.__args__)
-        return alias
+        return _model_alias(super().__class_getitem__(params))  # type: ignore[misc]
 
     def _problems(self) -> Iterator[Problem]:
         """Cross-field rules, as :class:`Problem` triples with ``loc`` relative to this struct."""
@@ -306,239 +271,6 @@ def validate_json(data: bytes | str, tp: type[T] | Any) -> T:
         raise ValidationError([SCHEMA("", f"invalid JSON: {exc}")], title=_title(tp)) from None
     problems = diagnose(msgspec.json.decode(data), tp)
     raise ValidationError(_errors(problems), title=_title(tp)) from None
-
-
-# ---- the slow path: collect every problem -----------------------------------------------------
-_INVALID: Any = object()
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def join_loc(loc: str, key: str | int) -> str:
-    """Extend a readable path: ``a.b`` for identifier keys, ``a[0]`` and ``a["x.y"]`` otherwise."""
-    if isinstance(key, int):
-        return f"{loc}[{key}]"
-    if _IDENT.match(key):
-        return f"{loc}.{key}" if loc else key
-    return f'{loc}["{key}"]'
-
-
-def _split_msgspec(exc: Exception, loc: str) -> tuple[str, str]:
-    text = str(exc)
-    m = _MSGSPEC_PATH.match(text)
-    # A top-level error (e.g. a union member's missing tag) carries no path; it is at ``loc``.
-    path, msg = (m["path"], m["msg"]) if m else ("", text)
-    # msgspec renders dict keys as `[...]`; drop that part, the walker already descended.
-    path = path.replace("[...]", "")
-    if path.startswith("."):
-        path = path[1:]
-    full = f"{loc}.{path}" if loc and path and not path.startswith("[") else f"{loc}{path}"
-    missing = re.match(r"Object missing required field `(.+)`$", msg)
-    if missing:
-        return join_loc(full, missing[1]), "field required"
-    rule = re.match(r"^(?P<msg>.*) \(at `(?P<sub>[^`]+)`\)$", msg, re.S)
-    if rule:
-        return (f"{full}.{rule['sub']}" if full else rule["sub"]), rule["msg"]
-    return full, msg
-
-
-def diagnose(obj: Any, tp: Any) -> list[Problem]:
-    """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings)."""
-    problems: list[Problem] = []
-    previous = _mode.collect
-    _mode.collect = True
-    try:
-        _walk(obj, tp, "", problems, _rule_of(tp, SCHEMA))
-    finally:
-        _mode.collect = previous
-    if not problems:  # should not happen; never claim a document invalid without a reason
-        problems.append(SCHEMA("", "document does not match the model"))
-    return problems
-
-
-def _strip(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _is_struct(tp: Any) -> bool:
-    origin = typing.get_origin(tp) or tp
-    return isinstance(origin, type) and issubclass(origin, msgspec.Struct)
-
-
-def _rule_of(tp: Any, default: Rule) -> Rule:
-    """The schema rule of a struct type (generic aliases included), else ``default``."""
-    origin = typing.get_origin(_strip(tp)) or _strip(tp)
-    rule = getattr(origin, "_schema_rule", None) if isinstance(origin, type) else None
-    return rule if isinstance(rule, Rule) else default
-
-
-def _walk(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
-    """Convert ``obj`` to ``tp``; on failure descend to find every failing leaf."""
-    try:
-        value = msgspec.convert(obj, tp, dec_hook=_dec_hook)
-    except msgspec.ValidationError as exc:
-        first = exc
-    else:
-        _collect_rules(value, loc, problems)
-        return value
-
-    inner = _strip(tp)
-    origin = typing.get_origin(inner)
-    args = typing.get_args(inner)
-
-    if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
-        return _walk(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
-    if _is_struct(inner) and isinstance(obj, dict):
-        return _walk_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
-    if origin in (Union, types.UnionType) and obj is not None:
-        candidates = [a for a in args if a is not type(None)]
-        structs = [a for a in candidates if _is_struct(_strip(a))]
-        if len(candidates) == 1 or (len(structs) == 1 and isinstance(obj, dict)):
-            return _walk(obj, (structs or candidates)[0], loc, problems, rule)
-        tagged = _by_tag(structs, obj)
-        if tagged is not None:
-            return _walk(obj, tagged, loc, problems, rule)
-    if inner is not tp and inner is not Any and (origin or _is_struct(inner)):
-        # Annotated container: report problems of the items before the constraint itself.
-        before = len(problems)
-        value = _walk(obj, inner, loc, problems, rule)
-        if len(problems) == before:
-            problems.append(rule(*_split_msgspec(first, loc)))
-        return _INVALID
-    if origin in (list, tuple, Sequence) and isinstance(obj, list):
-        if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
-            if len(obj) != len(args):
-                problems.append(rule(loc, f"expected {len(args)} items, got {len(obj)}"))
-                return _INVALID
-            item_types: Iterable[Any] = args
-        else:
-            item_types = [args[0] if args else Any] * len(obj)
-        items = [
-            _walk(o, t, join_loc(loc, i), problems, rule)
-            for i, (o, t) in enumerate(zip(obj, item_types, strict=False))
-        ]
-        return _INVALID if any(i is _INVALID for i in items) else items
-    if origin in (dict, Mapping) and isinstance(obj, dict):
-        kt, vt = args if args else (Any, Any)
-        bad = False
-        for k, v in obj.items():
-            try:
-                msgspec.convert(k, kt)
-            except msgspec.ValidationError as exc:
-                problems.append(rule(join_loc(loc, str(k)), f"invalid key: {exc}"))
-                bad = True
-                continue
-            bad |= _walk(v, vt, join_loc(loc, str(k)), problems, rule) is _INVALID
-        return _INVALID if bad else obj
-    problems.append(rule(*_split_msgspec(first, loc)))
-    return _INVALID
-
-
-def _by_tag(structs: list[Any], obj: Any) -> Any:
-    """The member of a tagged union of structs that ``obj``'s tag names, if any."""
-    if not isinstance(obj, dict):
-        return None
-    for st in structs:
-        config = (typing.get_origin(_strip(st)) or _strip(st)).__struct_config__
-        if config.tag_field is not None and obj.get(config.tag_field) == config.tag:
-            return st
-    return None
-
-
-def _walk_struct(
-    obj: dict[str, Any],
-    tp: Any,
-    loc: str,
-    problems: list[Problem],
-    first: msgspec.ValidationError,
-    rule: Rule,
-) -> Any:
-    info = _fields(tp)
-    cls = typing.get_origin(tp) or tp
-    config = cls.__struct_config__
-    before = len(problems)
-    kwargs: dict[str, Any] = {}
-    known = set()
-    tag_field = config.tag_field
-    for f in info:
-        known.add(f.encode_name)
-        sub = join_loc(loc, f.encode_name)
-        if f.encode_name in obj:
-            kwargs[f.name] = _walk(obj[f.encode_name], f.type, sub, problems, rule)
-        elif f.required:
-            problems.append(rule(sub, "field required"))
-    if tag_field is not None:
-        known.add(tag_field)
-    if config.forbid_unknown_fields:
-        problems.extend(
-            rule(join_loc(loc, k), "unknown field (this model forbids extra keys)")
-            for k in obj
-            if k not in known
-        )
-    if len(problems) > before:
-        return _INVALID
-    try:
-        value = cls(**kwargs)
-    except (TypeError, ValueError):
-        problems.append(rule(*_split_msgspec(first, loc)))
-        return _INVALID
-    # Fields converted one by one, yet the whole did not: a struct-level rule or constraint.
-    own = list(_struct_problems(value, loc))
-    problems.extend(own)
-    if not any(severity_of(p.rule) == "error" for p in own):
-        problems.append(rule(*_split_msgspec(first, loc)))
-    return _INVALID
-
-
-_FIELDS: dict[Any, tuple[msgspec.structs.FieldInfo, ...]] = {}
-
-
-def _fields(tp: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
-    """``msgspec.structs.fields``, memoised: it re-evaluates annotations on every call."""
-    found = _FIELDS.get(tp)
-    if found is None:
-        found = _FIELDS[tp] = msgspec.structs.fields(tp)
-    return found
-
-
-def _prefix(loc: str, sub: str) -> str:
-    if not loc:
-        return sub
-    if sub and not sub.startswith("["):
-        return f"{loc}.{sub}"
-    return f"{loc}{sub}"
-
-
-def _struct_problems(value: Base, loc: str) -> Iterator[Problem]:
-    problems = getattr(value, "_problems", None)
-    if problems is None:
-        return
-    for problem in problems():
-        rule, sub, msg = _as_problem(problem, value)
-        yield Problem(rule, _prefix(loc, sub), msg)
-
-
-def _collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
-    """Run every struct's rules in a converted tree (bottom-up, as decoding does)."""
-    if isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
-            _collect_rules(getattr(value, name), join_loc(loc, _encode_name(value, name)), problems)
-        problems.extend(_struct_problems(value, loc))  # type: ignore[arg-type]
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
-                _collect_rules(item, join_loc(loc, i), problems)
-    elif isinstance(value, dict):
-        for k, item in value.items():
-            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
-                _collect_rules(item, join_loc(loc, str(k)), problems)
-
-
-def _encode_name(value: msgspec.Struct, name: str) -> str:
-    encode = value.__struct_encode_fields__
-    return encode[value.__struct_fields__.index(name)]
 
 
 # ---- dumping ---------------------------------------------------------------------------------

@@ -282,19 +282,23 @@ class N5GroupSpec(GroupSpec[Any], frozen=True, kw_only=True):
     """A group spec read from N5 storage; ``from_url`` refuses containers of other formats."""
 
 
+def _same_array(spec: ArraySpec[Any]) -> dict[str, Any]:
+    """The fields the wrapped and unwrapped views of an array share."""
+    return {
+        "attributes": spec.attributes,
+        "shape": spec.shape,
+        "chunks": spec.chunks,
+        "dtype": spec.dtype,
+        "fill_value": spec.fill_value,
+        "order": spec.order,
+    }
+
+
 def wrap(spec: ArraySpec[Any]) -> N5ArraySpec:
     """The wrapped view of an unwrapped array spec."""
     wrapped = {"id": "n5_wrapper", "compressor_config": spec.compressor}
     return N5ArraySpec(
-        attributes=spec.attributes,
-        shape=spec.shape,
-        chunks=spec.chunks,
-        dtype=spec.dtype,
-        fill_value=spec.fill_value,
-        order=spec.order,
-        filters=spec.filters,
-        dimension_separator=".",
-        compressor=wrapped,
+        **_same_array(spec), filters=spec.filters, dimension_separator=".", compressor=wrapped
     )
 
 
@@ -304,12 +308,7 @@ def unwrap(spec: ArraySpec[Any]) -> ArraySpec[Any]:
     if comp is not None and comp.get("id") == "n5_wrapper":
         comp = comp.get("compressor_config")
     return ArraySpec(
-        attributes=spec.attributes,
-        shape=spec.shape,
-        chunks=spec.chunks,
-        dtype=spec.dtype,
-        fill_value=spec.fill_value,
-        order=spec.order,
+        **_same_array(spec),
         filters=None if not spec.filters else spec.filters,
         dimension_separator="/",
         compressor=comp,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import pickle
-from typing import Any
+import types
+import typing
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import numpy as np
@@ -13,10 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cellmap_schemas import _diagnose
 from cellmap_schemas.base import (
     Base,
     NonNegativeInt,
     PositiveInt,
+    RuleViolation,
     auto_chunks,
     enforce_rules,
     join_loc,
@@ -160,6 +164,93 @@ def test_rule_inside_a_list_gets_the_full_loc() -> None:
     with pytest.raises(ValidationError) as exc:
         Holder.model_validate_json(json.dumps(doc))
     assert problems(exc) == {"outers[1].sizes": "has 1 entries but items has 2"}
+
+
+class Pair(Base, frozen=True, kw_only=True):
+    outer: Outer
+    count: int
+
+    def _problems(self):  # type: ignore[no-untyped-def]
+        if self.count != len(self.outer.items):
+            yield "count", f"is {self.count} but outer has {len(self.outer.items)} items"
+
+    __post_init__ = enforce_rules
+
+
+def test_rules_broken_at_two_levels_are_all_reported() -> None:
+    # the inner rule stops the decode; the outer struct is still built and asked for its rules
+    doc = {"outer": {**GOOD, "sizes": [1]}, "count": 5}
+    expected = [
+        ("outer.sizes", "has 1 entries but items has 2"),
+        ("count", "is 5 but outer has 2 items"),
+    ]
+    for call in (Pair.model_validate, lambda d: Pair.model_validate_json(json.dumps(d))):
+        with pytest.raises(ValidationError) as exc:
+            call(doc)
+        assert list(exc.value.problems) == expected
+
+
+def test_a_broken_rule_raises_a_rule_violation_carrying_the_struct() -> None:
+    with pytest.raises(RuleViolation) as exc:
+        Outer(name="a", sizes=(1,), inner=Inner(x=1.0, n=1), items=[])
+    assert isinstance(exc.value, ValueError)
+    assert str(exc.value) == "has 1 entries but items has 0 (at `sizes`)"
+    assert exc.value.problem == ("ZARR001", "sizes", "has 1 entries but items has 0")
+    assert isinstance(exc.value.instance, Outer) and exc.value.instance.sizes == (1,)
+    # msgspec keeps it as the cause of its own error: how the slow path tells rules from types
+    with pytest.raises(msgspec.ValidationError) as decode:
+        msgspec.convert({**GOOD, "sizes": [1]}, Outer)
+    assert isinstance(decode.value.__cause__, RuleViolation)
+
+
+@pytest.mark.parametrize(
+    ("doc", "tp", "loc", "expected"),
+    [
+        ({**GOOD, "inner": {"x": "1", "n": 1}}, Outer, "",
+         ("inner.x", "Expected `float`, got `str`")),
+        ({**GOOD, "inner": {"x": 1}}, Outer, "", ("inner.n", "field required")),
+        ({"x": 1}, Inner, "at", ("at.n", "field required")),
+        ({"k": {"x": 1}}, dict[str, Inner], "m.k", ("m.k.n", "field required")),
+        ([{"x": 1, "n": 0}], list[Inner], "items", ("items[0].n", "Expected `int` >= 1")),
+    ],
+)  # fmt: skip
+def test_msgspec_errors_are_read_into_loc_and_msg(
+    doc: Any, tp: Any, loc: str, expected: tuple[str, str]
+) -> None:
+    # msgspec words errors only as text ("... - at `$.path`"): this pins the form we read
+    with pytest.raises(msgspec.ValidationError) as exc:
+        msgspec.convert(doc, tp)
+    assert _diagnose._split_msgspec(exc.value, loc) == expected
+
+
+T = TypeVar("T")
+
+
+class Box(Base, Generic[T], frozen=True, kw_only=True):
+    item: T
+
+
+def test_a_parametrised_model_is_a_public_generic_alias() -> None:
+    alias = GroupSpec[Inner]
+    assert isinstance(alias, types.GenericAlias)
+    assert typing.get_origin(alias) is GroupSpec and typing.get_args(alias) == (Inner,)
+    assert alias == GroupSpec[Inner] and hash(alias) == hash(GroupSpec[Inner])
+    assert alias.__qualname__ == "GroupSpec"
+    assert pickle.loads(pickle.dumps(alias)) == alias
+    with pytest.raises(TypeError):
+        GroupSpec[Inner, Inner]
+
+
+def test_a_parametrised_model_validates_with_its_parameters() -> None:
+    for alias in (Box[Inner], Box[T][Inner], pickle.loads(pickle.dumps(Box[Inner]))):
+        assert alias.model_validate({"item": {"x": 1, "n": 2}}) == Box(item=Inner(x=1.0, n=2))
+        assert alias.model_validate_json(b'{"item": {"x": 1, "n": 2}}').item == Inner(x=1, n=2)
+        with pytest.raises(ValidationError) as exc:
+            alias.model_validate({"item": {"x": 1}})
+        assert problems(exc) == {"item.n": "field required"}
+        assert alias.model_json_schema()["$defs"]["Inner"]["required"] == ["x", "n"]
+    # the bare class validates the parameter as Any
+    assert Box.model_validate({"item": {"x": 1}}).item == {"x": 1}
 
 
 @pytest.mark.parametrize(

@@ -779,6 +779,19 @@ def test_from_arrays_rejects_bad_input() -> None:
         v05.Group.from_arrays(pyramid(), ["s0", "s1"], "zyx", [(1, 1), (2, 2)])
 
 
+def test_from_arrays_passes_the_array_options_of_its_version() -> None:
+    args = (pyramid(), ["s0", "s1"], "zyx", [(1, 1, 1), (2, 2, 2)])
+    g4 = v04.Group.from_arrays(*args, compressor=None, fill_value=7)
+    assert all(m.compressor is None and m.fill_value == 7 for m in g4.members.values())
+    g5 = v05.Group.from_arrays(*args, fill_value=7, codecs=({"name": "bytes"},))
+    assert all(m.fill_value == 7 for m in g5.members.values())
+    assert v05.Group.from_arrays(*args).members["s0"].fill_value == 0
+    with pytest.raises(TypeError, match="codecs"):
+        v04.Group.from_arrays(*args, codecs=({"name": "bytes"},))
+    with pytest.raises(TypeError, match="compressor"):
+        v05.Group.from_arrays(*args, compressor=None)
+
+
 def test_from_arrays_v05() -> None:
     g = v05.Group.from_arrays(
         pyramid(),

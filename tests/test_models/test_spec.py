@@ -86,6 +86,19 @@ def test_array_structured_dtype_and_fill_values() -> None:
     assert ArraySpec.model_validate(array(fill_value=None)).fill_value is None
 
 
+@pytest.mark.parametrize("codec_id", [["gzip"], {"name": "gzip"}, 3, None])
+def test_a_codec_id_that_is_not_a_string_is_an_unknown_codec(codec_id: Any) -> None:
+    for where, doc in (
+        ("compressor.id", array(compressor={"id": codec_id})),
+        ("filters[0].id", array(filters=[{"id": codec_id}])),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            ArraySpec.model_validate(doc)
+        assert exc.value.errors() == [
+            {"rule": "ZARR003", "loc": where, "msg": f"{codec_id!r} is not a codec numcodecs knows"}
+        ]
+
+
 def test_generic_array_validates_its_attributes() -> None:
     spec = ArraySpec[MyAttrs].model_validate(array(attributes={"foo": 1}))
     assert spec.attributes == MyAttrs(foo=1)

@@ -2,8 +2,9 @@
 
 :func:`pyramid_ok` is one boolean pass over a pyramid's levels: ``True`` only when every rule of
 :mod:`cellmap_schemas.multiscale.pyramid` (``PYR001``-``PYR006``) passes, so the worded form
-(which builds located, explained findings) runs only when something is off or unusual. The two
-are held equal by ``tests/test_fast_paths.py``.
+(which builds located, explained findings) runs only when something is off or unusual, for each
+convention (COSEM, Neuroglancer N5, OME-NGFF 0.4 and 0.5). The two are held equal by
+``tests/test_fast_paths.py``.
 """
 
 from __future__ import annotations
@@ -160,7 +161,58 @@ def _fast_neuroglancer(spec: Mapping[str, Any], fmt: Format) -> list[_FastLevel]
     return levels
 
 
-_FAST_LEVELS = {"cosem": _fast_cosem, "neuroglancer_n5": _fast_neuroglancer}
+def _fast_ome(spec: Mapping[str, Any], fmt: Format) -> list[_FastLevel] | None:
+    # OME-NGFF declares no factors: they are the ratios of the scales, so the scales stand in
+    # for them (_levels_ok compares level i to level 0 by factor_i / factor_0 = scale_i / scale_0,
+    # exactly the factor the worded form derives; its scale check then holds by construction).
+    attrs = spec.get("attributes")
+    members = spec.get("members")
+    if type(attrs) is not dict or type(members) is not dict:
+        return None
+    ome = attrs.get("ome") if fmt == "zarr3" else None
+    if ome is not None and type(ome) is not dict:
+        return None
+    multiscales = ome.get("multiscales") if ome is not None else None
+    if multiscales is None:  # as the worded form: 0.4's place, also for a Zarr v3 group
+        multiscales = attrs.get("multiscales")
+    if type(multiscales) is not list or not multiscales or type(multiscales[0]) is not dict:
+        return None
+    datasets = multiscales[0].get("datasets")
+    if type(datasets) is not list or not datasets:
+        return None
+    levels: list[_FastLevel] = []
+    declared = False
+    for ds in datasets:
+        transforms = ds.get("coordinateTransformations") if type(ds) is dict else None
+        if type(transforms) is not list:
+            return None
+        scale = translate = None
+        for t in transforms:
+            if type(t) is not dict:
+                return None
+            kind = t.get("type")
+            if kind == "scale" and scale is None:
+                scale = _vec(t.get("scale"))
+                if scale is None:
+                    return None
+            elif kind == "translation" and translate is None:
+                translate = _vec(t.get("translation"))
+                if translate is None:
+                    return None
+        array = _fast_array(members, ds.get("path"), fmt)
+        if scale is None or array is None:
+            return None
+        if translate is None:
+            translate = (0.0,) * len(scale)  # the specification's default: no translation
+        else:
+            declared = True
+        levels.append((array[0], array[1], scale, scale, translate))
+    if not declared:  # no offsets at all: the half-voxel convention is not this image's
+        return [(shape, dtype, f, s, None) for shape, dtype, f, s, _ in levels]
+    return levels
+
+
+_FAST_LEVELS = {"cosem": _fast_cosem, "neuroglancer_n5": _fast_neuroglancer, "ome_ngff": _fast_ome}
 
 
 def pyramid_ok(spec: Mapping[str, Any], fmt: Format, convention: Convention) -> bool:

@@ -16,7 +16,6 @@ structs (acyclic by construction) with a cheap boolean check in ``__post_init__`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
@@ -24,9 +23,16 @@ import msgspec
 
 from cellmap_schemas.base import Base, enforce_rules, join_loc, normalize_chunks
 from cellmap_schemas.multiscale import neuroglancer_n5
+from cellmap_schemas.multiscale._cosem_coordinates import (
+    change_coordinates,
+    new_groupmetadata,
+    new_multiscalemetadata,
+    new_sttransform,
+)
 from cellmap_schemas.multiscale.neuroglancer_n5 import (
     _LEVEL_NAMES,
     PixelResolution,
+    level_arrays,
     levels_present,
     scale_ratio,
 )
@@ -457,12 +463,9 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
             transform's ``order``.
         name : str, optional
             Name of the multiscale image.
-        chunks : "auto" or tuple of ints or tuple of tuples of ints
-            See :func:`~cellmap_schemas.base.normalize_chunks`.
-        compressor : "auto" or dict or None
-            A numcodecs-style compressor config; "auto" takes the array's own, if any.
-        fill_value : "auto" or scalar
-            Fill value of every array; "auto" takes the array's own, or 0.
+        chunks, compressor, fill_value
+            How the arrays are stored, as in
+            :meth:`cellmap_schemas.multiscale.neuroglancer_n5.Group.from_arrays`.
 
         Returns
         -------
@@ -484,17 +487,14 @@ class Group(neuroglancer_n5.Group, frozen=True, kw_only=True):
                 for s, t in zip(scales, translates, strict=True)
             ]
         chunk_shapes = normalize_chunks(chunks, arrays)
-        members = {
-            path: Array.from_array(
-                array,
-                chunks=chunk,
-                compressor=compressor,
-                fill_value=fill_value,
-                dimension_separator="/",
-                attributes=ArrayMetadata.from_transform(tx),
-            )
-            for path, array, tx, chunk in zip(paths, arrays, transforms, chunk_shapes, strict=True)
-        }
+        levels = zip(paths, arrays, transforms, chunk_shapes, strict=True)
+        members = level_arrays(
+            Array,
+            ((path, array, chunk, tx) for path, array, tx, chunk in levels),
+            ArrayMetadata.from_transform,
+            compressor,
+            fill_value,
+        )
         metadata = GroupMetadata.from_transforms(
             {k: m.attributes.transform for k, m in members.items()}, name=name
         )
@@ -505,137 +505,4 @@ def _show(tx: STTransform) -> str:
     return (
         f"(order={tx.order!r}, axes={tx.axes}, units={tx.units}, translate={tx.translate}, "
         f"scale={tx.scale})"
-    )
-
-
-# ---- changing coordinates ------------------------------------------------------------------
-def new_sttransform(
-    meta: STTransform,
-    *,
-    scale: Sequence[float] | None = None,
-    axes: Sequence[str] | None = None,
-    order: Order | None = None,
-    translate: Sequence[float] | None = None,
-    units: Sequence[str] | None = None,
-) -> STTransform:
-    """``meta`` with the given fields replaced (None keeps the old value)."""
-    return STTransform(
-        order=meta.order if order is None else order,
-        axes=meta.axes if axes is None else tuple(axes),
-        units=meta.units if units is None else tuple(units),
-        translate=meta.translate if translate is None else tuple(float(x) for x in translate),
-        scale=meta.scale if scale is None else tuple(float(x) for x in scale),
-    )
-
-
-def new_multiscalemetadata(
-    meta: MultiscaleMetadata,
-    *,
-    scale: Sequence[float] | None = None,
-    axes: Sequence[str] | None = None,
-    order: Order | None = None,
-    translate: Sequence[float] | None = None,
-    units: Sequence[str] | None = None,
-) -> MultiscaleMetadata:
-    """``meta`` with the same replacement applied to every dataset's transform."""
-    return MultiscaleMetadata(
-        name=meta.name,
-        datasets=tuple(
-            ScaleMetadata(
-                path=ds.path,
-                transform=new_sttransform(
-                    ds.transform,
-                    scale=scale,
-                    axes=axes,
-                    order=order,
-                    translate=translate,
-                    units=units,
-                ),
-            )
-            for ds in meta.datasets
-        ),
-    )
-
-
-def new_groupmetadata(
-    meta: GroupMetadata,
-    *,
-    scale: Sequence[float] | None = None,
-    axes: Sequence[str] | None = None,
-    order: Order | None = None,
-    translate: Sequence[float] | None = None,
-    units: Sequence[str] | None = None,
-) -> GroupMetadata:
-    """``meta`` with the replacement applied to its transforms and its Neuroglancer keys.
-
-    ``axes``, ``units`` and ``scale`` are given in ``order`` (C when None) and stored in N5
-    order at the group level.
-    """
-    c = order != "F"
-    new_axes = meta.axes if axes is None else (tuple(axes)[::-1] if c else tuple(axes))
-    new_units = meta.units if units is None else (tuple(units)[::-1] if c else tuple(units))
-    if scale is None:
-        pixr = meta.pixelResolution
-    else:
-        dims = tuple(float(x) for x in scale)
-        pixr = PixelResolution(dimensions=dims[::-1] if c else dims, unit=new_units[0])
-    return GroupMetadata(
-        axes=new_axes,
-        units=new_units,
-        scales=meta.scales,
-        pixelResolution=pixr,
-        multiscales=tuple(
-            new_multiscalemetadata(
-                m, scale=scale, axes=axes, order=order, translate=translate, units=units
-            )
-            for m in meta.multiscales
-        ),
-    )
-
-
-def change_coordinates(
-    group: Group,
-    *,
-    scale: Sequence[float] | None = None,
-    axes: Sequence[str] | None = None,
-    order: Order | None = None,
-    translate: Sequence[float] | None = None,
-    units: Sequence[str] | None = None,
-) -> Group:
-    """``group`` with new coordinates; None keeps the old value.
-
-    ``axes``, ``units`` and ``order`` are replaced in every transform. ``scale`` and
-    ``translate`` are the new values for the largest array; every other array's scale is
-    multiplied, and its translation shifted, by the same amount, so the pyramid keeps its
-    geometry. Members come back ordered from largest to smallest, as in the original.
-    """
-    members = sorted(group.members.items(), key=lambda kv: -math.prod(kv[1].shape))
-    if not members:
-        raise ValueError("the group has no members to change")
-    base_tx = members[0][1].attributes.transform
-    new_base = new_sttransform(
-        base_tx, scale=scale, axes=axes, order=order, translate=translate, units=units
-    )
-    factor = [a / b for a, b in zip(new_base.scale, base_tx.scale, strict=True)]
-    shift = [a - b for a, b in zip(new_base.translate, base_tx.translate, strict=True)]
-    transforms: dict[str, STTransform] = {}
-    for key, member in members:
-        old = member.attributes.transform
-        transforms[key] = new_sttransform(
-            old,
-            scale=[a * b for a, b in zip(old.scale, factor, strict=True)],
-            translate=[a + b for a, b in zip(old.translate, shift, strict=True)],
-            order=order,
-            units=units,
-            axes=axes,
-        )
-    attrs = GroupMetadata.from_transforms(transforms, name=group.attributes.multiscales[0].name)
-    return Group(
-        attributes=attrs,
-        members={
-            key: member.model_copy(
-                update={"attributes": ArrayMetadata.from_transform(transforms[key])}
-            )
-            for key, member in members
-        },
     )

@@ -18,7 +18,7 @@ garbage collector makes decoding cheaper (and a scan's collections shorter).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
 import msgspec
@@ -273,21 +273,38 @@ class Group(N5GroupSpec, frozen=True, kw_only=True):
             ),
             pixelResolution=PixelResolution(dimensions=base, unit=units_n5[0]),
         )
-        members = {
-            path: Array.from_array(
-                array,
-                chunks=chunk,
-                compressor=compressor,
-                fill_value=fill_value,
-                attributes=ArrayMetadata(
-                    pixelResolution=PixelResolution(dimensions=scale, unit=units_n5[0])
-                ),
-            )
-            for path, array, chunk, scale in zip(
-                paths, arrays, chunk_shapes, scales_n5, strict=True
-            )
-        }
+        unit = units_n5[0]
+        members = level_arrays(
+            Array,
+            zip(paths, arrays, chunk_shapes, scales_n5, strict=True),
+            lambda scale: ArrayMetadata(
+                pixelResolution=PixelResolution(dimensions=scale, unit=unit)
+            ),
+            compressor,
+            fill_value,
+        )
         return cls(attributes=attributes, members=members)
+
+
+def level_arrays(
+    array_cls: Any,
+    levels: Iterable[tuple[str, Any, tuple[int, ...], Any]],
+    attributes_of: Callable[[Any], Any],
+    compressor: Literal["auto"] | dict[str, Any] | None,
+    fill_value: FillValue | Literal["auto"],
+) -> dict[str, Any]:
+    """The member arrays ``from_arrays`` builds: for each ``(path, array, chunks, level)``, an
+    ``array_cls`` spec of the array whose attributes are ``attributes_of(level)``."""
+    return {
+        path: array_cls.from_array(
+            array,
+            chunks=chunk,
+            compressor=compressor,
+            fill_value=fill_value,
+            attributes=attributes_of(level),
+        )
+        for path, array, chunk, level in levels
+    }
 
 
 _LEVEL_NAMES = tuple(f"s{i}" for i in range(32))

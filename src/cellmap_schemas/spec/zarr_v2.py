@@ -148,9 +148,16 @@ def array_ok(spec: ArraySpec[Any]) -> bool:
     if len(spec.chunks) != len(spec.shape):
         return False
     compressor = spec.compressor
-    if compressor is not None and compressor.get("id") not in KNOWN_V2_CODECS:
-        return False
-    return not spec.filters or all(f.get("id") in KNOWN_V2_CODECS for f in spec.filters)
+    if compressor is not None:
+        name = compressor.get("id")  # an id may be any JSON value
+        if not isinstance(name, str) or name not in KNOWN_V2_CODECS:
+            return False
+    return not spec.filters or all(_known_codec(f) for f in spec.filters)
+
+
+def _known_codec(codec: Mapping[str, Any]) -> bool:
+    name = codec.get("id")
+    return isinstance(name, str) and name in KNOWN_V2_CODECS  # an id may be any JSON value
 
 
 class ArraySpec(Base, _ArrayIO, Generic[TAttr], frozen=True, kw_only=True):
@@ -181,8 +188,8 @@ class ArraySpec(Base, _ArrayIO, Generic[TAttr], frozen=True, kw_only=True):
         codecs = [("compressor", self.compressor)] if self.compressor is not None else []
         codecs += [(f"filters[{i}]", f) for i, f in enumerate(self.filters or ())]
         for loc, codec in codecs:
-            name = codec.get("id")
-            if name not in KNOWN_V2_CODECS:
+            if not _known_codec(codec):
+                name = codec.get("id")
                 yield UNKNOWN_CODEC_V2(f"{loc}.id", f"{name!r} is not a codec numcodecs knows")
 
     def __post_init__(self) -> None:

@@ -18,55 +18,28 @@ converters wrote while 0.5 was a draft) is not 0.5: :class:`Group` reports
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Self
+from collections.abc import Iterator, Sequence
+from typing import Any, Self
 
 import msgspec
 
-from cellmap_schemas.base import Base, enforce_rules, normalize_chunks
+from cellmap_schemas.base import Base, enforce_rules
+from cellmap_schemas.multiscale.ome_ngff import _groups
 from cellmap_schemas.multiscale.ome_ngff._common import (
-    Axis,
-    Color,
-    Dataset,
-    Identity,
     ImageLabel,
     MultiscaleBase,
     Omero,
-    Scale,
-    Source,
-    Transform,
-    Translation,
     dataset_problems,
     is_integer_dtype,
-    resolve,
 )
-from cellmap_schemas.multiscale.ome_ngff._construct import (
-    build_datasets,
-    build_members,
-    global_transforms,
-    insert_member,
-    make_axes,
-)
-from cellmap_schemas.multiscale.ome_ngff._spec import (
-    R_LABEL_DTYPE,
-    R_LABELS_PATHS,
-    R_MULTISCALES,
-    SCHEMA,
-    UNIQUE_MULTISCALES,
-    rule,
-)
-from cellmap_schemas.multiscale.pyramid import pyramid_problems
+from cellmap_schemas.multiscale.ome_ngff._groups import *  # noqa: F403 (the shared structs)
+from cellmap_schemas.multiscale.ome_ngff._spec import R_LABEL_DTYPE, SCHEMA, rule
 from cellmap_schemas.rules import Problem
 from cellmap_schemas.spec.zarr_v3 import ArraySpecV3, GroupSpecV3, NamedConfig, NodeV3
 
 __all__ = [
-    "Axis",
-    "Color",
-    "Dataset",
     "Group",
     "GroupAttrs",
-    "Identity",
-    "ImageLabel",
     "ImageLabelAttrs",
     "ImageLabelGroup",
     "ImageLabelMetadata",
@@ -75,10 +48,7 @@ __all__ = [
     "LabelsGroup",
     "LabelsMetadata",
     "Multiscale",
-    "Scale",
-    "Source",
-    "Transform",
-    "Translation",
+    *_groups.__all__,
 ]
 
 VERSION = "0.5"
@@ -106,40 +76,39 @@ class Multiscale(MultiscaleBase, frozen=True, kw_only=True, omit_defaults=True):
     """One multiscale image of a 0.5 group (spec #multiscale-md); no per-entry ``version``."""
 
 
-def _version_problems(version: str) -> Iterator[Problem]:
-    if version != VERSION:
-        yield R_VERSION("version", f"is {version!r}, expected {VERSION!r} {R_VERSION}")
-
-
-def _multiscales_problems(ms: Sequence[Multiscale]) -> Iterator[Problem]:
-    if not ms:
-        yield R_MULTISCALES("multiscales", f"is empty {R_MULTISCALES}")
-    seen: dict[bytes, int] = {}
-    for i, m in enumerate(ms):
-        key = msgspec.json.encode(m)
-        if key in seen:
-            yield UNIQUE_MULTISCALES(
-                f"multiscales[{i}]", f"repeats multiscales[{seen[key]}] (items must be unique)"
-            )
-        seen.setdefault(key, i)
-
-
-class ImageMetadata(Base, frozen=True, kw_only=True, omit_defaults=True):
-    """The ``ome`` object of a 0.5 image group."""
+class _Metadata(Base, frozen=True, kw_only=True):
+    """An ``ome`` object: its ``version`` is 0.5."""
 
     _schema_rule = SCHEMA
 
     version: str
-    multiscales: tuple[Multiscale, ...]
-    omero: Omero | None = None
 
     def _problems(self) -> Iterator[Problem]:
-        yield from _version_problems(self.version)
-        yield from _multiscales_problems(self.multiscales)
+        if self.version != VERSION:
+            yield R_VERSION("version", f"is {self.version!r}, expected {VERSION!r} {R_VERSION}")
+
+    def __post_init__(self) -> None:
+        enforce_rules(self)
+
+
+class _MultiscalesMetadata(_Metadata, frozen=True, kw_only=True):
+    """The ``ome`` object of an image or label image: its version and its multiscales."""
+
+    multiscales: tuple[Multiscale, ...]
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        yield from _groups.multiscales_problems(self.multiscales)
 
     def __post_init__(self) -> None:
         if self.version != VERSION or len(self.multiscales) != 1:
             enforce_rules(self)
+
+
+class ImageMetadata(_MultiscalesMetadata, frozen=True, kw_only=True, omit_defaults=True):
+    """The ``ome`` object of a 0.5 image group."""
+
+    omero: Omero | None = None
 
 
 class GroupAttrs(Base, frozen=True, kw_only=True):
@@ -184,7 +153,7 @@ def _array_problems(
             yield R_LABEL_DTYPE(sub, f"{path!r} has data type {node.data_type!r} {R_LABEL_DTYPE}")
 
 
-class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_type", tag="group"):
+class Group(_groups.ImageGroup, GroupSpecV3[GroupAttrs], frozen=True, kw_only=True):
     """A Zarr v3 group holding an OME-NGFF 0.5 multiscale image.
 
     Every dataset path names an array member with one dimension per axis and ``dimension_names``
@@ -194,115 +163,45 @@ class Group(GroupSpecV3[GroupAttrs], frozen=True, kw_only=True, tag_field="node_
     attributes: GroupAttrs
     members: dict[str, NodeV3] = {}
 
-    @classmethod
-    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
-        return pyramid_problems(spec, fmt, "ome_ngff")  # type: ignore[arg-type]
-
     def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members)
 
     def __post_init__(self) -> None:
         enforce_rules(self)
 
+    # from_arrays (in ImageGroup) with the parts of 0.5
+    _subgroup = GroupSpecV3
+
     @classmethod
-    def from_arrays(
+    def _multiscale(cls, **fields: Any) -> Multiscale:
+        return Multiscale(**fields)
+
+    @classmethod
+    def _level(
         cls,
-        arrays: Sequence[Any],
-        paths: Sequence[str],
-        axes: Sequence[str | Axis],
-        scales: Sequence[Sequence[float]],
-        translations: Sequence[Sequence[float] | None] | None = None,
+        array: Any,
+        chunks: tuple[int, ...],
+        axes: tuple[Axis, ...],  # noqa: F405
         *,
-        units: Sequence[str | None] | str | None = None,
-        types: Sequence[str | None] | None = None,
-        name: str | None = None,
-        multiscale_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        global_scale: Sequence[float] | None = None,
-        global_translation: Sequence[float] | None = None,
-        chunks: Literal["auto"] | Sequence[int] | Sequence[Sequence[int]] = "auto",
         fill_value: Any = 0,
         codecs: tuple[NamedConfig, ...] | None = None,
-    ) -> Self:
-        """An OME-NGFF 0.5 multiscale group from array-likes and their spatial metadata.
-
-        Parameters
-        ----------
-        arrays : Sequence[array-like]
-            The levels of the image (NumPy, zarr, dask ...), highest resolution first.
-        paths : Sequence[str]
-            The path of each level's array (``"s0"``, ``"0"``; ``"a/b"`` creates group ``a``).
-        axes : Sequence[str or Axis]
-            Axis names in array order (they become each array's ``dimension_names``), or full
-            :class:`Axis` structs.
-        scales : Sequence[Sequence[float]]
-            Sample spacing of each level, per axis.
-        translations : Sequence[Sequence[float] or None], optional
-            Position of each level's first sample, per axis (None: no translation).
-        units : Sequence[str or None] or str, optional
-            Unit of each axis, or one unit for every space axis (e.g. ``"nanometer"``).
-        types : Sequence[str or None], optional
-            Type of each axis; by default ``t`` is time, ``c`` is channel, others are space.
-        name, multiscale_type, metadata : optional
-            The multiscale's ``name``, ``type`` and ``metadata``.
-        global_scale, global_translation : Sequence[float], optional
-            The multiscale-level ``coordinateTransformations``.
-        chunks : "auto" or tuple of ints or tuple of tuples of ints
-            See :func:`~cellmap_schemas.base.normalize_chunks`.
-        fill_value : scalar
-            Fill value of every array.
-        codecs : tuple of dict, optional
-            The arrays' codec chain (default: ``bytes`` only).
-
-        Returns
-        -------
-        Group
-            A validated group; ``to_zarr`` writes it.
-
-        Raises
-        ------
-        ValueError
-            If the lengths disagree or the metadata breaks a rule of the specification.
-        """
-        ax = make_axes(axes, units, types)
-        multiscale = Multiscale(
-            axes=ax,
-            datasets=build_datasets(paths, scales, translations, len(arrays)),
-            coordinateTransformations=global_transforms(global_scale, global_translation),
-            name=name,
-            type=multiscale_type,
-            metadata=metadata,
+    ) -> ArraySpecV3[Any]:
+        names = tuple(a.name for a in axes)
+        return ArraySpecV3.from_array(
+            array, chunks=chunks, fill_value=fill_value, codecs=codecs, dimension_names=names
         )
-        names = tuple(a.name for a in ax)
-        tree: dict[str, Any] = {}
-        for path, array, chunk in zip(paths, arrays, normalize_chunks(chunks, arrays), strict=True):
-            spec: Any = ArraySpecV3.from_array(
-                array, chunks=chunk, fill_value=fill_value, codecs=codecs, dimension_names=names
-            )
-            insert_member(tree, path, spec, GroupSpecV3)
-        return cls(
-            attributes=GroupAttrs(ome=ImageMetadata(version=VERSION, multiscales=(multiscale,))),
-            members=build_members(tree, GroupSpecV3),
-        )
+
+    @classmethod
+    def _image(cls, multiscale: Multiscale, members: dict[str, Any]) -> Self:
+        ome = ImageMetadata(version=VERSION, multiscales=(multiscale,))
+        return cls(attributes=GroupAttrs(ome=ome), members=members)
 
 
 # ---- label images and the labels group --------------------------------------------------------
-class ImageLabelMetadata(Base, frozen=True, kw_only=True):
+class ImageLabelMetadata(_MultiscalesMetadata, frozen=True, kw_only=True):
     """The ``ome`` object of a 0.5 label image: ``multiscales`` and ``image-label``."""
 
-    _schema_rule = SCHEMA
-
-    version: str
-    multiscales: tuple[Multiscale, ...]
     image_label: ImageLabel = msgspec.field(name="image-label")
-
-    def _problems(self) -> Iterator[Problem]:
-        yield from _version_problems(self.version)
-        yield from _multiscales_problems(self.multiscales)
-
-    def __post_init__(self) -> None:
-        if self.version != VERSION or len(self.multiscales) != 1:
-            enforce_rules(self)
 
 
 class ImageLabelAttrs(Base, frozen=True, kw_only=True):
@@ -314,16 +213,15 @@ class ImageLabelAttrs(Base, frozen=True, kw_only=True):
 
 
 class ImageLabelGroup(
-    GroupSpecV3[ImageLabelAttrs], frozen=True, kw_only=True, tag_field="node_type", tag="group"
+    _groups.MultiscaleGroup,
+    GroupSpecV3[ImageLabelAttrs],
+    frozen=True,
+    kw_only=True,
 ):
     """A 0.5 label image: a multiscale group whose arrays hold integer label values."""
 
     attributes: ImageLabelAttrs
     members: dict[str, NodeV3] = {}
-
-    @classmethod
-    def _tree_problems(cls, spec: Mapping[str, Any], fmt: str) -> Iterator[Problem]:
-        return pyramid_problems(spec, fmt, "ome_ngff")  # type: ignore[arg-type]
 
     def _problems(self) -> Iterator[Problem]:
         yield from _array_problems(self.attributes.ome.multiscales, self.members, labels=True)
@@ -332,19 +230,10 @@ class ImageLabelGroup(
         enforce_rules(self)
 
 
-class LabelsMetadata(Base, frozen=True, kw_only=True):
+class LabelsMetadata(_Metadata, frozen=True, kw_only=True):
     """The ``ome`` object of a 0.5 ``labels`` group."""
 
-    _schema_rule = SCHEMA
-
-    version: str
     labels: tuple[str, ...]
-
-    def _problems(self) -> Iterator[Problem]:
-        yield from _version_problems(self.version)
-
-    def __post_init__(self) -> None:
-        enforce_rules(self)
 
 
 class LabelsAttrs(Base, frozen=True, kw_only=True):
@@ -355,26 +244,16 @@ class LabelsAttrs(Base, frozen=True, kw_only=True):
     ome: LabelsMetadata
 
 
-class LabelsGroup(
-    GroupSpecV3[LabelsAttrs], frozen=True, kw_only=True, tag_field="node_type", tag="group"
-):
+class LabelsGroup(GroupSpecV3[LabelsAttrs], frozen=True, kw_only=True):
     """A 0.5 ``labels`` group: every listed path names a group below it."""
 
     attributes: LabelsAttrs
     members: dict[str, NodeV3] = {}
 
     def _problems(self) -> Iterator[Problem]:
-        for k, path in enumerate(self.attributes.ome.labels):
-            node = resolve(self.members, path)
-            if node is None:
-                yield R_LABELS_PATHS(
-                    f"attributes.ome.labels[{k}]", f"{path!r} names no member {R_LABELS_PATHS}"
-                )
-            elif _is_array(node):
-                yield R_LABELS_PATHS(
-                    f"attributes.ome.labels[{k}]",
-                    f"{path!r} names an array, not a label image group {R_LABELS_PATHS}",
-                )
+        yield from _groups.labels_problems(
+            self.attributes.ome.labels, self.members, _is_array, "attributes.ome.labels"
+        )
 
     def __post_init__(self) -> None:
         enforce_rules(self)

@@ -1,0 +1,437 @@
+"""Rules on structs: how the fast path enforces them, and the slow path that collects them all.
+
+The fast path is one msgspec decode, in which :func:`enforce_rules` (the last step of each
+struct's ``__post_init__``) raises a :class:`RuleViolation` on the first error. When it fails,
+:func:`diagnose` walks the document against the type to collect *every* problem:
+
+- it tries the fast decode at each node; where a type, a missing field or a rule stops it, it
+  descends into the node (struct fields, items, tagged union members) and builds the node from
+  its parts the way a decode that did not stop at rules would (*leniently*): a struct whose
+  ``__post_init__`` raises a :class:`RuleViolation` is kept as the exception carries it;
+- a node built so has the rules of its tree as problems, collected once, from the outermost
+  node built; a node that cannot be built has its failing parts, worded from msgspec's message,
+  and the rules of the parts that could.
+
+Nothing here depends on state outside the call: collecting is a separate function, not a mode.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, Union
+
+import msgspec
+
+from cellmap_schemas.rules import Problem, Rule, define, severity_of
+
+__all__ = [
+    "SCHEMA",
+    "RuleViolation",
+    "collect_rules",
+    "dec_hook",
+    "diagnose",
+    "enforce_rules",
+    "join_loc",
+]
+
+SCHEMA = define(
+    "ZARR001",
+    "error",
+    "the document has the fields and types of its format's specification",
+    "Zarr v2 / v3 specifications; N5 specification",
+)
+
+
+class RuleViolation(ValueError):
+    """The first error-severity rule a struct breaks, raised by :func:`enforce_rules`.
+
+    It carries the struct, fully built (every field set, ``__post_init__`` done up to its rule
+    check), and the finding: the collecting walk keeps the struct to ask it for *all* its
+    problems. msgspec keeps this exception as the ``__cause__`` of the ValidationError it raises,
+    which tells the walk that a rule, not a type, stopped the decode.
+    """
+
+    def __init__(self, message: str, instance: Any = None, problem: Problem | None = None):
+        super().__init__(message)
+        self.instance = instance
+        self.problem = problem
+
+
+def enforce_rules(self: Any) -> None:
+    """The last step of ``__post_init__`` for structs with cross-field rules: raise on the
+    first error (a :class:`RuleViolation`).
+
+    Warnings (SHOULD rules) never fail a document; ``base.judge`` collects them.
+    """
+    for problem in self._problems():
+        found = as_problem(problem, self)
+        if severity_of(found.rule) == "error":
+            loc, msg = found.loc, found.msg
+            raise RuleViolation(f"{msg} (at `{loc}`)" if loc else msg, self, found)
+
+
+def as_problem(problem: Problem | tuple[str, str], value: Any) -> Problem:
+    """A rule's finding; a plain ``(loc, msg)`` pair (models written before rule IDs) is an
+    error of the struct's schema rule."""
+    if isinstance(problem, Problem):
+        return problem
+    if len(problem) == 3:  # a plain (rule, loc, msg) tuple
+        return Problem(*problem)
+    loc, msg = problem
+    rule = getattr(value, "_schema_rule", None) or SCHEMA
+    return Problem(rule.id, loc, msg)
+
+
+# A hook that lets a field hold one of several untagged structs (for example "array or group"),
+# which msgspec cannot tell apart on its own. Types that define ``__cellmap_dispatch__`` are
+# treated as custom types by msgspec; the hook picks the concrete struct from the document.
+def dec_hook(tp: type, obj: Any) -> Any:
+    dispatch = getattr(tp, "__cellmap_dispatch__", None)
+    if dispatch is None:
+        raise NotImplementedError(f"cannot decode {tp!r}")
+    if isinstance(obj, msgspec.Struct):
+        return obj
+    return msgspec.convert(obj, dispatch(obj), dec_hook=dec_hook)
+
+
+# ---- locations ---------------------------------------------------------------------------------
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def join_loc(loc: str, key: str | int) -> str:
+    """Extend a readable path: ``a.b`` for identifier keys, ``a[0]`` and ``a["x.y"]`` otherwise."""
+    if isinstance(key, int):
+        return f"{loc}[{key}]"
+    if _IDENT.match(key):
+        return f"{loc}.{key}" if loc else key
+    return f'{loc}["{key}"]'
+
+
+def _prefix(loc: str, sub: str) -> str:
+    if not loc:
+        return sub
+    if sub and not sub.startswith("["):
+        return f"{loc}.{sub}"
+    return f"{loc}{sub}"
+
+
+# msgspec words a ValidationError as "<message> - at `$<path>`" ("<message>" alone at the root)
+# and offers no structured form of either part (msgspec issues #264 and #1158 ask for one), so
+# this is the one place that reads its text. The path renders dict keys as `[...]`; a missing
+# field is "Object missing required field `<name>`".
+_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+
+
+def _msgspec_error(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """``(path, message)`` of a msgspec error; the path relative to the value converted, in
+    :func:`join_loc` form, without the dict keys msgspec does not name."""
+    text = str(exc)
+    m = _MSGSPEC_ERROR.match(text)
+    path, msg = (m["path"], m["msg"]) if m else ("", text)
+    path = path.replace("[...]", "")  # the walk descends dicts itself; their keys are in loc
+    return path.removeprefix("."), msg
+
+
+def _split_msgspec(exc: msgspec.ValidationError, loc: str) -> tuple[str, str]:
+    """The ``(loc, msg)`` of a msgspec error met at ``loc``."""
+    path, msg = _msgspec_error(exc)
+    full = _prefix(loc, path)
+    missing = _MISSING_FIELD.match(msg)
+    if missing:
+        return join_loc(full, missing["field"]), "field required"
+    return full, msg
+
+
+# ---- the slow path ------------------------------------------------------------------------------
+_INVALID: Any = object()
+"""What the walk returns for a node a decode that does not stop at rules would refuse."""
+
+
+def diagnose(obj: Any, tp: Any) -> list[Problem]:
+    """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings)."""
+    problems: list[Problem] = []
+    value = _lenient(obj, tp, "", problems, _rule_of(tp, SCHEMA))
+    if value is not _INVALID:
+        collect_rules(value, "", problems)
+    if not problems:  # should not happen; never claim a document invalid without a reason
+        problems.append(SCHEMA("", "document does not match the model"))
+    return problems
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _is_struct(tp: Any) -> bool:
+    origin = typing.get_origin(tp) or tp
+    return isinstance(origin, type) and issubclass(origin, msgspec.Struct)
+
+
+def _rule_of(tp: Any, default: Rule) -> Rule:
+    """The schema rule of a struct type (generic aliases included), else ``default``."""
+    origin = typing.get_origin(_strip(tp)) or _strip(tp)
+    rule = getattr(origin, "_schema_rule", None) if isinstance(origin, type) else None
+    return rule if isinstance(rule, Rule) else default
+
+
+# A part of a node the walk went into: its value (or _INVALID), the problems found when it is
+# invalid, and its loc. A node that fails reports its parts in order: the rules of the valid
+# ones, the problems of the others.
+_Part = tuple[Any, list[Problem], str]
+
+
+def _report(parts: list[_Part], problems: list[Problem]) -> None:
+    for value, found, loc in parts:
+        if value is _INVALID:
+            problems.extend(found)
+        else:
+            collect_rules(value, loc, problems)
+
+
+def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
+    """``obj`` as ``tp``, built as a decode that does not stop at rules would build it, or
+    ``_INVALID``. A node built is not asked for its rules here (its caller collects them, once,
+    from the outermost node built); a node refused has its problems added to ``problems``."""
+    try:
+        return msgspec.convert(obj, tp, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        first = exc
+    # A rule, not a type, stopped the decode: a lenient decode may still succeed.
+    ruled = isinstance(first.__cause__, RuleViolation)
+
+    inner = _strip(tp)
+    origin = typing.get_origin(inner)
+    args = typing.get_args(inner)
+
+    if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
+        return _lenient(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
+    if _is_struct(inner) and isinstance(obj, dict):
+        return _lenient_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
+    if origin in (Union, types.UnionType) and obj is not None:
+        candidates = [a for a in args if a is not type(None)]
+        structs = [a for a in candidates if _is_struct(_strip(a))]
+        if len(candidates) == 1 or (len(structs) == 1 and isinstance(obj, dict)):
+            return _lenient(obj, (structs or candidates)[0], loc, problems, rule)
+        tagged = _by_tag(structs, obj)
+        if tagged is not None:
+            return _lenient(obj, tagged, loc, problems, rule)
+    if inner is not tp and inner is not Any and (origin or _is_struct(inner)):
+        # Annotated container: report problems of the items before the constraint itself.
+        found: list[Problem] = []
+        value = _lenient(obj, inner, loc, found, rule)
+        if value is not _INVALID:
+            if _within_length(obj, tp):
+                return value
+            collect_rules(value, loc, found)
+        problems.extend(found)
+        if not found:
+            problems.append(rule(*_split_msgspec(first, loc)))
+        return _INVALID
+    # A decode accepts a tuple for a sequence; the walk descends one only when a rule stopped
+    # the decode (then the decode of its items may succeed), else it reports msgspec's error.
+    if origin in (list, tuple, Sequence) and (
+        isinstance(obj, list) or (ruled and isinstance(obj, tuple))
+    ):
+        return _lenient_items(obj, origin, args, loc, problems, rule)
+    if origin in (dict, Mapping) and isinstance(obj, dict):
+        return _lenient_dict(obj, args, loc, problems, rule)
+    if ruled:  # no way into the node: report the rule that stopped the decode, where it broke
+        path, _ = _msgspec_error(first)
+        broken = first.__cause__.problem  # type: ignore[union-attr]
+        problems.append(Problem(broken.rule, _prefix(_prefix(loc, path), broken.loc), broken.msg))
+        return _INVALID
+    problems.append(rule(*_split_msgspec(first, loc)))
+    return _INVALID
+
+
+def _lenient_items(
+    obj: Sequence[Any],
+    origin: Any,
+    args: tuple[Any, ...],
+    loc: str,
+    problems: list[Problem],
+    rule: Rule,
+) -> Any:
+    if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
+        if len(obj) != len(args):
+            problems.append(rule(loc, f"expected {len(args)} items, got {len(obj)}"))
+            return _INVALID
+        item_types: Iterable[Any] = args
+    else:
+        item_types = [args[0] if args else Any] * len(obj)
+    parts: list[_Part] = []
+    for i, (o, t) in enumerate(zip(obj, item_types, strict=False)):
+        sub, found = join_loc(loc, i), list[Problem]()
+        parts.append((_lenient(o, t, sub, found, rule), found, sub))
+    items = [value for value, _, _ in parts]
+    if any(i is _INVALID for i in items):
+        _report(parts, problems)
+        return _INVALID
+    return tuple(items) if origin is tuple else items  # what the decode builds
+
+
+def _lenient_dict(
+    obj: dict[Any, Any], args: tuple[Any, ...], loc: str, problems: list[Problem], rule: Rule
+) -> Any:
+    kt, vt = args if args else (Any, Any)
+    out: dict[Any, Any] = {}
+    parts: list[_Part] = []
+    bad = False
+    for k, v in obj.items():
+        sub, found = join_loc(loc, str(k)), list[Problem]()
+        try:
+            key = msgspec.convert(k, kt)
+        except msgspec.ValidationError as exc:
+            parts.append((_INVALID, [rule(sub, f"invalid key: {exc}")], sub))
+            bad = True
+            continue
+        out[key] = item = _lenient(v, vt, sub, found, rule)
+        parts.append((item, found, sub))
+        bad |= item is _INVALID
+    if bad:
+        _report(parts, problems)
+        return _INVALID
+    return out
+
+
+_LENGTHS: dict[Any, tuple[int | None, int | None]] = {}
+
+
+def _within_length(obj: Any, tp: Any) -> bool:
+    """Whether ``obj`` meets the length constraints of an ``Annotated`` container type (the
+    only constraints msgspec puts on containers), read from ``msgspec.inspect``."""
+    bounds = _LENGTHS.get(tp)
+    if bounds is None:
+        info = msgspec.inspect.type_info(tp)
+        bounds = _LENGTHS[tp] = (
+            getattr(info, "min_length", None),
+            getattr(info, "max_length", None),
+        )
+    low, high = bounds
+    return (low is None or len(obj) >= low) and (high is None or len(obj) <= high)
+
+
+def _by_tag(structs: list[Any], obj: Any) -> Any:
+    """The member of a tagged union of structs that ``obj``'s tag names, if any."""
+    if not isinstance(obj, dict):
+        return None
+    for st in structs:
+        config = (typing.get_origin(_strip(st)) or _strip(st)).__struct_config__
+        if config.tag_field is not None and obj.get(config.tag_field) == config.tag:
+            return st
+    return None
+
+
+def _build(cls: type[Any], kwargs: dict[str, Any]) -> Any:
+    """``cls(**kwargs)`` as a decode that does not stop at rules builds it: a broken rule leaves
+    the struct (rules run last in ``__post_init__``); ``_INVALID`` if it cannot be built."""
+    try:
+        return cls(**kwargs)
+    except RuleViolation as exc:
+        if type(exc.instance) is cls:  # not one raised by another struct built along the way
+            return exc.instance
+    except (TypeError, ValueError):
+        pass
+    return _INVALID
+
+
+def _lenient_struct(
+    obj: dict[str, Any],
+    tp: Any,
+    loc: str,
+    problems: list[Problem],
+    first: msgspec.ValidationError,
+    rule: Rule,
+) -> Any:
+    cls = typing.get_origin(tp) or tp
+    config = cls.__struct_config__
+    kwargs: dict[str, Any] = {}
+    parts: list[_Part] = []
+    known = set()
+    complete = True  # every field converts and none is missing
+    for f in _fields(tp):
+        known.add(f.encode_name)
+        sub = join_loc(loc, f.encode_name)
+        if f.encode_name in obj:
+            found: list[Problem] = []
+            kwargs[f.name] = value = _lenient(obj[f.encode_name], f.type, sub, found, rule)
+            parts.append((value, found, sub))
+            complete = complete and value is not _INVALID
+        elif f.required:
+            parts.append((_INVALID, [rule(sub, "field required")], sub))
+            complete = False
+    tag_field = config.tag_field
+    tagged = tag_field is None or obj.get(tag_field, config.tag) == config.tag
+    if tag_field is not None:
+        known.add(tag_field)
+    extra: list[Problem] = []
+    if config.forbid_unknown_fields:
+        extra = [
+            rule(join_loc(loc, k), "unknown field (this model forbids extra keys)")
+            for k in obj
+            if k not in known
+        ]
+    value = _build(cls, kwargs) if complete else _INVALID
+    if value is not _INVALID and tagged and not extra:
+        return value  # a lenient decode builds it; its rules are collected from the tree
+    before = len(problems)
+    _report(parts, problems)
+    problems.extend(extra)
+    if len(problems) > before:
+        return _INVALID
+    if value is _INVALID:
+        problems.append(rule(*_split_msgspec(first, loc)))
+        return _INVALID
+    # Fields converted one by one, yet the whole did not: a struct-level rule or constraint.
+    own = list(_struct_problems(value, loc))
+    problems.extend(own)
+    if not any(severity_of(p.rule) == "error" for p in own):
+        problems.append(rule(*_split_msgspec(first, loc)))
+    return _INVALID
+
+
+_FIELDS: dict[Any, tuple[msgspec.structs.FieldInfo, ...]] = {}
+
+
+def _fields(tp: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """``msgspec.structs.fields``, memoised: it re-evaluates annotations on every call."""
+    found = _FIELDS.get(tp)
+    if found is None:
+        found = _FIELDS[tp] = msgspec.structs.fields(tp)
+    return found
+
+
+def _struct_problems(value: Any, loc: str) -> Iterator[Problem]:
+    problems = getattr(value, "_problems", None)
+    if problems is None:
+        return
+    for problem in problems():
+        rule, sub, msg = as_problem(problem, value)
+        yield Problem(rule, _prefix(loc, sub), msg)
+
+
+def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
+    """Run every struct's rules in a converted tree (bottom-up, as decoding does)."""
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            collect_rules(getattr(value, name), join_loc(loc, _encode_name(value, name)), problems)
+        problems.extend(_struct_problems(value, loc))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
+                collect_rules(item, join_loc(loc, i), problems)
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
+                collect_rules(item, join_loc(loc, str(k)), problems)
+
+
+def _encode_name(value: msgspec.Struct, name: str) -> str:
+    encode = value.__struct_encode_fields__
+    return encode[value.__struct_fields__.index(name)]

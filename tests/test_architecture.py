@@ -139,9 +139,8 @@ def test_module_level_imports_have_no_cycle() -> None:
             visit(name)
 
 
-# Modules still over the limit, each with the most it may grow to until it is split.
-NOT_YET_SPLIT = {
-}
+# Modules still over the limit, each with the most it may grow to until it is split: none.
+NOT_YET_SPLIT: dict[str, int] = {}
 
 
 def test_no_module_is_over_600_lines() -> None:

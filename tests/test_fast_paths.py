@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cellmap_schemas import base
+from cellmap_schemas._diagnose import collect_rules
 from cellmap_schemas.io.read import read_tree, run_sync
 from cellmap_schemas.io.store import open_store
 from cellmap_schemas.multiscale import cosem, neuroglancer_n5
@@ -133,10 +134,12 @@ def test_fast_path_agrees_with_the_worded_rules(name: str, data: st.DataObject) 
         assert errors, found
         assert all(e.msg != "document does not match the model" for e in errors), errors
     else:
-        # accepted: the worded rules, run over the whole converted tree, find no error either
+        # accepted: the worded rules, run over the whole converted tree, find no error either,
+        # and the warnings judge found by asking only the structs that can warn are all of them
         collected: list[Any] = []
-        base._collect_rules(value, "", collected)
+        collect_rules(value, "", collected)
         assert _errors(collected) == [], collected
+        assert sorted(found) == sorted(collected), (found, collected)
 
 
 # ---- cross-level pyramid rules: pyramid_ok (fast) and worded_pyramid_problems (worded) --------

@@ -31,6 +31,7 @@ __all__ = [
     "SCHEMA",
     "RuleViolation",
     "collect_rules",
+    "collect_warnings",
     "dec_hook",
     "diagnose",
     "enforce_rules",
@@ -430,6 +431,33 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
         for k, item in value.items():
             if isinstance(item, (msgspec.Struct, list, tuple, dict)):
                 collect_rules(item, join_loc(loc, str(k)), problems)
+
+
+_NESTED = (msgspec.Struct, list, tuple, dict)
+
+
+def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
+    """The rules of the structs that declare warnings (``_warns``) in a converted tree.
+
+    For a document the fast path accepted: its errors are already known to be none (the fast
+    and worded forms of every rule agree, which ``tests/test_fast_paths.py`` checks), so only
+    the structs that can warn are asked, and scalars are never visited.
+    """
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            item = getattr(value, name)
+            if isinstance(item, _NESTED):
+                collect_warnings(item, join_loc(loc, _encode_name(value, name)), problems)
+        if getattr(value, "_warns", False):
+            problems.extend(_struct_problems(value, loc))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, _NESTED):
+                collect_warnings(item, join_loc(loc, i), problems)
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            if isinstance(item, _NESTED):
+                collect_warnings(item, join_loc(loc, str(k)), problems)
 
 
 def _encode_name(value: msgspec.Struct, name: str) -> str:

@@ -27,7 +27,7 @@ import msgspec
 from cellmap_schemas._chunks import auto_chunks, normalize_chunks, structure_equal
 from cellmap_schemas._chunks import structure_group_equal as structure_group_equal
 from cellmap_schemas._diagnose import SCHEMA, RuleViolation, diagnose, enforce_rules, join_loc
-from cellmap_schemas._diagnose import collect_rules as _collect_rules
+from cellmap_schemas._diagnose import collect_warnings as _collect_warnings
 from cellmap_schemas._diagnose import dec_hook as _dec_hook
 from cellmap_schemas.errors import ValidationError
 from cellmap_schemas.rules import Problem, Rule, severity_of
@@ -223,7 +223,7 @@ def judge(obj: Any, tp: Any) -> tuple[Any, list[Problem]]:
     if not may_warn(tp):
         return value, []
     found: list[Problem] = []
-    _collect_rules(value, "", found)
+    _collect_warnings(value, "", found)
     return value, found
 
 

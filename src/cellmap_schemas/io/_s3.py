@@ -27,6 +27,7 @@ from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io._base import Store, read_capped, too_large, translate_error
 from cellmap_schemas.io._errors import Failure, Outcome, apply, rule_for, translate
 from cellmap_schemas.io._retry import Transient, retrying
+from cellmap_schemas.io._s3_options import s3_settings
 from cellmap_schemas.io.url import Location, join_key, redact
 
 __all__ = ["MAX_LIST_PAGES", "S3Store", "open_s3"]
@@ -38,13 +39,6 @@ ERROR_BODY_LIMIT = 1 << 16
 """Bytes of an error answer read for its ``<Code>``."""
 
 # s3fs's option names for explicit credentials -> botocore's.
-_CREDENTIAL_OPTIONS = {
-    "key": "aws_access_key_id",
-    "username": "aws_access_key_id",
-    "secret": "aws_secret_access_key",
-    "password": "aws_secret_access_key",
-    "token": "aws_session_token",
-}
 _SIGV4 = frozenset({"s3v4", "v4"})
 
 _LOADERS: dict[str, Any] = {}
@@ -93,16 +87,19 @@ async def open_s3(location: Location, **kw: Any) -> S3Store:
     # (``retries``, ``fsync``) and s3fs's cache settings mean nothing here.
     options = dict(location.storage_options)
     timeout = kw.get("timeout")
+    settings = s3_settings(options)  # the writer's reading of the same options
     client_kwargs = dict(options.get("client_kwargs") or {})
-    if options.get("endpoint_url"):
-        client_kwargs.setdefault("endpoint_url", options["endpoint_url"])
-    if options.get("region_name"):  # as the writers take it
-        client_kwargs.setdefault("region_name", options["region_name"])
+    for name, value in (
+        ("endpoint_url", settings.endpoint),
+        ("region_name", settings.region),
+        ("aws_access_key_id", settings.key),
+        ("aws_secret_access_key", settings.secret),
+        ("aws_session_token", settings.token),
+    ):
+        if value:
+            client_kwargs[name] = value
     if "use_ssl" in options:
         client_kwargs.setdefault("use_ssl", bool(options["use_ssl"]))
-    for name, botocore_name in _CREDENTIAL_OPTIONS.items():
-        if options.get(name):
-            client_kwargs.setdefault(botocore_name, options[name])
     config = dict(options.get("config_kwargs") or {})
     config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
     config.setdefault("max_pool_connections", kw.get("concurrency", 64))
@@ -117,13 +114,13 @@ async def open_s3(location: Location, **kw: Any) -> S3Store:
     try:
         session = options.get("session")
         if session is None:
-            session = aiobotocore.session.AioSession(profile=options.get("profile"))
+            session = aiobotocore.session.AioSession(profile=settings.profile)
             session.register_component("data_loader", _shared_loader(session))
         key = client_kwargs.get("aws_access_key_id")
         secret = client_kwargs.get("aws_secret_access_key")
         credentials: Any = None
-        if "anon" in options:
-            anonymous = bool(options["anon"])
+        if settings.anon is not None:
+            anonymous = settings.anon
         else:
             anonymous = not (key and secret) and await session.get_credentials() is None
         if anonymous:

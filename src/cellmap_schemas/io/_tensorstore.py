@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellmap_schemas.io._errors import describe_error
+from cellmap_schemas.io._s3_options import s3_settings
 from cellmap_schemas.io.url import Location, parse_url
 
 if TYPE_CHECKING:
@@ -87,12 +88,11 @@ def container(
             "path": prefix.strip("/") + "/" if prefix.strip("/") else "",
             "aws_credentials": _aws_credentials(options),
         }
-        endpoint = _s3_endpoint(options)
-        if endpoint:
-            spec["endpoint"] = endpoint
-        region = _s3_region(options)
-        if region:
-            spec["aws_region"] = region
+        settings = s3_settings(options)  # the reader's reading of the same options
+        if settings.endpoint:
+            spec["endpoint"] = settings.endpoint
+        if settings.region:
+            spec["aws_region"] = settings.region
         context = {"s3_request_retries": {"max_retries": max(retries, 1), **_RETRY_DELAYS}}
         return Container(url=location.url, kvstore=spec, context=context)
     raise ValueError(
@@ -101,41 +101,17 @@ def container(
     )
 
 
-def _client_kwargs(options: Mapping[str, Any]) -> Mapping[str, Any]:
-    kwargs = options.get("client_kwargs")
-    return kwargs if isinstance(kwargs, Mapping) else {}
-
-
-def _s3_endpoint(options: Mapping[str, Any]) -> str | None:
-    return (
-        options.get("endpoint_url")
-        or _client_kwargs(options).get("endpoint_url")
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-        or None
-    )
-
-
-def _s3_region(options: Mapping[str, Any]) -> str | None:
-    return (
-        _client_kwargs(options).get("region_name")
-        or options.get("region_name")
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or None
-    )
-
-
 def _aws_credentials(options: Mapping[str, Any]) -> dict[str, Any]:
-    if options.get("anon"):
+    settings = s3_settings(options)
+    if settings.anon:
         return {"type": "anonymous"}
-    if options.get("key") or options.get("secret"):
+    if settings.key or settings.secret:
         raise ValueError(
             "explicit S3 keys in storage_options are not supported for writing: set "
             "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or pass a `profile`"
         )
-    if options.get("profile"):
-        return {"type": "profile", "profile": str(options["profile"])}
+    if settings.profile:
+        return {"type": "profile", "profile": settings.profile}
     if os.environ.get("AWS_ACCESS_KEY_ID"):
         return {"type": "environment"}
     return {"type": "default"}

@@ -16,7 +16,15 @@ from cellmap_schemas.formats import Format
 from cellmap_schemas.multiscale.pyramid import _cosem_levels, _ome_levels, crop_grid_problems
 from cellmap_schemas.rules import Problem
 
-__all__ = ["ImageGrid", "crop_problems", "crop_scope", "image_grid", "image_scope"]
+__all__ = [
+    "CropLevel",
+    "ImageGrid",
+    "crop_levels",
+    "crop_problems",
+    "crop_scope",
+    "image_grid",
+    "image_scope",
+]
 
 CROP_MODEL = "annotation.CropGroup"
 """The model whose verdict carries the rule (a crop, judged with its class groups)."""
@@ -70,17 +78,23 @@ def _finest(images: Sequence[ImageGrid]) -> ImageGrid | None:
     return min(images, key=size) if images else None
 
 
-def crop_problems(
-    spec: Mapping[str, Any], fmt: Format, images: Sequence[ImageGrid]
-) -> list[Problem]:
-    """``CROP101`` for every class group of the crop ``spec`` (members filled), against the
-    finest of ``images``; messages name the class group and the image."""
-    image = _finest(images)
+class CropLevel(NamedTuple):
+    """A class group's s0 as the rule needs it (array order), and where its offset is."""
+
+    name: str
+    loc: str
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+
+
+def crop_levels(spec: Mapping[str, Any], fmt: Format) -> list[CropLevel]:
+    """The s0 of every class group the crop ``spec`` (members filled) lists in ``class_names``:
+    all the rule keeps of a crop while the walk goes on."""
     members = spec.get("members")
     names = _get(spec, "attributes", "cellmap", "annotation", "class_names")
-    if image is None or not isinstance(members, Mapping) or not isinstance(names, list):
+    if not isinstance(members, Mapping) or not isinstance(names, list):
         return []
-    out: list[Problem] = []
+    out: list[CropLevel] = []
     for name in names:
         member = members.get(name) if isinstance(name, str) else None
         if not isinstance(member, Mapping) or "members" not in member:
@@ -91,14 +105,22 @@ def crop_problems(
             continue
         s0 = levels[0]
         loc = f"members.{name}.{s0.translate_loc or s0.scale_loc}"
+        out.append(CropLevel(name, loc, scale, s0.translate or (0.0,) * len(scale)))
+    return out
+
+
+def crop_problems(levels: Sequence[CropLevel], images: Sequence[ImageGrid]) -> list[Problem]:
+    """``CROP101`` for every class group of a crop against the finest of ``images``;
+    messages name the class group and the image."""
+    image = _finest(images)
+    if image is None:
+        return []
+    out: list[Problem] = []
+    for lv in levels:
         for p in crop_grid_problems(
-            s0.translate or (0.0,) * len(scale),
-            scale,
-            image.scale,
-            image.translate,
-            loc=loc,
+            lv.translate, lv.scale, image.scale, image.translate, loc=lv.loc
         ):
-            out.append(p._replace(msg=f"{name}: {p.msg} (image {image.where})"))
+            out.append(p._replace(msg=f"{lv.name}: {p.msg} (image {image.where})"))
     return out
 
 

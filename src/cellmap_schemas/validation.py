@@ -233,7 +233,6 @@ def judge_node(
     *,
     failures: Mapping[str, str] | None = None,
     options: Options = DEFAULT,
-    across: Iterable[Problem] = (),
 ) -> ModelResult:
     """The verdict of ``model`` on one node: the only function that decides one.
 
@@ -249,9 +248,6 @@ def judge_node(
         Members (paths relative to the node) that could not be read, with the reason.
     options
         Strictness and rule selection.
-    across
-        Findings of rules that compare the node with nodes outside its tree (``CROP101``:
-        a crop against its image), found by the walker once it has read both.
     """
     key: Any = model  # model classes and generic aliases are hashable
     family, wrong_kind = _family_of(key, fmt, kind)
@@ -269,7 +265,6 @@ def judge_node(
             # a model must never crash a scan; report what it raised as the reason
             found = [INTERNAL("", f"{type(exc).__name__}: {exc}")]
         problems.extend(found)
-        problems.extend(across)
     if failures:
         problems = _without_missing(problems, failures)
         for path, reason in sorted(failures.items()):
@@ -385,22 +380,27 @@ class Verdicts:
         fmt: Format,
         kind: Kind,
         failures: Mapping[str, str] | None = None,
-        across: Mapping[str, Iterable[Problem]] | None = None,
     ) -> tuple[Status, dict[str, ModelResult]]:
-        """Each model's verdict on a node, and the node's status; ``across``: findings by
-        model name of the rules that compare the node with nodes outside its tree."""
+        """Each model's verdict on a node, and the node's status."""
         results = {
-            name: judge_node(
-                model,
-                spec,
-                fmt,
-                kind,
-                failures=failures,
-                options=self.options,
-                across=across.get(name, ()) if across else (),
-            )
+            name: judge_node(model, spec, fmt, kind, failures=failures, options=self.options)
             for name, model in models
         }
         if not results:
             return "not_applicable", results
         return ("valid" if all(r.valid for r in results.values()) else "invalid"), results
+
+    def amend(
+        self, results: Mapping[str, ModelResult], name: str, across: Iterable[Problem]
+    ) -> tuple[Status, dict[str, ModelResult]]:
+        """The verdicts of a node once the rules across nodes (``CROP101``: a crop against
+        its image, known only when the walk is over) add their findings to model ``name``'s."""
+        out = dict(results)
+        found = list(across)
+        if found:
+            r = results[name]
+            kept = (Problem(f.rule, f.loc, f.msg) for f in (*r.errors, *r.warnings))
+            out[name] = result_of([*kept, *found], self.options)
+        if not out:
+            return "not_applicable", out
+        return ("valid" if all(r.valid for r in out.values()) else "invalid"), out

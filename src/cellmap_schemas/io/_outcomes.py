@@ -13,14 +13,16 @@ from anyio.abc import ObjectSendStream
 
 from cellmap_schemas.crop_grid import (
     CROP_MODEL,
+    CropLevel,
     ImageGrid,
+    crop_levels,
     crop_problems,
     crop_scope,
     image_grid,
     image_scope,
 )
 from cellmap_schemas.errors import CellmapSchemasError, UnsupportedFormatError
-from cellmap_schemas.formats import ParsedNode, format_of_key
+from cellmap_schemas.formats import Format, ParsedNode, format_of_key
 from cellmap_schemas.io._frontier import (
     DEFINING,
     Consolidated,
@@ -63,7 +65,7 @@ class Outcomes:
     """The s0 grid of every image met, by reconstruction (``CROP101``)."""
     _outside: list[ImageGrid]
     """Images of the reconstruction above the root, for crops whose own lies outside the walk."""
-    _crops: list[tuple[Pending, dict[str, Any]]]
+    _crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]]
     """Crops judged once the walk is over, when every image it can reach is known."""
 
     async def _emit(self, result: NodeResult) -> None:
@@ -278,10 +280,7 @@ class Outcomes:
             # the walk's leaf depth already bounds the members: nothing to truncate
             failures = {f"{p.name}/{k}": v for k, v in p.failures.items()}
             return spec, failures or None
-        if any(name == CROP_MODEL for name, _ in p.models):
-            self._crops.append((p, spec))  # judged once every image is known
-        else:
-            await self._report(p, spec)
+        await self._report(p, spec)
         if not p.need:
             return None, None
         # The parent sees this group's members ``need - 1`` levels deep: only failures that
@@ -294,14 +293,14 @@ class Outcomes:
         results: dict[str, ModelResult] = {}
         if p.models:
             assert self.verdicts is not None
-            across = None
-            if any(name == CROP_MODEL for name, _ in p.models):
-                scope = crop_scope(p.path)
-                images = self._outside if scope is None else self._images.get(scope, [])
-                across = {CROP_MODEL: crop_problems(spec, p.node.format, images)}
             status, results = self.verdicts.judge(
-                p.models, spec, p.node.format, "group", p.failures, across
+                p.models, spec, p.node.format, "group", p.failures
             )
+            if CROP_MODEL in results:  # reported once every image is known
+                self._crops.append(
+                    (p.path, p.node.format, results, crop_levels(spec, p.node.format))
+                )
+                return
         await self._emit(
             NodeResult(
                 path=p.path, kind="group", format=p.node.format, status=status, results=results
@@ -309,7 +308,16 @@ class Outcomes:
         )
 
     async def _report_crops(self) -> None:
-        """Judge the crops held back, now that the walk has met every image it can."""
+        """Report the crops held back, their ``CROP101`` findings added now that the walk has
+        met every image it can (a crop holds only its verdicts and its class groups' s0)."""
         crops, self._crops = self._crops, []
-        for p, spec in crops:
-            await self._report(p, spec)
+        assert self.verdicts is not None or not crops
+        for path, fmt, results, levels in crops:
+            scope = crop_scope(path)
+            images = self._outside if scope is None else self._images.get(scope, [])
+            status, amended = self.verdicts.amend(  # type: ignore[union-attr]
+                results, CROP_MODEL, crop_problems(levels, images)
+            )
+            await self._emit(
+                NodeResult(path=path, kind="group", format=fmt, status=status, results=amended)
+            )

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from anyio.abc import ObjectSendStream
 
-from cellmap_schemas.crop_grid import ImageGrid
+from cellmap_schemas.crop_grid import CropLevel, ImageGrid
 from cellmap_schemas.errors import (
     CellmapSchemasError,
     NodeNotFoundError,
@@ -48,6 +48,7 @@ from cellmap_schemas.errors import (
 )
 from cellmap_schemas.formats import (
     METADATA_KEYS,
+    Format,
     ParsedNode,
     format_of_key,
     one_line,
@@ -60,7 +61,6 @@ from cellmap_schemas.io._frontier import (
     PROBES,
     Consolidated,
     Item,
-    Pending,
     Seed,
     Work,
     drain,
@@ -71,7 +71,7 @@ from cellmap_schemas.io._frontier import (
 )
 from cellmap_schemas.io._outcomes import MEMBER_DEPTH, Outcomes
 from cellmap_schemas.io.store import Store
-from cellmap_schemas.validation import NodeResult, Verdicts
+from cellmap_schemas.validation import ModelResult, NodeResult, Verdicts
 
 __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError", "Seed"]
 
@@ -162,7 +162,7 @@ class Crawler(Outcomes):
         self._reasons: dict[str, CellmapSchemasError] = {}
         self._images: dict[str, list[ImageGrid]] = {}
         self._outside: list[ImageGrid] = list(images)
-        self._crops: list[tuple[Pending, dict[str, Any]]] = []
+        self._crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]] = []
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url

@@ -22,7 +22,7 @@ from cellmap_schemas.crop_grid import (
     image_scope,
 )
 from cellmap_schemas.errors import CellmapSchemasError, UnsupportedFormatError
-from cellmap_schemas.formats import Format, ParsedNode, format_of_key
+from cellmap_schemas.formats import Format, ParsedNode, format_of_key, one_line
 from cellmap_schemas.io._frontier import (
     DEFINING,
     Consolidated,
@@ -66,7 +66,8 @@ class Outcomes:
     _outside: list[ImageGrid]
     """Images of the reconstruction above the root, for crops whose own lies outside the walk."""
     _crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]]
-    """Crops judged once the walk is over, when every image it can reach is known."""
+    """Crops judged and held: their records go out once the walk is over, ``CROP101`` added
+    against every image it could reach."""
 
     async def _emit(self, result: NodeResult) -> None:
         if self._tree is None and result.path not in self._finished:
@@ -114,7 +115,7 @@ class Outcomes:
         listing: bool = False,
     ) -> None:
         self.found += 1
-        text = " ".join(str(reason).split()) or type(reason).__name__
+        text = one_line(reason) if isinstance(reason, BaseException) else " ".join(reason.split())
         if listing:
             text = f"cannot list members: {text}"
         if self._tree is not None:  # a tree keeps the error itself, as the reader raises it

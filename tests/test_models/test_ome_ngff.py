@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cellmap_schemas.base import judge
 from cellmap_schemas.errors import ValidationError
 from cellmap_schemas.multiscale.ome_ngff import v04, v05
-from cellmap_schemas.multiscale.ome_ngff._common import multiscale_ok
+from cellmap_schemas.multiscale.ome_ngff._common import is_integer_dtype, multiscale_ok
 from cellmap_schemas.registry import MODELS, get_model, looks_like, signature
 from cellmap_schemas.rules import Problem, severity_of
 from cellmap_schemas.spec.zarr_v2 import ArraySpec, GroupSpec
@@ -952,3 +952,34 @@ def test_fast_path_accepts_exactly_what_the_rules_accept(doc: dict[str, Any]) ->
         # Accepted: the full rules find nothing either, and the one-pass check said yes itself.
         assert [p for p in m._problems() if severity_of(p.rule) == "error"] == []
         assert multiscale_ok(m)
+
+
+_DTYPE_CANDIDATES = sorted(
+    {
+        prefix + body
+        for prefix in ("", "<", ">", "|", "=")
+        for body in (
+            *"iubBhHIlLqQpPfcdeSUVO?",
+            *(f"{k}{n}" for k in "iufcmM" for n in (1, 2, 3, 4, 8, 16)),
+            *(f"{u}int{b}" for u in ("", "u") for b in (0, 1, 8, 16, 32, 64, 128)),
+            *("int", "uint", "intp", "uintp", "intc", "uintc", "byte", "ubyte", "short"),
+            *("ushort", "long", "ulong", "longlong", "ulonglong", "bool", "float32", "i4x"),
+            *("", "<i4", "int 8", "INT8", "uint8 "),
+        )
+    }
+)
+
+
+@pytest.mark.parametrize("dtype", _DTYPE_CANDIDATES)
+def test_integer_dtypes_are_the_ones_numpy_reads_as_integers(dtype: str) -> None:
+    """The label rules tell integer types without NumPy; NumPy decides what they mean."""
+    try:
+        expected = np.dtype(dtype).kind in "iu"
+    except TypeError:
+        expected = False
+    assert is_integer_dtype(dtype) is expected
+
+
+def test_integer_dtype_of_a_structured_or_missing_type_is_false() -> None:
+    assert not is_integer_dtype([["a", "<i4"]])
+    assert not is_integer_dtype(None)

@@ -417,23 +417,57 @@ def _struct_problems(value: Any, loc: str) -> Iterator[Problem]:
         yield Problem(rule, _prefix(loc, sub), msg)
 
 
+_NESTED = (msgspec.Struct, list, tuple, dict)
+
+_HOLDERS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _holders(cls: type) -> tuple[tuple[str, str], ...]:
+    """The fields of a struct class (name, encoded name) whose type can hold a struct: the only
+    ones a walk for rules must enter (numbers, strings and lists of them hold no rules)."""
+    found = _HOLDERS.get(cls)
+    if found is None:
+        found = _HOLDERS[cls] = tuple(
+            (f.name, f.encode_name) for f in _fields(cls) if _may_hold_struct(f.type, set())
+        )
+    return found
+
+
+def _may_hold_struct(tp: Any, seen: set[int]) -> bool:
+    if id(tp) in seen:
+        return False
+    seen.add(id(tp))
+    tp = _strip(tp)
+    if tp is Any or isinstance(tp, typing.TypeVar) or _is_struct(tp):
+        return True
+    if hasattr(tp, "__cellmap_dispatch__") or isinstance(tp, typing.ForwardRef | str):
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return False
+    args = typing.get_args(tp)
+    if not args and origin is not None:
+        return True  # a bare container (``list``, ``dict``): anything inside
+    return any(_may_hold_struct(a, seen) for a in args if a is not Ellipsis)
+
+
 def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     """Run every struct's rules in a converted tree (bottom-up, as decoding does)."""
     if isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
-            collect_rules(getattr(value, name), join_loc(loc, _encode_name(value, name)), problems)
-        problems.extend(_struct_problems(value, loc))
+        for name, encoded in _holders(type(value)):
+            item = getattr(value, name)
+            if isinstance(item, _NESTED):
+                collect_rules(item, join_loc(loc, encoded), problems)
+        if hasattr(value, "_problems"):
+            problems.extend(_struct_problems(value, loc))
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
+            if isinstance(item, _NESTED):
                 collect_rules(item, join_loc(loc, i), problems)
     elif isinstance(value, dict):
         for k, item in value.items():
-            if isinstance(item, (msgspec.Struct, list, tuple, dict)):
+            if isinstance(item, _NESTED):
                 collect_rules(item, join_loc(loc, str(k)), problems)
-
-
-_NESTED = (msgspec.Struct, list, tuple, dict)
 
 
 def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
@@ -444,10 +478,10 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
     the structs that can warn are asked, and scalars are never visited.
     """
     if isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
+        for name, encoded in _holders(type(value)):
             item = getattr(value, name)
             if isinstance(item, _NESTED):
-                collect_warnings(item, join_loc(loc, _encode_name(value, name)), problems)
+                collect_warnings(item, join_loc(loc, encoded), problems)
         if getattr(value, "_warns", False):
             problems.extend(_struct_problems(value, loc))
     elif isinstance(value, (list, tuple)):
@@ -458,8 +492,3 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
         for k, item in value.items():
             if isinstance(item, _NESTED):
                 collect_warnings(item, join_loc(loc, str(k)), problems)
-
-
-def _encode_name(value: msgspec.Struct, name: str) -> str:
-    encode = value.__struct_encode_fields__
-    return encode[value.__struct_fields__.index(name)]

@@ -195,6 +195,17 @@ def _report(parts: list[_Part], problems: list[Problem]) -> None:
             collect_rules(value, loc, problems)
 
 
+def _untraced(exc: BaseException) -> BaseException:
+    """``exc`` and its causes without tracebacks: kept in a local, an exception's traceback
+    holds the frame that holds it, a cycle only the cyclic collector frees (with every spec
+    dict those frames reach); the walk needs only the messages."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
 def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
     """``obj`` as ``tp``, built as a decode that does not stop at rules would build it, or
     ``_INVALID``. A node built is not asked for its rules here (its caller collects them, once,
@@ -202,7 +213,7 @@ def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -
     try:
         return msgspec.convert(obj, tp, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        first = exc
+        first = _untraced(exc)
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
     ruled = isinstance(first.__cause__, RuleViolation)
 

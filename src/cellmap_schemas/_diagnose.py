@@ -21,7 +21,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 import msgspec
 
@@ -147,6 +147,9 @@ def _split_msgspec(exc: msgspec.ValidationError, loc: str) -> tuple[str, str]:
     return full, msg
 
 
+E = TypeVar("E", bound=BaseException)
+
+
 # ---- the slow path ------------------------------------------------------------------------------
 _INVALID: Any = object()
 """What the walk returns for a node a decode that does not stop at rules would refuse."""
@@ -195,7 +198,7 @@ def _report(parts: list[_Part], problems: list[Problem]) -> None:
             collect_rules(value, loc, problems)
 
 
-def _untraced(exc: BaseException) -> BaseException:
+def _untraced(exc: E) -> E:
     """``exc`` and its causes without tracebacks: kept in a local, an exception's traceback
     holds the frame that holds it, a cycle only the cyclic collector frees (with every spec
     dict those frames reach); the walk needs only the messages."""

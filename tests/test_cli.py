@@ -405,3 +405,10 @@ def test_a_full_disk_is_one_error_line_naming_stdout(argv: list[str]) -> None:
         )
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr, "stdout", "No space left on device")
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    """``__about__`` is the one place the version is written; the build reads it from there."""
+    from importlib.metadata import version
+
+    assert cellmap_schemas.__version__ == version("cellmap-schemas")

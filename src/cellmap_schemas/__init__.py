@@ -66,16 +66,12 @@ _LAZY = {
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from cellmap_schemas.__about__ import __version__
 
-    try:
-        return version("cellmap-schemas")
-    except PackageNotFoundError:  # running from a source tree without installation
-        return "0+unknown"
+    return __version__
 
 
 def __getattr__(name: str) -> object:
-    # __version__ is looked up on first use: importlib.metadata costs ~70 ms of start-up.
     if name == "__version__":
         return _version()
     # The API loads the I/O layer on first use, keeping `import cellmap_schemas` light.

@@ -13,7 +13,6 @@ image is not judged as COSEM although both have ``multiscales``.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import types
 import typing
@@ -224,6 +223,8 @@ def close_matches(name: str, n: int = 3) -> list[str]:
     """Model names close to a misspelled one (case-insensitive, also by class name)."""
     names = list(MODELS)
     lowered = {k.lower(): k for k in names}
+    import difflib  # only for a misspelling: not on every start-up
+
     found = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
     out = [lowered[f] for f in found]
     tail = name.rpartition(".")[2].lower()

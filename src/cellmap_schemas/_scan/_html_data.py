@@ -146,12 +146,9 @@ def _default_rules() -> list[dict[str, str]]:
 
 
 def tool_version() -> str:
-    try:
-        from importlib.metadata import version
+    from cellmap_schemas.__about__ import __version__
 
-        return version("cellmap-schemas")
-    except Exception:
-        return "unknown"
+    return __version__
 
 
 def verdict_of(d: Mapping[str, Any]) -> str:

@@ -8,8 +8,6 @@ user can look it up at https://ngff.openmicroscopy.org/0.4/ or /0.5/.
 
 from __future__ import annotations
 
-import difflib
-
 from cellmap_schemas.rules import Problem, Rule, Severity, define
 
 SPACE_UNITS: frozenset[str] = frozenset(
@@ -361,6 +359,8 @@ def unit_hint(unit: str, allowed: frozenset[str]) -> str:
     """A "did you mean" for a unit that is not in the specification's list."""
     guess = _ABBREVIATIONS.get(unit) or _ABBREVIATIONS.get(unit.lower())
     if guess is None or guess not in allowed:
+        import difflib  # only for a misspelling: not on every start-up
+
         close = difflib.get_close_matches(unit.lower(), sorted(allowed), n=1, cutoff=0.6)
         guess = close[0] if close else None
     return f' (did you mean "{guess}"?)' if guess else ""

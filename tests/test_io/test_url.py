@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cellmap_schemas.io.url import Location, join_key, parse_storage_options, parse_url, redact
 
@@ -189,3 +191,26 @@ def test_file_urls_on_another_host_are_refused(url: str, host: str) -> None:
     message = str(info.value)
     assert f"a file URL on another host ({host}) cannot be read here" in message
     assert "\n" not in message and "PASS" not in message
+
+
+_SEGMENT = st.sampled_from(["", ".", "..", "a", "s0", "b c", "x.n5", "%2F", "é"])
+_KEY = st.lists(_SEGMENT, max_size=5).map("/".join)
+
+
+@given(base=st.sampled_from(["", "/", "/data", "bucket/x.n5", "bucket/"]), key=_KEY)
+def test_join_key_of_one_key_is_the_general_join(base: str, key: str) -> None:
+    """The one-key fast path drops empty and "." segments exactly as the general join does."""
+    segments = [s for s in key.split("/") if s and s != "."]
+    expected = base if not segments else join_key(base, *segments)
+    assert join_key(base, key) == expected
+    assert join_key(base, key, "") == expected
+
+
+@given(
+    loc=st.sampled_from(
+        [Location("file", "/data/x"), Location("s3", "bucket"), Location("https", "h:8/p")]
+    ),
+    key=_KEY,
+)
+def test_url_at_is_the_url_of_the_joined_location(loc: Location, key: str) -> None:
+    assert loc.url_at(key) == loc.join(key).url

@@ -75,7 +75,7 @@ class Store:
 
     def url_of(self, key: str) -> str:
         """The URL of ``key``, for messages and reports (passwords redacted)."""
-        return redact(self.location.join(key).url)
+        return redact(self.location.url_at(key))
 
     def _count(self) -> None:
         self.requests += 1

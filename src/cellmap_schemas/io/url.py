@@ -96,6 +96,11 @@ class Location:
             return self.path
         return f"{self.protocol}://{self.path}"
 
+    def url_at(self, key: str) -> str:
+        """``self.join(key).url``, without building the location (asked ~3 times per node)."""
+        path = join_key(self.path, key)
+        return path if self.protocol == "file" else f"{self.protocol}://{path}"
+
     def join(self, *parts: str) -> Location:
         """The location of a descendant; ``parts`` are "/"-separated keys relative to this one."""
         return Location(self.protocol, join_key(self.path, *parts), self.storage_options)
@@ -106,7 +111,12 @@ class Location:
 
 def join_key(base: str, *parts: str) -> str:
     """Join "/"-separated keys, dropping empty segments and "." (not resolving "..")."""
-    segments = [s for part in parts for s in part.split("/") if s and s != "."]
+    if len(parts) == 1:  # the common call: one key, usually already clean
+        segments = parts[0].split("/")
+        if "" in segments or "." in segments:
+            segments = [s for s in segments if s and s != "."]
+    else:
+        segments = [s for part in parts for s in part.split("/") if s and s != "."]
     if not segments:
         return base
     tail = "/".join(segments)

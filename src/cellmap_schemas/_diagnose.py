@@ -17,6 +17,7 @@ Nothing here depends on state outside the call: collecting is a separate functio
 
 from __future__ import annotations
 
+import contextvars
 import re
 import types
 import typing
@@ -150,6 +151,21 @@ def _split_msgspec(exc: msgspec.ValidationError, loc: str) -> tuple[str, str]:
 E = TypeVar("E", bound=BaseException)
 
 
+class _Walk:
+    """What the running :func:`diagnose` knows of the structs it built, by id: those msgspec
+    converted whole (``clean``: every rule inside passed) and those built past a broken rule
+    (``broken``). Each is held until the walk ends, so that no other object takes its id."""
+
+    __slots__ = ("broken", "clean")
+
+    def __init__(self) -> None:
+        self.broken: dict[int, Any] = {}
+        self.clean: dict[int, Any] = {}
+
+
+_WALK: contextvars.ContextVar[_Walk | None] = contextvars.ContextVar("walk", default=None)
+
+
 # ---- the slow path ------------------------------------------------------------------------------
 _INVALID: Any = object()
 """What the walk returns for a node a decode that does not stop at rules would refuse."""
@@ -158,9 +174,13 @@ _INVALID: Any = object()
 def diagnose(obj: Any, tp: Any) -> list[Problem]:
     """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings)."""
     problems: list[Problem] = []
-    value = _lenient(obj, tp, "", problems, _rule_of(tp, SCHEMA))
-    if value is not _INVALID:
-        collect_rules(value, "", problems)
+    token = _WALK.set(_Walk())
+    try:
+        value = _lenient(obj, tp, "", problems, _rule_of(tp, SCHEMA))
+        if value is not _INVALID:
+            collect_rules(value, "", problems)
+    finally:
+        _WALK.reset(token)
     if not problems:  # should not happen; never claim a document invalid without a reason
         problems.append(SCHEMA("", "document does not match the model"))
     return problems
@@ -214,9 +234,14 @@ def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -
     ``_INVALID``. A node built is not asked for its rules here (its caller collects them, once,
     from the outermost node built); a node refused has its problems added to ``problems``."""
     try:
-        return msgspec.convert(obj, tp, dec_hook=dec_hook)
+        value = msgspec.convert(obj, tp, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         first = _untraced(exc)
+    else:
+        walk = _WALK.get()
+        if walk is not None and isinstance(value, msgspec.Struct):
+            walk.clean[id(value)] = value
+        return value
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
     ruled = isinstance(first.__cause__, RuleViolation)
 
@@ -350,6 +375,9 @@ def _build(cls: type[Any], kwargs: dict[str, Any]) -> Any:
         return cls(**kwargs)
     except RuleViolation as exc:
         if type(exc.instance) is cls:  # not one raised by another struct built along the way
+            walk = _WALK.get()
+            if walk is not None:
+                walk.broken[id(exc.instance)] = exc.instance
             return exc.instance
     except (TypeError, ValueError):
         pass
@@ -433,47 +461,69 @@ def _struct_problems(value: Any, loc: str) -> Iterator[Problem]:
 
 _NESTED = (msgspec.Struct, list, tuple, dict)
 
-_HOLDERS: dict[type, tuple[tuple[str, str], ...]] = {}
+_HOLDERS: dict[tuple[type, bool], tuple[tuple[str, str], ...]] = {}
 
 
-def _holders(cls: type) -> tuple[tuple[str, str], ...]:
-    """The fields of a struct class (name, encoded name) whose type can hold a struct: the only
-    ones a walk for rules must enter (numbers, strings and lists of them hold no rules)."""
-    found = _HOLDERS.get(cls)
+def _holders(cls: type, warnings: bool = False) -> tuple[tuple[str, str], ...]:
+    """The fields of a struct class (name, encoded name) whose type can hold a struct (with
+    ``warnings``: a struct that declares warnings): the only ones a walk for rules must enter
+    (numbers, strings and lists of them hold no rules)."""
+    key = (cls, warnings)
+    found = _HOLDERS.get(key)
     if found is None:
-        found = _HOLDERS[cls] = tuple(
-            (f.name, f.encode_name) for f in _fields(cls) if _may_hold_struct(f.type, set())
+        found = _HOLDERS[key] = tuple(
+            (f.name, f.encode_name)
+            for f in _fields(cls)
+            if _may_hold(f.type, warnings, set())
         )
     return found
 
 
-def _may_hold_struct(tp: Any, seen: set[int]) -> bool:
+def _may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
+    """Whether a value of type ``tp`` can hold a struct (that may warn, with ``warnings``)."""
     if id(tp) in seen:
         return False
     seen.add(id(tp))
     tp = _strip(tp)
-    if tp is Any or isinstance(tp, typing.TypeVar) or _is_struct(tp):
+    if tp is Any or isinstance(tp, typing.TypeVar):
         return True
     if hasattr(tp, "__cellmap_dispatch__") or isinstance(tp, typing.ForwardRef | str):
         return True
+    if _is_struct(tp):
+        if not warnings:
+            return True
+        cls = typing.get_origin(tp) or tp
+        return bool(getattr(cls, "_warns", False)) or any(
+            _may_hold(f.type, warnings, seen) for f in _fields(cls)
+        ) or any(_may_hold(a, warnings, seen) for a in typing.get_args(tp))
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return False
     args = typing.get_args(tp)
     if not args and origin is not None:
         return True  # a bare container (``list``, ``dict``): anything inside
-    return any(_may_hold_struct(a, seen) for a in args if a is not Ellipsis)
+    return any(_may_hold(a, warnings, seen) for a in args if a is not Ellipsis)
 
 
 def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
-    """Run every struct's rules in a converted tree (bottom-up, as decoding does)."""
+    """Run every struct's rules in a converted tree (bottom-up, as decoding does).
+
+    Inside :func:`diagnose`, a struct that was built is known to pass its error rules (its
+    ``__post_init__`` checked them) unless the walk built it past a broken rule: only those, and
+    the structs that can warn, are asked for their findings.
+    """
     if isinstance(value, msgspec.Struct):
+        walk = _WALK.get()
+        if walk is not None and id(value) in walk.clean:
+            collect_warnings(value, loc, problems)  # converted whole: no rule of it is broken
+            return
         for name, encoded in _holders(type(value)):
             item = getattr(value, name)
             if isinstance(item, _NESTED):
                 collect_rules(item, join_loc(loc, encoded), problems)
         if hasattr(value, "_problems"):
-            problems.extend(_struct_problems(value, loc))
+            if walk is None or id(value) in walk.broken or getattr(value, "_warns", False):
+                problems.extend(_struct_problems(value, loc))
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             if isinstance(item, _NESTED):
@@ -492,7 +542,7 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
     the structs that can warn are asked, and scalars are never visited.
     """
     if isinstance(value, msgspec.Struct):
-        for name, encoded in _holders(type(value)):
+        for name, encoded in _holders(type(value), warnings=True):
             item = getattr(value, name)
             if isinstance(item, _NESTED):
                 collect_warnings(item, join_loc(loc, encoded), problems)

@@ -472,9 +472,7 @@ def _holders(cls: type, warnings: bool = False) -> tuple[tuple[str, str], ...]:
     found = _HOLDERS.get(key)
     if found is None:
         found = _HOLDERS[key] = tuple(
-            (f.name, f.encode_name)
-            for f in _fields(cls)
-            if _may_hold(f.type, warnings, set())
+            (f.name, f.encode_name) for f in _fields(cls) if _may_hold(f.type, warnings, set())
         )
     return found
 
@@ -493,9 +491,11 @@ def _may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
         if not warnings:
             return True
         cls = typing.get_origin(tp) or tp
-        return bool(getattr(cls, "_warns", False)) or any(
-            _may_hold(f.type, warnings, seen) for f in _fields(cls)
-        ) or any(_may_hold(a, warnings, seen) for a in typing.get_args(tp))
+        return (
+            bool(getattr(cls, "_warns", False))
+            or any(_may_hold(f.type, warnings, seen) for f in _fields(cls))
+            or any(_may_hold(a, warnings, seen) for a in typing.get_args(tp))
+        )
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return False
@@ -521,9 +521,9 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
             item = getattr(value, name)
             if isinstance(item, _NESTED):
                 collect_rules(item, join_loc(loc, encoded), problems)
-        if hasattr(value, "_problems"):
-            if walk is None or id(value) in walk.broken or getattr(value, "_warns", False):
-                problems.extend(_struct_problems(value, loc))
+        asked = walk is None or id(value) in walk.broken or getattr(value, "_warns", False)
+        if asked and hasattr(value, "_problems"):
+            problems.extend(_struct_problems(value, loc))
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             if isinstance(item, _NESTED):

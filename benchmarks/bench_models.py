@@ -1,10 +1,16 @@
 """Decode + validate speed of the COSEM models: ours, the original, and untyped msgspec.
 
-Each document is validated from its JSON bytes (``Model.model_validate_json``), the way a scan
-meets it. The same bytes are decoded untyped with ``msgspec.json.decode`` (the floor: parsing
-alone) and validated by the original implementation (pydantic 2 + pydantic-zarr), whose timing
-runs in its own virtual environment as a subprocess of this run, so all figures come from one
-run on one machine.
+Each document is validated from its JSON bytes (``Model.model_validate_json``, typed decoding
+straight into the structs). The same bytes are decoded untyped with ``msgspec.json.decode`` (the
+floor: parsing alone) and validated by the original implementation (pydantic 2 +
+pydantic-zarr), whose timing runs in its own virtual environment as a subprocess of this run, so
+all figures come from one run on one machine.
+
+A scan does not take the typed path: it decodes a node's documents untyped, builds the node's
+spec dict (an N5 array's ``attributes.json`` becomes a Zarr v2 array spec) and converts that to
+each model that judges the node. The "scan" column times that path for one model, through the
+scan's own functions (``formats.parse_node`` and ``validation.judge_node``, pyramid rules
+included for the group spec).
 
 Usage::
 
@@ -127,10 +133,31 @@ def time_ours_and_untyped(repeat: int) -> tuple[dict[str, float], dict[str, floa
     for label, tp, raw in load(CASES, str(DATA)):
         fns[f"ours:{label}"] = lambda tp=tp, raw=raw: tp.model_validate_json(raw)
         fns[f"untyped:{label}"] = lambda raw=raw: decode(raw)
+        fns[f"scan:{label}"] = _scan_path(tp, raw)
     best = time_calls(fns, repeat)
     ours = {label: best[f"ours:{label}"] for label, _, _ in CASES}
     untyped = {label: best[f"untyped:{label}"] for label, _, _ in CASES}
-    return ours, untyped
+    scan = {label: best[f"scan:{label}"] for label, _, _ in CASES}
+    return ours, untyped, scan
+
+
+def _scan_path(tp: Any, raw: bytes) -> Callable[[], Any]:
+    """The scan's way to a verdict on one document: untyped decode, spec dict, conversion."""
+    from cellmap_schemas import base
+    from cellmap_schemas.formats import decode_document, parse_node
+    from cellmap_schemas.multiscale import cosem
+    from cellmap_schemas.validation import judge_node
+
+    if tp is cosem.Array or tp is cosem.ArrayMetadata:  # an N5 array's attributes.json
+
+        def array() -> Any:
+            node = parse_node({"attributes.json": raw}, "bench")
+            return judge_node(cosem.Array, node.spec, "n5", "array")
+
+        return array
+    if tp is cosem.GroupMetadata:  # a group's attributes, as a scan converts them
+        return lambda: base.judge(decode_document(raw, "bench", "attributes.json"), tp)
+    return lambda: judge_node(tp, decode_document(raw, "bench", "spec"), "n5", "group")
 
 
 def _keep_min(best: dict[str, float], new: dict[str, float]) -> None:
@@ -152,10 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     ours: dict[str, float] = {}
     untyped: dict[str, float] = {}
     original: dict[str, float] = {}
+    scan: dict[str, float] = {}
     for _ in range(max(1, args.rounds)):
-        o, u = time_ours_and_untyped(repeat=5)
+        o, u, sc = time_ours_and_untyped(repeat=5)
         _keep_min(ours, o)
         _keep_min(untyped, u)
+        _keep_min(scan, sc)
         if python is not None:
             _keep_min(original, time_original(python))
 
@@ -168,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             "ours_us": ours[label] * 1e6,
             "untyped_msgspec_us": untyped[label] * 1e6,
             "ours_over_untyped": ours[label] / untyped[label],
+            "scan_us": scan[label] * 1e6,
+            "scan_over_untyped": scan[label] / untyped[label],
         }
         if label in original:
             row["original_us"] = original[label] * 1e6
@@ -179,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     head = (
         f"{'document':<40} {'bytes':>6} {'ours us':>9} {'untyped us':>11} {'original us':>12} "
-        f"{'ours/untyped':>13} {'speedup vs original':>20}"
+        f"{'ours/untyped':>13} {'speedup vs original':>20} {'scan us':>8} {'scan/untyped':>13}"
     )
     print(head)
     print("-" * len(head))
@@ -188,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{r['original_over_ours']:19.1f}x" if "original_us" in r else f"{'-':>20}"
         print(
             f"{r['document']:<40} {r['bytes']:>6} {r['ours_us']:9.2f} "
-            f"{r['untyped_msgspec_us']:11.2f} {orig} {r['ours_over_untyped']:12.2f}x {ratio}"
+            f"{r['untyped_msgspec_us']:11.2f} {orig} {r['ours_over_untyped']:12.2f}x {ratio} "
+            f"{r['scan_us']:8.2f} {r['scan_over_untyped']:12.2f}x"
         )
     print(
         f"\nbest of {args.rounds} rounds; targets: speedup vs original >= 3x, ours/untyped <= 1.5x"

@@ -86,7 +86,7 @@ MAX_JSON_NESTING = 256
 levels; a document nested thousands deep is an attack on recursive decoders and validators."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedNode:
     """One node's metadata, decided and mapped to a spec dict.
 
@@ -287,9 +287,16 @@ def parse_node(docs: Mapping[str, bytes | None], url: str) -> ParsedNode:
     return node
 
 
+_DOCUMENTS_OF: dict[str, tuple[str, ...]] = {
+    "n5": N5_KEYS,
+    "zarr2": (*ZARR2_KEYS, ".zmetadata"),
+    "zarr3": ZARR3_KEYS,
+}
+"""The documents a node of each format is built from."""
+
+
 def _relevant(fmt: Format, present: set[str]) -> list[str]:
-    keys = {"n5": N5_KEYS, "zarr2": (*ZARR2_KEYS, ".zmetadata"), "zarr3": ZARR3_KEYS}[fmt]
-    return [k for k in keys if k in present]
+    return [k for k in _DOCUMENTS_OF[fmt] if k in present]
 
 
 def build_node(fmt: Format, docs: Mapping[str, dict[str, Any]], url: str) -> ParsedNode:

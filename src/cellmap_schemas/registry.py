@@ -18,7 +18,7 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Literal
 
 import msgspec
@@ -52,7 +52,7 @@ class ModelInfo:
         """The model class (imports its module on first use)."""
         return _load(self.name)
 
-    @property
+    @cached_property
     def marker_paths(self) -> tuple[tuple[str, ...], ...]:
         """The markers split into keys (``"[]"`` for "any item of a list")."""
         return _split_markers(self.markers)

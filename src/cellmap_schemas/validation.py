@@ -368,7 +368,7 @@ class Verdicts:
             if first[i.name].isdisjoint(attributes):
                 continue
             if carries_markers(i, attributes) or (
-                self.explicit and signature(m) and looks_like(m, attributes)
+                self.explicit and signature(i.load()) and looks_like(m, attributes)
             ):
                 found.append((i.name, m))
         return tuple(found)

@@ -250,7 +250,8 @@ class S3Store(Store):
                 return await run()
             finally:
                 self._first_done.set()
-        await self._first_done.wait()
+        if not self._first_done.is_set():  # anyio's wait() yields even when it is set
+            await self._first_done.wait()
         return await run()
 
     async def _client_get(self, s3_key: str, url: str) -> bytes | None:

@@ -9,6 +9,9 @@ layout itself, still with botocore's pieces: its rest-xml serializer builds a li
 (refreshing) credentials, and the rest-xml parser with the ListObjectsV2 output shape reads the
 answer, url-decoded by botocore's handler. Anything it does not expect is :class:`Fallback`:
 the store sends that request, and later ones of its kind, through the client.
+
+Only :mod:`cellmap_schemas.io._s3` imports this module, on first use of an ``s3://`` URL, so
+botocore and aiohttp are imported at the top here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import aiohttp
+import yarl
+from botocore.auth import S3SigV4Auth, _host_from_url
+from botocore.awsrequest import AWSRequest
+from botocore.handlers import decode_list_object_v2, set_list_objects_encoding_type_url
+from botocore.httpsession import ProxyConfiguration
+from botocore.parsers import ResponseParserFactory
+from botocore.serialize import create_serializer
+from botocore.utils import get_environ_proxies, percent_encode_sequence
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io._base import format_size, read_capped, too_large, translate_error
@@ -79,16 +92,6 @@ class DirectS3:
         verify: bool | str | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> None:
-        import aiohttp
-        import yarl
-        from botocore.auth import S3SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.handlers import decode_list_object_v2, set_list_objects_encoding_type_url
-        from botocore.httpsession import ProxyConfiguration
-        from botocore.parsers import ResponseParserFactory
-        from botocore.serialize import create_serializer
-        from botocore.utils import get_environ_proxies, percent_encode_sequence
-
         self.prefix = prefix
         # botocore lists ``http://host/bucket?...`` (path style) or ``https://bucket.host/?...``
         path_style = urlsplit(prefix).path.endswith(f"/{quote(bucket, safe='')}/")
@@ -97,13 +100,10 @@ class DirectS3:
         self.signing_name = signing_name
         self.credentials = credentials
         self.max_size = max_size
-        self._url_type = yarl.URL
-        self._auth_type = S3SigV4Auth
-        self._request_type = AWSRequest
+        # the Host header botocore would derive from each URL (twice per signature), once
+        self._host = _host_from_url(prefix)
+        self._signer: KeptKeySigV4 | None = None
         self._list_operation = list_operation
-        self._set_encoding = set_list_objects_encoding_type_url
-        self._decode = decode_list_object_v2
-        self._encode_query = percent_encode_sequence
         self._serializer = create_serializer("rest-xml", include_validation=False)
         factory = ResponseParserFactory()
         factory.set_parser_defaults(timestamp_parser=str)  # LastModified is never read: as is
@@ -140,11 +140,11 @@ class DirectS3:
         :class:`Fallback`."""
         context: dict[str, Any] = {}
         params = dict(params)
-        self._set_encoding(params=params, context=context)  # botocore's: encoding-type=url
+        set_list_objects_encoding_type_url(params=params, context=context)  # encoding-type=url
         request = self._serializer.serialize_to_request(params, self._list_operation)
         # the operation's own query (``list-type=2``), then the parameters, as botocore joins them
         fixed, encoded = request["url_path"].partition("?")[2], request["query_string"]
-        query = "&".join(q for q in (fixed, encoded and self._encode_query(encoded)) if q)
+        query = "&".join(q for q in (fixed, encoded and percent_encode_sequence(encoded)) if q)
         target = f"{self.bucket_url}?{query}" if query else self.bucket_url
         headers = {k: str(v) for k, v in request["headers"].items()}
         status, body = await self._request(target, url, headers, LISTING_LIMIT, _listing_too_large)
@@ -157,7 +157,7 @@ class DirectS3:
             raise Fallback from exc
         if "IsTruncated" not in parsed:  # S3 always sends it: this is no ListBucketResult
             raise Fallback
-        self._decode(parsed=parsed, context=context)
+        decode_list_object_v2(parsed=parsed, context=context)
         return page_of(parsed)
 
     async def _request(
@@ -171,13 +171,10 @@ class DirectS3:
         """One GET of ``target``, signed if there are credentials: (status, body), the body
         read up to ``limit`` (``too_big`` past it), an error answer's up to ERROR_BODY_LIMIT."""
         if self.credentials is not None:
-            request = self._request_type(method="GET", url=target, headers=headers)
-            frozen = await _frozen(self.credentials)
-            self._auth_type(frozen, self.signing_name, self.region).add_auth(request)
-            headers = dict(request.headers.items())
+            headers = await self._signed(target, headers)
         try:
             async with self.session.get(
-                self._url_type(target, encoded=True),
+                yarl.URL(target, encoded=True),
                 headers=headers,
                 allow_redirects=False,
                 proxy=self.proxy,
@@ -201,6 +198,17 @@ class DirectS3:
             translate_error(exc, url)  # raises Transient or StoreError for transport errors
             raise Fallback from exc  # an HTTP-level error we did not ask for: let botocore try
 
+    async def _signed(self, target: str, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` and botocore's signature headers for a GET of ``target``; the Host
+        header is set before signing, and sent as signed."""
+        request = AWSRequest(method="GET", url=target, headers={"host": self._host, **headers})
+        frozen = await _frozen(self.credentials)
+        signer = self._signer
+        if signer is None or signer.credentials != frozen:  # refreshed credentials: a new key
+            signer = self._signer = KeptKeySigV4(frozen, self.signing_name, self.region)
+        signer.add_auth(request)
+        return dict(request.headers.items())
+
     @staticmethod
     def _failed(status: int, body: bytes, url: str, anonymous_hint: bool) -> None:
         """Map an error answer: ``None`` (missing), or raise Transient/StoreError/Fallback."""
@@ -214,6 +222,28 @@ class DirectS3:
 
     async def aclose(self) -> None:
         await self.session.close()
+
+
+class KeptKeySigV4(S3SigV4Auth):  # type: ignore[misc]
+    """botocore's ``S3SigV4Auth``, keeping its signing key for the day.
+
+    botocore derives the key from the secret with four HMACs for every request; it depends only
+    on the secret (one signer holds one set of credentials), the day, region and service, so
+    this signer derives it once a day. The rest (canonical request, string to sign, headers) is
+    botocore's code.
+    """
+
+    _kept: tuple[str, bytes] | None = None
+
+    def signature(self, string_to_sign: str, request: Any) -> str:
+        day = request.context["timestamp"][0:8]
+        kept = self._kept
+        if kept is None or kept[0] != day:
+            key = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
+            for part in (self._region_name, self._service_name, "aws4_request"):
+                key = self._sign(key, part)
+            kept = self._kept = (day, key)
+        return str(self._sign(kept[1], string_to_sign, hex=True))
 
 
 async def _frozen(credentials: Any) -> Any:

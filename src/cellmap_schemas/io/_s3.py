@@ -159,8 +159,8 @@ class S3Store(Store):
     layout (endpoint, path or virtual-host style, signing region) that botocore resolved. Later
     GETs and listings are plain aiohttp requests to that layout (``direct``), signed by
     botocore's signer when the store has credentials. Anything the direct path does not expect
-    (redirects, odd statuses, an answer that is no listing) sends that kind of request back to
-    the client for good.
+    (redirects, odd statuses, an answer that is no listing) goes back to the client for good: a
+    GET's surprise sends every request there, a listing's only the listings.
     """
 
     def __init__(

@@ -1,22 +1,21 @@
-"""S3 backend on botocore: its credential chain, endpoint rules, signer and ListObjectsV2 parser.
+"""S3 backend on botocore: its credential chain, endpoint rules, signer, serializer and parser.
 
 The aiobotocore client does everything botocore knows best: the credential chain (variables,
 profiles, SSO, container and instance roles, each refreshed before it expires), endpoint
-resolution (``AWS_ENDPOINT_URL(_S3)``, regions, path or virtual-host style), listings and
-errors. Its per-request cost (~0.8 ms of CPU per GET) is what a scan of many small documents
-cannot afford, so after the first GET taught the store the URL layout botocore chose, GETs are
-plain aiohttp requests to that layout, signed by botocore's own ``S3SigV4Auth`` with the same
-(refreshing) credentials: ~0.2 ms per GET. Anything the direct path does not expect goes back to
-the client. Retries are ours (botocore's are off) so ``retries``/``timeout`` mean the same for
-every backend. botocore is imported on first use of an ``s3://`` URL only.
+resolution (``AWS_ENDPOINT_URL(_S3)``, regions, path or virtual-host style), and errors. Its
+per-request cost (~0.8 ms of CPU per GET, ~1 ms per listing) is what a scan of many small
+documents cannot afford, so after the first GET taught the store the URL layout botocore chose,
+GETs and listings are plain aiohttp requests to that layout, built, signed and parsed by
+botocore's own pieces (:mod:`cellmap_schemas.io._s3_direct`) with the same (refreshing)
+credentials. Anything the direct path does not expect goes back to the client. Retries are ours
+(botocore's are off) so ``retries``/``timeout`` mean the same for every backend. botocore is
+imported on first use of an ``s3://`` URL only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import re
-import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -24,9 +23,10 @@ from urllib.parse import quote
 import anyio
 
 from cellmap_schemas.errors import StoreError
-from cellmap_schemas.io._base import Store, read_capped, too_large, translate_error
-from cellmap_schemas.io._errors import Failure, Outcome, apply, rule_for, translate
-from cellmap_schemas.io._retry import Transient, retrying
+from cellmap_schemas.io._base import Store, read_capped, too_large
+from cellmap_schemas.io._errors import translate
+from cellmap_schemas.io._retry import retrying
+from cellmap_schemas.io._s3_direct import DirectS3, Fallback, Page, page_of
 from cellmap_schemas.io._s3_options import s3_settings
 from cellmap_schemas.io.url import Location, join_key, redact
 
@@ -34,9 +34,6 @@ __all__ = ["MAX_LIST_PAGES", "S3Store", "open_s3"]
 
 MAX_LIST_PAGES = 100_000
 """Most ListObjectsV2 pages one ``list_dir`` follows (100 million keys at S3's 1,000 a page)."""
-
-ERROR_BODY_LIMIT = 1 << 16
-"""Bytes of an error answer read for its ``<Code>``."""
 
 # s3fs's option names for explicit credentials -> botocore's.
 _SIGV4 = frozenset({"s3v4", "v4"})
@@ -160,9 +157,10 @@ class S3Store(Store):
 
     The first successful GET goes through the botocore client; it teaches the store the URL
     layout (endpoint, path or virtual-host style, signing region) that botocore resolved. Later
-    GETs are plain aiohttp requests to that layout (``direct``), signed by botocore's signer
-    when the store has credentials. Anything the direct path does not expect (redirects, odd
-    statuses) sends the store back to the client. Listings always go through the client.
+    GETs and listings are plain aiohttp requests to that layout (``direct``), signed by
+    botocore's signer when the store has credentials. Anything the direct path does not expect
+    (redirects, odd statuses, an answer that is no listing) goes back to the client for good: a
+    GET's surprise sends every request there, a listing's only the listings.
     """
 
     def __init__(
@@ -191,9 +189,10 @@ class S3Store(Store):
         model = client.meta.service_model
         self._get_kw = _applicable(extra, model.operation_model("GetObject"))
         self._list_kw = _applicable(extra, model.operation_model("ListObjectsV2"))
-        self.direct: DirectGet | None = None
-        self._retired: list[DirectGet] = []
+        self.direct: DirectS3 | None = None
+        self._retired: list[DirectS3] = []
         self._learn = not self._get_kw  # extras would have to be sent as headers: client only
+        self._list_direct = True  # until a listing answer surprises the direct path
         self._sent: tuple[str, str, str, Any] | None = None
         # The first GET goes alone, so that it can teach the direct path to all the others.
         self._first_started = False
@@ -222,7 +221,7 @@ class S3Store(Store):
             if direct is not None:
                 try:
                     return await direct.get(s3_key, url, anonymous_hint=self.anonymous)
-                except _Fallback:
+                except Fallback:
                     self._learn = False
                     if self.direct is direct:  # other requests may still use it: close at exit
                         self.direct = None
@@ -251,7 +250,8 @@ class S3Store(Store):
                 return await run()
             finally:
                 self._first_done.set()
-        await self._first_done.wait()
+        if not self._first_done.is_set():  # anyio's wait() yields even when it is set
+            await self._first_done.wait()
         return await run()
 
     async def _client_get(self, s3_key: str, url: str) -> bytes | None:
@@ -275,7 +275,7 @@ class S3Store(Store):
             return None
 
     async def _start_direct(self, s3_key: str) -> None:
-        """Set up :class:`DirectGet` from the request botocore just signed for ``s3_key``."""
+        """Set up :class:`DirectS3` from the request botocore just signed for ``s3_key``."""
         import botocore
 
         sent, self._sent = self._sent, None
@@ -293,11 +293,13 @@ class S3Store(Store):
         else:  # SigV4a, S3 Express sessions...: the client's business
             self._learn = False
             return
-        direct = DirectGet(
+        direct = DirectS3(
             base[: len(base) - len(encoded)],
+            bucket=self.bucket,
             region=region,
             signing_name=signing_name,
             credentials=credentials,
+            list_operation=self.client.meta.service_model.operation_model("ListObjectsV2"),
             concurrency=self.concurrency,
             max_size=self.max_document_size,
             verify=self._verify,
@@ -309,7 +311,7 @@ class S3Store(Store):
             await direct.aclose()
 
     async def list_dir(self, key: str = "") -> tuple[list[str], list[str]]:
-        """One level below ``key``, page by page through the client (botocore parses them).
+        """One level below ``key``, page by page (botocore builds and parses each).
 
         The server controls the pages: a token it already sent, or more than
         ``max_list_pages`` pages, ends the listing with a StoreError instead of a loop.
@@ -348,22 +350,23 @@ class S3Store(Store):
             raise _error(url, f"listing stopped after {self.max_list_pages} pages (the limit)")
         return sorted(dirs), sorted(files)
 
-    async def _list_page(
-        self, prefix: str, token: str | None, url: str
-    ) -> tuple[list[str], list[str], str | None] | None:
-        """One attempt at one ListObjectsV2 page: (common prefixes, keys, next token)."""
-        kw = dict(self._list_kw, Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+    async def _list_page(self, prefix: str, token: str | None, url: str) -> Page | None:
+        """One attempt at one ListObjectsV2 page, direct if it can be, else by the client."""
+        params = dict(self._list_kw, Bucket=self.bucket, Prefix=prefix, Delimiter="/")
         if token:
-            kw["ContinuationToken"] = token
+            params["ContinuationToken"] = token
+        direct = self.direct
+        if direct is not None and self._list_direct:
+            try:
+                return await direct.list_page(params, url, anonymous_hint=self.anonymous)
+            except Fallback:
+                self._list_direct = False
         try:
-            page = await self.client.list_objects_v2(**kw)
+            page = await self.client.list_objects_v2(**params)
         except Exception as exc:
             self._translate(exc, url)  # raises unless the prefix is missing
             return None
-        common = [c["Prefix"] for c in page.get("CommonPrefixes", ()) if "Prefix" in c]
-        keys = [o["Key"] for o in page.get("Contents", ()) if "Key" in o]
-        next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-        return common, keys, next_token or None
+        return page_of(page)
 
     def _translate(self, exc: Exception, url: str) -> None:
         """Botocore's and aiohttp's exceptions -> ``None`` (missing), Transient or StoreError:
@@ -385,117 +388,3 @@ def _applicable(extra: Mapping[str, Any], operation: Any) -> dict[str, Any]:
     """The entries of ``extra`` that ``operation`` takes (as s3fs filters its extras)."""
     members = operation.input_shape.members if operation.input_shape is not None else {}
     return {k: v for k, v in extra.items() if k in members and k not in ("Bucket", "Key")}
-
-
-class _Fallback(Exception):
-    """The direct path cannot serve this request: use the botocore client from now on."""
-
-
-_ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
-
-
-class DirectGet:
-    """S3 GETs as plain aiohttp requests to ``prefix + quoted key``.
-
-    With ``credentials``, each request is signed by botocore's ``S3SigV4Auth`` for ``region``
-    (frozen credentials are asked for each time, so refreshing ones stay fresh); without, the
-    requests are unsigned. Responses map to bytes, ``None`` (missing), :class:`Transient`,
-    :class:`StoreError`, or :class:`_Fallback` for anything unexpected.
-    """
-
-    def __init__(
-        self,
-        prefix: str,
-        *,
-        region: str,
-        signing_name: str,
-        credentials: Any,
-        concurrency: int,
-        max_size: int,
-        verify: bool | str | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> None:
-        import aiohttp
-        import yarl
-        from botocore.auth import S3SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.httpsession import ProxyConfiguration
-        from botocore.utils import get_environ_proxies
-
-        self.prefix = prefix
-        self.region = region
-        self.signing_name = signing_name
-        self.credentials = credentials
-        self.max_size = max_size
-        self._url_type = yarl.URL
-        self._auth_type = S3SigV4Auth
-        self._request_type = AWSRequest
-        if verify is False:
-            ssl_option: Any = False
-        else:
-            ssl_option = ssl.create_default_context(
-                cafile=verify if isinstance(verify, str) else None
-            )
-        # botocore's proxy rules (Config(proxies=...), else HTTPS_PROXY/NO_PROXY...), once.
-        config = ProxyConfiguration(proxies=proxies or get_environ_proxies(prefix))
-        self.proxy = config.proxy_url_for(prefix)
-        connector = aiohttp.TCPConnector(limit=concurrency, ssl=ssl_option)
-        # trust_env off: it costs two thread hops per request (netrc, proxy variables); the proxy
-        # is looked up once above instead. auto_decompress off: the object's bytes, as botocore.
-        self.session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, auto_decompress=False
-        )
-
-    async def get(self, key: str, url: str, *, anonymous_hint: bool = False) -> bytes | None:
-        target = self.prefix + quote(key, safe="/~")
-        headers: dict[str, str] = {}
-        if self.credentials is not None:
-            request = self._request_type(method="GET", url=target)
-            frozen = await _frozen(self.credentials)
-            self._auth_type(frozen, self.signing_name, self.region).add_auth(request)
-            headers = dict(request.headers.items())
-        try:
-            async with self.session.get(
-                self._url_type(target, encoded=True),
-                headers=headers,
-                allow_redirects=False,
-                proxy=self.proxy,
-            ) as response:
-                if response.status == 200:
-                    length = response.content_length
-                    if length is not None:
-                        if length > self.max_size:
-                            response.close()
-                            raise too_large(url, self.max_size)
-                        return await response.read()  # no more than the length it announced
-                    return await read_capped(
-                        functools.partial(response.content.read, 1 << 16), self.max_size, url
-                    )
-                status, body = response.status, await response.content.read(ERROR_BODY_LIMIT)
-        except (StoreError, Transient):
-            raise
-        except Exception as exc:
-            translate_error(exc, url)  # raises Transient or StoreError for transport errors
-            raise _Fallback from exc  # an HTTP-level error we did not ask for: let botocore try
-        return self._failed(status, body, url, anonymous_hint)
-
-    @staticmethod
-    def _failed(status: int, body: bytes, url: str, anonymous_hint: bool) -> None:
-        """Map an error answer: ``None`` (missing), or raise Transient/StoreError/_Fallback."""
-        match = _ERROR_CODE.search(body)
-        code = match.group(1).decode("utf-8", "replace") if match else ""
-        failure = Failure(status=status, code=code, context={"anonymous": anonymous_hint})
-        rule = rule_for("s3-direct", failure)
-        if rule.outcome is Outcome.DEFER:  # NoSuchBucket, odd statuses: the client path words it
-            raise _Fallback
-        apply(rule, failure, url)
-
-    async def aclose(self) -> None:
-        await self.session.close()
-
-
-async def _frozen(credentials: Any) -> Any:
-    frozen = credentials.get_frozen_credentials()
-    if hasattr(frozen, "__await__"):
-        frozen = await frozen
-    return frozen

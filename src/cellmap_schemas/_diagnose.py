@@ -239,7 +239,7 @@ def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -
         first = _untraced(exc)
     else:
         walk = _WALK.get()
-        if walk is not None and isinstance(value, msgspec.Struct):
+        if walk is not None and isinstance(value, _NESTED):
             walk.clean[id(value)] = value
         return value
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
@@ -512,11 +512,11 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     ``__post_init__`` checked them) unless the walk built it past a broken rule: only those, and
     the structs that can warn, are asked for their findings.
     """
+    walk = _WALK.get()
+    if walk is not None and id(value) in walk.clean:
+        collect_warnings(value, loc, problems)  # converted whole: no rule in it is broken
+        return
     if isinstance(value, msgspec.Struct):
-        walk = _WALK.get()
-        if walk is not None and id(value) in walk.clean:
-            collect_warnings(value, loc, problems)  # converted whole: no rule of it is broken
-            return
         for name, encoded in _holders(type(value)):
             item = getattr(value, name)
             if isinstance(item, _NESTED):

@@ -171,12 +171,17 @@ _INVALID: Any = object()
 """What the walk returns for a node a decode that does not stop at rules would refuse."""
 
 
-def diagnose(obj: Any, tp: Any) -> list[Problem]:
-    """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings)."""
+def diagnose(obj: Any, tp: Any, failed: msgspec.ValidationError | None = None) -> list[Problem]:
+    """Every problem of ``obj`` as an instance of ``tp`` (errors and warnings).
+
+    ``failed``: the error of converting ``obj`` to ``tp`` when the caller already tried (the
+    walk then starts from it rather than converting the whole document again).
+    """
     problems: list[Problem] = []
     token = _WALK.set(_Walk())
     try:
-        value = _lenient(obj, tp, "", problems, _rule_of(tp, SCHEMA))
+        rule = _rule_of(tp, SCHEMA)
+        value = _lenient(obj, tp, "", problems, rule, failed and _untraced(failed))
         if value is not _INVALID:
             collect_rules(value, "", problems)
     finally:
@@ -229,19 +234,30 @@ def _untraced(exc: E) -> E:
     return exc
 
 
-def _lenient(obj: Any, tp: Any, loc: str, problems: list[Problem], rule: Rule) -> Any:
+def _lenient(
+    obj: Any,
+    tp: Any,
+    loc: str,
+    problems: list[Problem],
+    rule: Rule,
+    failed: msgspec.ValidationError | None = None,
+) -> Any:
     """``obj`` as ``tp``, built as a decode that does not stop at rules would build it, or
     ``_INVALID``. A node built is not asked for its rules here (its caller collects them, once,
-    from the outermost node built); a node refused has its problems added to ``problems``."""
-    try:
-        value = msgspec.convert(obj, tp, dec_hook=dec_hook)
-    except msgspec.ValidationError as exc:
-        first = _untraced(exc)
+    from the outermost node built); a node refused has its problems added to ``problems``.
+    ``failed``: how converting ``obj`` to ``tp`` already failed, if it was tried."""
+    if failed is not None:
+        first = failed
     else:
-        walk = _WALK.get()
-        if walk is not None and isinstance(value, _NESTED):
-            walk.clean[id(value)] = value
-        return value
+        try:
+            value = msgspec.convert(obj, tp, dec_hook=dec_hook)
+        except msgspec.ValidationError as exc:
+            first = _untraced(exc)
+        else:
+            walk = _WALK.get()
+            if walk is not None and isinstance(value, _NESTED):
+                walk.clean[id(value)] = value
+            return value
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
     ruled = isinstance(first.__cause__, RuleViolation)
 

@@ -214,8 +214,8 @@ def judge(obj: Any, tp: Any) -> tuple[Any, list[Problem]]:
     """
     try:
         value = msgspec.convert(obj, tp, dec_hook=_dec_hook)
-    except msgspec.ValidationError:
-        problems = diagnose(obj, tp)
+    except msgspec.ValidationError as exc:
+        problems = diagnose(obj, tp, exc)
         if any(severity_of(p.rule) == "error" for p in problems):
             return None, problems
         # only warnings found: the fast path failed for a reason the walk did not see

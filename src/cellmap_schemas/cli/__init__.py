@@ -68,28 +68,15 @@ app.command(catalog.rules)
 app.command(scan.scan)
 
 
-GC_THRESHOLDS = (50_000, 20, 100)
-"""The cyclic collector's thresholds in a command's process (CPython's are 700, 10, 10).
-
-A scan allocates millions of acyclic containers (decoded documents, spec dicts, records), and
-tens of thousands of them are alive at once (groups waiting for their members): with the
-defaults the collector runs ~500 times and re-walks that live set in each full collection, ~15%
-of a local scan's time (0.29 s of 2,010 roots; 0.03 s with these). The scan itself leaves almost
-no cyclic garbage for it to free. mypy's command line does the same.
-"""
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``cellmap-schemas``); exits with the command's status.
 
     Writing the output can fail after a command did its work: a reader that left (``| head``)
     ends it quietly, as ``cat`` does; a full disk is one error line naming the output.
     """
-    import gc
     import os
     import sys
 
-    gc.set_threshold(*GC_THRESHOLDS)
     try:
         app(list(argv) if argv is not None else None)
     except OSError as exc:

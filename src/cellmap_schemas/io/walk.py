@@ -21,8 +21,9 @@ its members' spec dicts (the crawler reads them anyway); only those waiting grou
 members they need are held in memory. The frontier is wide (every sibling of a level is queued
 at once, and up to ``concurrency`` directories are in flight), but the deque is popped at the
 end where children were pushed last, so each subtree is finished soon after it is started and
-few groups wait at a time: on 20,000 COSEM groups (140,000 nodes) the scan peaks at ~105 MB,
-where a strictly level-by-level order peaks at ~340 MB.
+few groups wait at a time: on 20,000 groups (118,000 nodes, ``generate_hierarchy.py --layout
+irregular``) an ndjson scan peaks at ~70 MB (41 MB at 500 groups), where a strictly
+level-by-level order peaked at ~340 MB.
 
 Nothing a hierarchy holds crashes the crawl: unreadable documents, denied prefixes, member names
 such as ``..``, symlink loops (the local store leaves them out of listings) and documents of any

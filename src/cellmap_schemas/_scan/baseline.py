@@ -100,19 +100,18 @@ def _unquote(cell: str) -> str:
 
 
 class Baseline:
-    """Compares each node of a scan with an earlier report; keeps one flag per earlier path."""
+    """Compares each node of a scan with an earlier report; keeps one flag per earlier path
+    not met yet (a scan reports a path once: what is left at the end was removed)."""
 
     def __init__(self, source: str, nodes: list[NodeResult]) -> None:
         self.source = source
         self._failing = {n.path: n.failing for n in nodes}
-        self._seen: set[str] = set()
         self.summary = BaselineSummary(source=source)
 
     def change(self, node: NodeResult) -> Change:
         """How ``node`` differs from its earlier record (and count it)."""
         s = self.summary
-        before = self._failing.get(node.path)
-        self._seen.add(node.path)
+        before = self._failing.pop(node.path, None)
         now = node.failing
         if before is None:
             s.new_nodes += 1
@@ -132,5 +131,5 @@ class Baseline:
         return "unchanged"
 
     def finish(self) -> BaselineSummary:
-        self.summary.removed_nodes = sum(1 for p in self._failing if p not in self._seen)
+        self.summary.removed_nodes = len(self._failing)
         return self.summary

@@ -16,8 +16,9 @@ node a line as they finish, then the summary line (equal to the json summary); `
 one row per problem (:data:`CSV_COLUMNS`). ``docs/report-schema.json`` is the JSON Schema of
 these structs (``python -m cellmap_schemas._scan.report --schema`` prints it).
 
-Writers consume nodes as they finish; ``json``, ``junit`` and ``sarif`` keep each node in
-compact form (their documents sort or group the nodes), the others keep none.
+Writers consume nodes as they finish; ``json`` spools them (sorted runs in a temporary file,
+merged at the end: its memory does not grow with the tree), ``junit``, ``sarif`` and ``html``
+keep each node in compact form (their documents sort or group the nodes), the others keep none.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import IO, Any, Literal, Protocol
 
 import msgspec
 
+from cellmap_schemas._scan._spool import Spool
 from cellmap_schemas.validation import Change, ModelResult, NodeResult
 
 __all__ = [
@@ -363,27 +365,32 @@ _encoder = msgspec.json.Encoder()
 
 
 class JsonWriter:
-    """One document; nodes sorted by path so that two scans of a tree compare equal."""
+    """One document; nodes sorted by path so that two scans of a tree compare equal.
 
-    def __init__(self, out: IO[bytes]) -> None:
+    The summary comes first and is known only at the end, so the encoded nodes wait in a
+    :class:`~cellmap_schemas._scan._spool.Spool` (a few MB in memory, the rest in a temporary
+    file beside the output), whatever the size of the tree.
+    """
+
+    def __init__(self, out: IO[bytes], *, budget: int | None = None) -> None:
         self._out = out
-        self._nodes: list[tuple[str, bytes]] = []
+        name = getattr(out, "name", None)
+        beside = os.path.dirname(name) if isinstance(name, str) and os.path.isabs(name) else None
+        self._nodes = Spool(budget=budget, directory=beside)
 
     def node(self, node: NodeResult, dataset: str) -> None:
-        self._nodes.append((node.path, _encoder.encode(node)))
+        self._nodes.add(node.path, _encoder.encode(node))
 
     def finish(
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]
     ) -> None:
-        self._nodes.sort(key=lambda item: item[0])
         out = self._out
         out.write(b'{"summary":' + _encoder.encode(summary) + b',"nodes":[')
-        for i, (_, raw) in enumerate(self._nodes):
+        for i, raw in enumerate(self._nodes.drain()):
             if i:
                 out.write(b",")
             out.write(raw)
         out.write(b"]}\n")
-        self._nodes.clear()
 
 
 class NdjsonWriter:

@@ -1,0 +1,71 @@
+"""Cost of judging an invalid document (the collect-every-problem walk), per model.
+
+A scan of a tree (default: a generated irregular bucket) records every spec dict the models are
+asked to judge; the documents a model refuses are then judged again, alone, and timed: the
+figure is the time of ``base.judge`` per invalid node, the best of five passes (process CPU
+time, so a busy machine inflates it less than wall time would).
+
+Usage::
+
+    uv run python benchmarks/bench_diagnosis.py TREE [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import json
+import time
+from typing import Any
+
+from cellmap_schemas import base, synchronous
+
+
+def capture(tree: str) -> dict[Any, list[Any]]:
+    """Every (model, spec dict) pair a scan of ``tree`` judges, the spec copied as judged."""
+    seen: dict[Any, list[Any]] = collections.defaultdict(list)
+    judge = base.judge
+
+    def recording(obj: Any, tp: Any) -> Any:
+        seen[tp].append(copy.deepcopy(obj))
+        return judge(obj, tp)
+
+    base.judge = recording  # a measurement harness, not a test: the scan itself is unchanged
+    try:
+        synchronous.scan(tree)
+    finally:
+        base.judge = judge
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tree", help="a hierarchy to scan (local path)")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    args = parser.parse_args(argv)
+    rows = []
+    for tp, specs in capture(args.tree).items():
+        bad = [s for s in specs if base.judge(s, tp)[0] is None]
+        if not bad:
+            continue
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for spec in bad:
+                base.judge(spec, tp)
+            best = min(best, (time.process_time() - start) / len(bad))
+        name = f"{tp.__module__.removeprefix('cellmap_schemas.')}.{tp.__qualname__}"
+        rows.append({"model": name, "invalid": len(bad), "us_per_node": best * 1e6})
+    rows.sort(key=lambda r: r["model"])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<45} {'invalid':>8} {'us/node':>9}")
+    for r in rows:
+        print(f"{r['model']:<45} {r['invalid']:>8} {r['us_per_node']:>9.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -521,6 +521,24 @@ def _may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
     return any(_may_hold(a, warnings, seen) for a in args if a is not Ellipsis)
 
 
+def _nested(value: Any, loc: str, warnings: bool) -> Iterator[tuple[Any, str]]:
+    """The children of a converted value that can hold structs, with their locations (for a
+    struct, only the fields whose type can hold one; that may warn, with ``warnings``)."""
+    if isinstance(value, msgspec.Struct):
+        pairs: Iterable[tuple[Any, str | int]] = (
+            (getattr(value, name), encoded) for name, encoded in _holders(type(value), warnings)
+        )
+    elif isinstance(value, (list, tuple)):
+        pairs = ((item, i) for i, item in enumerate(value))
+    elif isinstance(value, dict):
+        pairs = ((item, str(k)) for k, item in value.items())
+    else:
+        return
+    for item, key in pairs:
+        if isinstance(item, _NESTED):
+            yield item, join_loc(loc, key)
+
+
 def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     """Run every struct's rules in a converted tree (bottom-up, as decoding does).
 
@@ -532,22 +550,12 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     if walk is not None and id(value) in walk.clean:
         collect_warnings(value, loc, problems)  # converted whole: no rule in it is broken
         return
+    for item, sub in _nested(value, loc, warnings=False):
+        collect_rules(item, sub, problems)
     if isinstance(value, msgspec.Struct):
-        for name, encoded in _holders(type(value)):
-            item = getattr(value, name)
-            if isinstance(item, _NESTED):
-                collect_rules(item, join_loc(loc, encoded), problems)
         asked = walk is None or id(value) in walk.broken or getattr(value, "_warns", False)
         if asked and hasattr(value, "_problems"):
             problems.extend(_struct_problems(value, loc))
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            if isinstance(item, _NESTED):
-                collect_rules(item, join_loc(loc, i), problems)
-    elif isinstance(value, dict):
-        for k, item in value.items():
-            if isinstance(item, _NESTED):
-                collect_rules(item, join_loc(loc, str(k)), problems)
 
 
 def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
@@ -557,18 +565,7 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
     and worded forms of every rule agree, which ``tests/test_fast_paths.py`` checks), so only
     the structs that can warn are asked, and scalars are never visited.
     """
-    if isinstance(value, msgspec.Struct):
-        for name, encoded in _holders(type(value), warnings=True):
-            item = getattr(value, name)
-            if isinstance(item, _NESTED):
-                collect_warnings(item, join_loc(loc, encoded), problems)
-        if getattr(value, "_warns", False):
-            problems.extend(_struct_problems(value, loc))
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            if isinstance(item, _NESTED):
-                collect_warnings(item, join_loc(loc, i), problems)
-    elif isinstance(value, dict):
-        for k, item in value.items():
-            if isinstance(item, _NESTED):
-                collect_warnings(item, join_loc(loc, str(k)), problems)
+    for item, sub in _nested(value, loc, warnings=True):
+        collect_warnings(item, sub, problems)
+    if isinstance(value, msgspec.Struct) and getattr(value, "_warns", False):
+        problems.extend(_struct_problems(value, loc))

@@ -1,0 +1,105 @@
+"""How many threads a local store reads with: from the mount table, then from what its batches
+cost (:class:`cellmap_schemas.io._local.Pace`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from cellmap_schemas.errors import StoreError
+from cellmap_schemas.io import open_store
+from cellmap_schemas.io._local import LOCAL_FILESYSTEMS, THREADS, LocalStore, Pace, filesystem_of
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+40 27 0:40 / /nrs rw,relatime shared:5 - nfs4 server:/export/nrs rw,vers=4.2
+41 40 0:41 / /nrs/cellmap/scratch rw - xfs /dev/sdb1 rw
+42 27 0:42 / /mnt/my\\040data rw - fuse.sshfs host:/data rw
+43 27 0:43 / /mnt/odd\\134name rw - tmpfs tmpfs rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "fstype"),
+    [
+        ("/", "ext4"),
+        ("/home/user/data.n5", "ext4"),
+        ("/nrs", "nfs4"),
+        ("/nrs/cellmap/jrc_hela-2.n5", "nfs4"),
+        ("/nrs/cellmap/scratch/crop.zarr", "xfs"),  # the deepest mount holding the path
+        ("/nrs/cellmap/scratchy", "nfs4"),  # a prefix of a mount point is not under it
+        ("/mnt/my data/em.n5", "fuse.sshfs"),  # octal escapes in mount points
+        ("/mnt/odd\\name", "tmpfs"),
+        ("/proc/1/root", "proc"),
+    ],
+)
+def test_filesystem_of_reads_the_deepest_mount_holding_the_path(path: str, fstype: str) -> None:
+    assert filesystem_of(path, MOUNTINFO) == fstype
+
+
+def test_filesystem_of_without_a_holding_mount_or_a_table() -> None:
+    assert filesystem_of("/data", "27 1 254:0 / /srv rw - ext4 /dev/vda rw\n") is None
+    assert filesystem_of("/data", "garbage line\n\n") is None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mountinfo"), reason="Linux mount table")
+def test_filesystem_of_this_machines_temporary_directory(tmp_path: Path) -> None:
+    # the kernel's own table: tmp_path lies on some filesystem it names
+    fstype = filesystem_of(os.path.realpath(tmp_path))
+    assert isinstance(fstype, str) and fstype
+    with open("/proc/self/mountinfo") as f:
+        assert f" - {fstype} " in f.read()
+
+
+def test_a_local_filesystem_starts_on_one_thread_and_follows_the_cost() -> None:
+    pace = Pace(local=True)
+    assert pace.limiter.total_tokens == 1
+    pace.note(256, 256 * 20e-6)  # page cache
+    assert pace.limiter.total_tokens == 1
+    pace.note(8, 8 * 5e-3)  # too few paths to count
+    assert pace.limiter.total_tokens == 1
+    for _ in range(3):
+        pace.note(256, 256 * 150e-6)  # a cold disk
+    assert pace.limiter.total_tokens == THREADS
+    pace.note(256, 256 * 20e-6)  # one cached batch is not yet the cache
+    assert pace.limiter.total_tokens == THREADS
+    for _ in range(6):
+        pace.note(256, 256 * 20e-6)
+    assert pace.limiter.total_tokens == 1
+
+
+def test_one_slow_batch_does_not_switch() -> None:
+    pace = Pace(local=True)
+    for _ in range(5):
+        pace.note(256, 256 * 20e-6)
+    pace.note(256, 256 * 200e-6)
+    assert pace.limiter.total_tokens == 1
+
+
+def test_other_filesystems_always_read_on_many_threads() -> None:
+    pace = Pace(local=False)
+    assert pace.limiter.total_tokens == THREADS
+    for _ in range(10):
+        pace.note(256, 256 * 1e-6)
+    assert pace.limiter.total_tokens == THREADS
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux mount table")
+def test_a_store_on_this_machines_disk_reads_everything_at_its_pace(tmp_path: Path) -> None:
+    fstype = filesystem_of(os.path.realpath(tmp_path))
+    for i in range(300):
+        (tmp_path / f"f{i}").write_bytes(str(i).encode())
+
+    async def main() -> list[bytes | StoreError | None]:
+        async with open_store(str(tmp_path)) as store:
+            assert isinstance(store, LocalStore)
+            assert store._pace.local == (fstype in LOCAL_FILESYSTEMS)
+            return await store.get_many([f"f{i}" for i in range(300)] + ["missing"])
+
+    got = anyio.run(main)
+    assert got == [str(i).encode() for i in range(300)] + [None]

@@ -129,6 +129,14 @@ class ScanStream:
         self._tally.add(node, dataset)
         return node
 
+    @property
+    def drained(self) -> bool:
+        """Whether the next result has to be waited for: every result finished so far has
+        been handed out (the moment to flush a report)."""
+        if self._resumed or self._next < len(self._batch):
+            return False
+        return self._receive.statistics().current_buffer_used == 0
+
     def ready(self) -> list[NodeResult]:
         """The results finished but not handed out yet, without waiting (what an interrupted
         scan still reports)."""

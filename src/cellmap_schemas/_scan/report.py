@@ -394,15 +394,16 @@ class JsonWriter:
 
 
 class NdjsonWriter:
-    """One node per line as it finishes (flushed: a killed scan leaves every finished line);
-    the last line is the summary."""
+    """One node per line as it finishes; the last line is the summary. The command line
+    flushes the stream whenever the scan waits for more results (not after every line: one
+    write per node cost ~7% of a local scan), so a killed scan leaves every line it had
+    finished before its last wait."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
 
     def node(self, node: NodeResult, dataset: str) -> None:
         self._out.write(_encoder.encode(node) + b"\n")
-        self._out.flush()
 
     def finish(
         self, root: str, models: list[str], summary: Summary, datasets: list[DatasetSummary]

@@ -166,9 +166,16 @@ class _Out:
         except OSError as exc:
             raise self._failed(exc) from None
 
+    def sync(self) -> None:
+        """Push what was written to the file or pipe (the scan is about to wait)."""
+        self._flushing(lambda: None)
+
     def finish(self, stream: ScanStream, summary: Any, datasets: Any) -> None:
+        self._flushing(lambda: self.writer.finish(stream.root, stream.models, summary, datasets))
+
+    def _flushing(self, write: Any) -> None:
         try:
-            self.writer.finish(stream.root, stream.models, summary, datasets)
+            write()
             if self.out is not None:
                 self.out.flush()
             elif self.name == "stdout":
@@ -276,6 +283,8 @@ async def _consume(
             with scope:
                 async for node in stream:
                     add(node)
+                    if stream.drained:
+                        sink.sync()
             tg.cancel_scope.cancel()
         interrupted = bool(caught)
         if interrupted:

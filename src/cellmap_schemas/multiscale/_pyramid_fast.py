@@ -39,7 +39,7 @@ _NUMBER_TYPES = frozenset({float, int})
 
 def _vec(x: Any) -> tuple[float, ...] | None:
     """A list of finite numbers, or ``None``."""
-    if not isinstance(x, list | tuple):
+    if type(x) is not list and not isinstance(x, list | tuple):
         return None
     if not _NUMBER_TYPES.issuperset(map(type, x)):  # decoded JSON: plain floats and ints
         out = tuple(_num(v) for v in x)  # (a bool is no number here)
@@ -48,12 +48,15 @@ def _vec(x: Any) -> tuple[float, ...] | None:
     return vec if all(map(math.isfinite, vec)) else None
 
 
+_INT_TYPE = frozenset({int})
+
+
 def _ints(x: Any) -> tuple[int, ...] | None:
-    if not isinstance(x, list | tuple):
+    """A list of non-negative integers (no bools), or ``None``."""
+    if type(x) is not list and not isinstance(x, list | tuple):
         return None
-    for v in x:
-        if type(v) is not int or v < 0:
-            return None
+    if not _INT_TYPE.issuperset(map(type, x)) or (x and min(x) < 0):
+        return None
     return tuple(x)
 
 
@@ -73,6 +76,8 @@ def _get(d: Any, *keys: Any) -> Any:
 
 
 _LEVEL_NAME = re.compile(r"^s(0|[1-9][0-9]*)$")
+_LEVEL_NAMES = tuple(f"s{i}" for i in range(32))
+"""The names of the first levels, for the common case of level ``i`` at ``s{i}``."""
 
 
 def _close(a: float, b: float, scale: float) -> bool:
@@ -128,8 +133,11 @@ def _fast_cosem(spec: Mapping[str, Any], fmt: Format) -> list[_FastLevel] | None
             return None
         if tx.get("order") == "F":
             scale, translate = scale[::-1], translate[::-1]
-        m = _LEVEL_NAME.match(path) if type(path) is str else None
-        i = int(m.group(1)) if m else j
+        if j < len(_LEVEL_NAMES) and path == _LEVEL_NAMES[j]:
+            i = j
+        else:
+            m = _LEVEL_NAME.match(path) if type(path) is str else None
+            i = int(m.group(1)) if m else j
         factor = _vec(scales[i]) if i < len(scales) else None
         array = _fast_array(members, path, fmt)
         if factor is None or array is None:
@@ -148,7 +156,7 @@ def _fast_neuroglancer(spec: Mapping[str, Any], fmt: Format) -> list[_FastLevel]
         return None  # the downsamplingFactors layout: the worded form
     levels: list[_FastLevel] = []
     for i, s in enumerate(scales):
-        name = f"s{i}"
+        name = _LEVEL_NAMES[i] if i < len(_LEVEL_NAMES) else f"s{i}"
         factor = _vec(s)
         array = _fast_array(members, name, fmt)
         if factor is None or array is None:

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellmap_schemas.errors import UnknownModelError
 from cellmap_schemas.multiscale import cosem, neuroglancer_n5
 from cellmap_schemas.multiscale.ome_ngff import v04
+from cellmap_schemas.registry import MODELS
 from cellmap_schemas.rules import RULES
 from cellmap_schemas.validation import Options, Verdicts, family_problems, judge_node
 
@@ -60,6 +63,41 @@ def test_nothing_without_markers() -> None:
     assert Verdicts().applicable("group", {"n5": "2.0.0"}) == ()
     assert Verdicts().applicable("group", {"multiscales": {}}) == ()  # no list: no marker
     assert Verdicts().applicable("group", ["not", "a", "mapping"]) == ()
+
+
+_MARKER_KEYS = sorted({k for i in MODELS.values() for p in i.marker_paths for k in p} - {"[]"})
+_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(_MARKER_KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(_MARKER_KEYS), _values, max_size=6))
+def test_applicable_is_carrying_a_marker(attributes: dict[str, Any]) -> None:
+    """The shortcuts of ``Verdicts.applicable`` (first keys, one-key markers) decide as walking
+    every marker path would."""
+    for kind in ("array", "group"):
+        expected = sorted(
+            i.name
+            for i in MODELS.values()
+            if i.default and i.kind == kind and _carries(attributes, i.marker_paths)
+        )
+        assert names(Verdicts().applicable(kind, attributes)) == expected
+
+
+def _carries(value: Any, paths: Any) -> bool:
+    def reach(v: Any, path: tuple[str, ...]) -> bool:
+        if not path:
+            return True
+        head, *rest = path
+        if head == "[]":
+            return isinstance(v, list) and any(reach(x, tuple(rest)) for x in v)
+        return isinstance(v, dict) and head in v and reach(v[head], tuple(rest))
+
+    return any(reach(value, p) for p in paths)
 
 
 def test_a_model_asked_for_judges_every_node_sharing_a_key_with_it() -> None:

@@ -203,16 +203,23 @@ def info_of(model: type[Any]) -> ModelInfo | None:
 
 def carries_markers(info: ModelInfo, attributes: Any) -> bool:
     """Whether a node's attributes carry any of the model's markers."""
-    return any(_reach(attributes, path) for path in info.marker_paths)
+    for path in info.marker_paths:
+        if _reach(attributes, path):
+            return True
+    return False
 
 
-def _reach(value: Any, path: tuple[str, ...]) -> bool:
-    for i, key in enumerate(path):
+def _reach(value: Any, path: tuple[str, ...], start: int = 0) -> bool:
+    """Whether ``path`` (keys, ``"[]"`` for any item of a list) leads somewhere in ``value``."""
+    for i in range(start, len(path)):
+        key = path[i]
         if key == "[]":
-            if not isinstance(value, list | tuple):
+            if type(value) is not list and not isinstance(value, list | tuple):
                 return False
-            rest = path[i + 1 :]
-            return any(_reach(item, rest) for item in value)
+            for item in value:
+                if _reach(item, path, i + 1):
+                    return True
+            return False
         if not (type(value) is dict or isinstance(value, Mapping)) or key not in value:
             return False
         value = value[key]

@@ -350,6 +350,13 @@ class Verdicts:
             for models in self._models.values()
             for i, m in models
         }
+        # models whose every marker is one top-level key: sharing a first key is carrying one
+        self._flat = frozenset(
+            i.name
+            for models in self._models.values()
+            for i, _ in models
+            if not self.explicit and all(len(p) == 1 for p in i.marker_paths)
+        )
 
     def has_models(self, kind: Kind) -> bool:
         """Whether any model may judge a node of this kind (else such nodes need no work)."""
@@ -363,11 +370,12 @@ class Verdicts:
         if not models or not (type(attributes) is dict or isinstance(attributes, Mapping)):
             return ()
         first = self._first_keys
+        flat = self._flat
         found = []
         for i, m in models:
             if first[i.name].isdisjoint(attributes):
                 continue
-            if carries_markers(i, attributes) or (
+            if i.name in flat or carries_markers(i, attributes) or (
                 self.explicit and signature(i.load()) and looks_like(m, attributes)
             ):
                 found.append((i.name, m))

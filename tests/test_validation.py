@@ -68,8 +68,10 @@ def test_nothing_without_markers() -> None:
 _MARKER_KEYS = sorted({k for i in MODELS.values() for p in i.marker_paths for k in p} - {"[]"})
 _values = st.recursive(
     st.none() | st.integers() | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(_MARKER_KEYS), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(_MARKER_KEYS), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

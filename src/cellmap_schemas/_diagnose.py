@@ -521,6 +521,32 @@ def _may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
     return any(_may_hold(a, warnings, seen) for a in args if a is not Ellipsis)
 
 
+def can_warn(tp: Any) -> bool:
+    """Whether a value msgspec converted to ``tp`` can hold a struct that declares warnings
+    (``_warns``): through struct fields, containers, unions and dispatched members; never
+    through ``Any`` or a bare container, which msgspec fills with builtins."""
+    return _can_warn(tp, set())
+
+
+def _can_warn(tp: Any, seen: set[int]) -> bool:
+    if id(tp) in seen:
+        return False
+    seen.add(id(tp))
+    tp = _strip(tp)
+    members = getattr(tp, "__cellmap_members__", None)
+    if members is not None:
+        return any(_can_warn(m, seen) for m in members)
+    if _is_struct(tp):
+        cls = typing.get_origin(tp) or tp
+        return bool(getattr(cls, "_warns", False)) or any(
+            _can_warn(f.type, seen)
+            for f in _fields(tp)  # an alias's fields: its parameters
+        )
+    if typing.get_origin(tp) is typing.Literal:
+        return False
+    return any(_can_warn(a, seen) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
 def _nested(value: Any, loc: str, warnings: bool) -> Iterator[tuple[Any, str]]:
     """The children of a converted value that can hold structs, with their locations (for a
     struct, only the fields whose type can hold one; that may warn, with ``warnings``)."""

@@ -27,6 +27,7 @@ import msgspec
 from cellmap_schemas._chunks import auto_chunks, normalize_chunks, structure_equal
 from cellmap_schemas._chunks import structure_group_equal as structure_group_equal
 from cellmap_schemas._diagnose import SCHEMA, RuleViolation, diagnose, enforce_rules, join_loc
+from cellmap_schemas._diagnose import can_warn as _can_warn
 from cellmap_schemas._diagnose import collect_warnings as _collect_warnings
 from cellmap_schemas._diagnose import dec_hook as _dec_hook
 from cellmap_schemas.errors import ValidationError
@@ -229,36 +230,13 @@ def judge(obj: Any, tp: Any) -> tuple[Any, list[Problem]]:
 
 def may_warn(tp: Any) -> bool:
     """Whether any struct a model's documents can hold declares warning rules."""
-    key = tp
-    known = _MAY_WARN.get(key)
+    known = _MAY_WARN.get(tp)
     if known is None:
-        known = _MAY_WARN[key] = _any_warning_struct(msgspec.inspect.type_info(tp), set())
+        known = _MAY_WARN[tp] = _can_warn(tp)
     return known
 
 
 _MAY_WARN: dict[Any, bool] = {}
-
-
-def _any_warning_struct(info: Any, seen: set[int]) -> bool:
-    if id(info) in seen:
-        return False
-    seen.add(id(info))
-    mi = msgspec.inspect
-    if isinstance(info, mi.StructType):
-        if getattr(info.cls, "_warns", False):
-            return True
-        return any(_any_warning_struct(f.type, seen) for f in info.fields)
-    if isinstance(info, mi.CustomType):
-        members = getattr(info.cls, "__cellmap_members__", ())
-        return any(_any_warning_struct(mi.type_info(m), seen) for m in members)
-    for attr in ("item_type", "value_type", "types", "item_types"):
-        sub = getattr(info, attr, None)
-        if sub is None:
-            continue
-        subs = sub if isinstance(sub, tuple) else (sub,)
-        if any(_any_warning_struct(t, seen) for t in subs):
-            return True
-    return False
 
 
 def validate_json(data: bytes | str, tp: type[T] | Any) -> T:

@@ -203,10 +203,7 @@ def info_of(model: type[Any]) -> ModelInfo | None:
 
 def carries_markers(info: ModelInfo, attributes: Any) -> bool:
     """Whether a node's attributes carry any of the model's markers."""
-    for path in info.marker_paths:
-        if _reach(attributes, path):
-            return True
-    return False
+    return any(_reach(attributes, path) for path in info.marker_paths)
 
 
 def _reach(value: Any, path: tuple[str, ...], start: int = 0) -> bool:
@@ -216,7 +213,7 @@ def _reach(value: Any, path: tuple[str, ...], start: int = 0) -> bool:
         if key == "[]":
             if type(value) is not list and not isinstance(value, list | tuple):
                 return False
-            for item in value:
+            for item in value:  # noqa: SIM110 (no generator per list: a scan's hot path)
                 if _reach(item, path, i + 1):
                     return True
             return False

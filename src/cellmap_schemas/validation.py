@@ -375,8 +375,10 @@ class Verdicts:
         for i, m in models:
             if first[i.name].isdisjoint(attributes):
                 continue
-            if i.name in flat or carries_markers(i, attributes) or (
-                self.explicit and signature(i.load()) and looks_like(m, attributes)
+            if (
+                i.name in flat
+                or carries_markers(i, attributes)
+                or (self.explicit and signature(i.load()) and looks_like(m, attributes))
             ):
                 found.append((i.name, m))
         return tuple(found)

@@ -238,3 +238,22 @@ def test_status_is_valid_only_when_every_model_agrees() -> None:
     status, results = v.judge(models, spec, "zarr2", "group")
     assert status == "invalid" and not any(r.valid for r in results.values())
     assert v.judge((), spec, "n5", "group") == ("not_applicable", {})
+
+
+def test_a_warning_is_found_through_a_generic_spec_too() -> None:
+    """``collect_warnings`` skips structs that cannot hold a warning; a generic spec's class
+    does not show its parameters, so it is walked (here: an axis unit off the lists)."""
+    import copy
+
+    from cellmap_schemas import base
+    from cellmap_schemas.rules import severity_of
+    from cellmap_schemas.spec.zarr_v2 import GroupSpec
+
+    attrs = copy.deepcopy(OME04_ATTRS)
+    attrs["multiscales"][0]["axes"][0]["unit"] = "furlong"
+    spec = {"zarr_version": 2, "attributes": attrs, "members": {}}
+    value, found = base.judge(attrs, v04.GroupAttrs)
+    plain = [(p.rule, f"attributes.{p.loc}") for p in found if severity_of(p.rule) == "warning"]
+    value, found = base.judge(spec, GroupSpec[v04.GroupAttrs])
+    assert value is not None
+    assert plain and [(p.rule, p.loc) for p in found if severity_of(p.rule) == "warning"] == plain

@@ -591,7 +591,21 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
     and worded forms of every rule agree, which ``tests/test_fast_paths.py`` checks), so only
     the structs that can warn are asked, and scalars are never visited.
     """
+    if isinstance(value, msgspec.Struct) and not _class_can_warn(type(value)):
+        return  # nothing below it declares warnings (a COSEM or Neuroglancer spec)
     for item, sub in _nested(value, loc, warnings=True):
         collect_warnings(item, sub, problems)
     if isinstance(value, msgspec.Struct) and getattr(value, "_warns", False):
         problems.extend(_struct_problems(value, loc))
+
+
+_CLASS_CAN_WARN: dict[type, bool] = {}
+
+
+def _class_can_warn(cls: type) -> bool:
+    """:func:`can_warn` of a value's class; a generic class always may (its instance's
+    parameters, which the class does not show, may be structs that warn)."""
+    known = _CLASS_CAN_WARN.get(cls)
+    if known is None:
+        known = _CLASS_CAN_WARN[cls] = bool(getattr(cls, "__parameters__", ())) or can_warn(cls)
+    return known

@@ -304,7 +304,9 @@ def relative_messages(node: NodeResult, base: str) -> NodeResult:
     touched = error is not None and base in error
     if not touched:
         for result in node.results.values():
-            if any(base in f.msg for f in (*result.errors, *result.warnings)):
+            if (result.errors or result.warnings) and any(
+                base in f.msg for f in (*result.errors, *result.warnings)
+            ):
                 touched = True
                 break
     if not touched:

@@ -22,10 +22,15 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 import msgspec
 
+from cellmap_schemas._typetree import class_can_warn as _class_can_warn
+from cellmap_schemas._typetree import fields as _fields
+from cellmap_schemas._typetree import holders as _holders
+from cellmap_schemas._typetree import is_struct as _is_struct
+from cellmap_schemas._typetree import strip as _strip
 from cellmap_schemas.rules import Problem, Rule, define, severity_of
 
 __all__ = [
@@ -189,17 +194,6 @@ def diagnose(obj: Any, tp: Any, failed: msgspec.ValidationError | None = None) -
     if not problems:  # should not happen; never claim a document invalid without a reason
         problems.append(SCHEMA("", "document does not match the model"))
     return problems
-
-
-def _strip(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _is_struct(tp: Any) -> bool:
-    origin = typing.get_origin(tp) or tp
-    return isinstance(origin, type) and issubclass(origin, msgspec.Struct)
 
 
 def _rule_of(tp: Any, default: Rule) -> Rule:
@@ -455,17 +449,6 @@ def _lenient_struct(
     return _INVALID
 
 
-_FIELDS: dict[Any, tuple[msgspec.structs.FieldInfo, ...]] = {}
-
-
-def _fields(tp: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
-    """``msgspec.structs.fields``, memoised: it re-evaluates annotations on every call."""
-    found = _FIELDS.get(tp)
-    if found is None:
-        found = _FIELDS[tp] = msgspec.structs.fields(tp)
-    return found
-
-
 def _struct_problems(value: Any, loc: str) -> Iterator[Problem]:
     problems = getattr(value, "_problems", None)
     if problems is None:
@@ -476,75 +459,6 @@ def _struct_problems(value: Any, loc: str) -> Iterator[Problem]:
 
 
 _NESTED = (msgspec.Struct, list, tuple, dict)
-
-_HOLDERS: dict[tuple[type, bool], tuple[tuple[str, str], ...]] = {}
-
-
-def _holders(cls: type, warnings: bool = False) -> tuple[tuple[str, str], ...]:
-    """The fields of a struct class (name, encoded name) whose type can hold a struct (with
-    ``warnings``: a struct that declares warnings): the only ones a walk for rules must enter
-    (numbers, strings and lists of them hold no rules)."""
-    key = (cls, warnings)
-    found = _HOLDERS.get(key)
-    if found is None:
-        found = _HOLDERS[key] = tuple(
-            (f.name, f.encode_name) for f in _fields(cls) if _may_hold(f.type, warnings, set())
-        )
-    return found
-
-
-def _may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
-    """Whether a value of type ``tp`` can hold a struct (that may warn, with ``warnings``)."""
-    if id(tp) in seen:
-        return False
-    seen.add(id(tp))
-    tp = _strip(tp)
-    if tp is Any or isinstance(tp, typing.TypeVar):
-        return True
-    if hasattr(tp, "__cellmap_dispatch__") or isinstance(tp, typing.ForwardRef | str):
-        return True
-    if _is_struct(tp):
-        if not warnings:
-            return True
-        cls = typing.get_origin(tp) or tp
-        return (
-            bool(getattr(cls, "_warns", False))
-            or any(_may_hold(f.type, warnings, seen) for f in _fields(cls))
-            or any(_may_hold(a, warnings, seen) for a in typing.get_args(tp))
-        )
-    origin = typing.get_origin(tp)
-    if origin is typing.Literal:
-        return False
-    args = typing.get_args(tp)
-    if not args and origin is not None:
-        return True  # a bare container (``list``, ``dict``): anything inside
-    return any(_may_hold(a, warnings, seen) for a in args if a is not Ellipsis)
-
-
-def can_warn(tp: Any) -> bool:
-    """Whether a value msgspec converted to ``tp`` can hold a struct that declares warnings
-    (``_warns``): through struct fields, containers, unions and dispatched members; never
-    through ``Any`` or a bare container, which msgspec fills with builtins."""
-    return _can_warn(tp, set())
-
-
-def _can_warn(tp: Any, seen: set[int]) -> bool:
-    if id(tp) in seen:
-        return False
-    seen.add(id(tp))
-    tp = _strip(tp)
-    members = getattr(tp, "__cellmap_members__", None)
-    if members is not None:
-        return any(_can_warn(m, seen) for m in members)
-    if _is_struct(tp):
-        cls = typing.get_origin(tp) or tp
-        return bool(getattr(cls, "_warns", False)) or any(
-            _can_warn(f.type, seen)
-            for f in _fields(tp)  # an alias's fields: its parameters
-        )
-    if typing.get_origin(tp) is typing.Literal:
-        return False
-    return any(_can_warn(a, seen) for a in typing.get_args(tp) if a is not Ellipsis)
 
 
 def _nested(value: Any, loc: str, warnings: bool) -> Iterator[tuple[Any, str]]:
@@ -597,15 +511,3 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
         collect_warnings(item, sub, problems)
     if isinstance(value, msgspec.Struct) and getattr(value, "_warns", False):
         problems.extend(_struct_problems(value, loc))
-
-
-_CLASS_CAN_WARN: dict[type, bool] = {}
-
-
-def _class_can_warn(cls: type) -> bool:
-    """:func:`can_warn` of a value's class; a generic class always may (its instance's
-    parameters, which the class does not show, may be structs that warn)."""
-    known = _CLASS_CAN_WARN.get(cls)
-    if known is None:
-        known = _CLASS_CAN_WARN[cls] = bool(getattr(cls, "__parameters__", ())) or can_warn(cls)
-    return known

@@ -27,9 +27,9 @@ import msgspec
 from cellmap_schemas._chunks import auto_chunks, normalize_chunks, structure_equal
 from cellmap_schemas._chunks import structure_group_equal as structure_group_equal
 from cellmap_schemas._diagnose import SCHEMA, RuleViolation, diagnose, enforce_rules, join_loc
-from cellmap_schemas._diagnose import can_warn as _can_warn
 from cellmap_schemas._diagnose import collect_warnings as _collect_warnings
 from cellmap_schemas._diagnose import dec_hook as _dec_hook
+from cellmap_schemas._typetree import can_warn as _can_warn
 from cellmap_schemas.errors import ValidationError
 from cellmap_schemas.rules import Problem, Rule, severity_of
 

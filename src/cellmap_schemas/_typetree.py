@@ -1,0 +1,118 @@
+"""What the types of a model can hold: the questions the diagnosis and the warnings walk ask of
+a type tree, answered once per type from the struct fields (``msgspec.structs.fields``,
+memoised: it evaluates annotations on every call)."""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = ["can_warn", "class_can_warn", "fields", "holders", "is_struct", "may_hold", "strip"]
+
+
+def strip(tp: Any) -> Any:
+    """``tp`` without its ``Annotated`` wrappers."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def is_struct(tp: Any) -> bool:
+    """Whether ``tp`` is a struct type (a generic alias of one included)."""
+    origin = typing.get_origin(tp) or tp
+    return isinstance(origin, type) and issubclass(origin, msgspec.Struct)
+
+
+_FIELDS: dict[Any, tuple[msgspec.structs.FieldInfo, ...]] = {}
+
+
+def fields(tp: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """``msgspec.structs.fields``, memoised: it re-evaluates annotations on every call."""
+    found = _FIELDS.get(tp)
+    if found is None:
+        found = _FIELDS[tp] = msgspec.structs.fields(tp)
+    return found
+
+
+_HOLDERS: dict[tuple[type, bool], tuple[tuple[str, str], ...]] = {}
+
+
+def holders(cls: type, warnings: bool = False) -> tuple[tuple[str, str], ...]:
+    """The fields of a struct class (name, encoded name) whose type can hold a struct (with
+    ``warnings``: a struct that declares warnings): the only ones a walk for rules must enter
+    (numbers, strings and lists of them hold no rules)."""
+    key = (cls, warnings)
+    found = _HOLDERS.get(key)
+    if found is None:
+        found = _HOLDERS[key] = tuple(
+            (f.name, f.encode_name) for f in fields(cls) if may_hold(f.type, warnings, set())
+        )
+    return found
+
+
+def may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
+    """Whether a value of type ``tp`` can hold a struct (that may warn, with ``warnings``)."""
+    if id(tp) in seen:
+        return False
+    seen.add(id(tp))
+    tp = strip(tp)
+    if tp is Any or isinstance(tp, typing.TypeVar):
+        return True
+    if hasattr(tp, "__cellmap_dispatch__") or isinstance(tp, typing.ForwardRef | str):
+        return True
+    if is_struct(tp):
+        if not warnings:
+            return True
+        cls = typing.get_origin(tp) or tp
+        return (
+            bool(getattr(cls, "_warns", False))
+            or any(may_hold(f.type, warnings, seen) for f in fields(cls))
+            or any(may_hold(a, warnings, seen) for a in typing.get_args(tp))
+        )
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return False
+    args = typing.get_args(tp)
+    if not args and origin is not None:
+        return True  # a bare container (``list``, ``dict``): anything inside
+    return any(may_hold(a, warnings, seen) for a in args if a is not Ellipsis)
+
+
+def can_warn(tp: Any) -> bool:
+    """Whether a value msgspec converted to ``tp`` can hold a struct that declares warnings
+    (``_warns``): through struct fields, containers, unions and dispatched members; never
+    through ``Any`` or a bare container, which msgspec fills with builtins."""
+    return _can_warn(tp, set())
+
+
+def _can_warn(tp: Any, seen: set[int]) -> bool:
+    if id(tp) in seen:
+        return False
+    seen.add(id(tp))
+    tp = strip(tp)
+    members = getattr(tp, "__cellmap_members__", None)
+    if members is not None:
+        return any(_can_warn(m, seen) for m in members)
+    if is_struct(tp):
+        cls = typing.get_origin(tp) or tp
+        # an alias's fields carry its parameters
+        return bool(getattr(cls, "_warns", False)) or any(
+            _can_warn(f.type, seen) for f in fields(tp)
+        )
+    if typing.get_origin(tp) is typing.Literal:
+        return False
+    return any(_can_warn(a, seen) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+_CLASS_CAN_WARN: dict[type, bool] = {}
+
+
+def class_can_warn(cls: type) -> bool:
+    """:func:`can_warn` of a value's class; a generic class always may (its instance's
+    parameters, which the class does not show, may be structs that warn)."""
+    known = _CLASS_CAN_WARN.get(cls)
+    if known is None:
+        known = _CLASS_CAN_WARN[cls] = bool(getattr(cls, "__parameters__", ())) or can_warn(cls)
+    return known

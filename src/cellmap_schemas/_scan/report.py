@@ -474,19 +474,28 @@ class CsvWriter:
         self._text.close()
 
 
-def _writers() -> dict[str, Callable[[IO[bytes]], Writer]]:
-    from cellmap_schemas._scan import formats_ci
-    from cellmap_schemas._scan.html import HtmlWriter
+def _writer_class(fmt: str) -> Callable[[IO[bytes]], Writer]:
+    """The writer of a file format, its module imported only when asked for (the HTML report's
+    template and the CI formats are not a scan's start-up)."""
+    if fmt == "html":
+        from cellmap_schemas._scan.html import HtmlWriter
 
-    return {
-        "html": HtmlWriter,
+        return HtmlWriter
+    if fmt in ("junit", "sarif", "github"):
+        from cellmap_schemas._scan import formats_ci
+
+        ci: dict[str, Callable[[IO[bytes]], Writer]] = {
+            "junit": formats_ci.JunitWriter,
+            "sarif": formats_ci.SarifWriter,
+            "github": formats_ci.GithubWriter,
+        }
+        return ci[fmt]
+    plain: dict[str, Callable[[IO[bytes]], Writer]] = {
         "json": JsonWriter,
         "ndjson": NdjsonWriter,
         "csv": CsvWriter,
-        "junit": formats_ci.JunitWriter,
-        "sarif": formats_ci.SarifWriter,
-        "github": formats_ci.GithubWriter,
     }
+    return plain[fmt]
 
 
 FORMATS: tuple[str, ...] = (
@@ -502,7 +511,7 @@ def make_writer(fmt: ReportFormat, out: IO[bytes] | None, *, terminal: bool = Fa
         return TableWriter(out, terminal=terminal)
     if out is None:
         raise ValueError(f"format {fmt!r} needs an output stream")
-    return _writers()[fmt](out)
+    return _writer_class(fmt)(out)
 
 
 # ---- the output file ------------------------------------------------------------------------

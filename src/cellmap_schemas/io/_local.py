@@ -172,7 +172,7 @@ class Scope:
     directory met), so that a read costs no resolution of its own unless its file is a link.
     """
 
-    __slots__ = ("_inside", "follow", "real_root", "root", "url")
+    __slots__ = ("_inside", "_real", "follow", "real_root", "root", "url")
 
     CACHE = 1 << 12
     """Directories remembered at most; the cache is emptied when full (a walk goes depth first,
@@ -184,6 +184,8 @@ class Scope:
         self.url = url
         self.follow = follow
         self._inside: dict[str, bool] = {"": True}
+        self._real: dict[str, str] = {}
+        """The real path of each directory key a listing resolved (links followed)."""
 
     @classmethod
     def of(cls, root: str, url: str, follow: bool) -> Scope:
@@ -210,6 +212,15 @@ class Scope:
                 )
             self._inside[key] = ok
         return ok
+
+    def real_of(self, key: str) -> str | None:
+        """The remembered real path of the directory key ``key`` (None: not resolved yet)."""
+        return self._real.get(key)
+
+    def remember_real(self, key: str, real: str) -> None:
+        if len(self._real) > self.CACHE:
+            self._real = {}
+        self._real[key] = real
 
     def url_of(self, key: str) -> str:
         return join_key(self.url, key)
@@ -460,6 +471,12 @@ def _resolve(scope: Scope, key: str, url: str) -> tuple[str, set[str]] | None:
     ancestors = {real}
     segments = [s for s in key.split("/") if s and s != "."]
     for i, segment in enumerate(segments):
+        prefix = "/".join(segments[: i + 1])
+        known = scope.real_of(prefix)  # a walk lists a directory's parent first: one lstat each
+        if known is not None:
+            real = known
+            ancestors.add(real)
+            continue
         candidate = os.path.join(real, segment)
         if os.path.islink(candidate):
             try:
@@ -474,6 +491,7 @@ def _resolve(scope: Scope, key: str, url: str) -> tuple[str, set[str]] | None:
             real = target
         else:
             real = candidate
+        scope.remember_real(prefix, real)
         ancestors.add(real)
     return real, ancestors
 

@@ -1,5 +1,6 @@
-"""How many threads a local store reads with: from the mount table, then from what its batches
-cost (:class:`cellmap_schemas.io._local.Pace`)."""
+"""The local store's own machinery: how many threads it reads with (from the mount table, then
+from what its batches cost: :class:`cellmap_schemas.io._local.Pace`), and the real paths its
+listings remember."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ import pytest
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io import open_store
-from cellmap_schemas.io._local import LOCAL_FILESYSTEMS, THREADS, LocalStore, Pace, filesystem_of
+from cellmap_schemas.io._local import (
+    LOCAL_FILESYSTEMS,
+    THREADS,
+    LocalStore,
+    Pace,
+    Scope,
+    filesystem_of,
+    scan_batch,
+)
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -103,3 +112,32 @@ def test_a_store_on_this_machines_disk_reads_everything_at_its_pace(tmp_path: Pa
 
     got = anyio.run(main)
     assert got == [str(i).encode() for i in range(300)] + [None]
+
+
+def test_listings_with_remembered_real_paths_agree_with_fresh_ones(tmp_path: Path) -> None:
+    """A scope remembers each listed directory's real path; listing through links inside the
+    root (and a loop back up) gives what a scope that remembers nothing gives."""
+    root = tmp_path / "root"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "a" / "b" / "c" / "f.json").write_text("{}")
+    (root / "a" / "link").symlink_to(root / "a" / "b")  # inside the root
+    (root / "a" / "b" / "up").symlink_to(root / "a")  # a loop
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "a" / "out").symlink_to(outside)
+    keys = ["", "a", "a/b", "a/b/c", "a/link", "a/link/c", "a/b/up", "a/b/up/b", "a/out", "a/x"]
+    url = f"file://{root}"
+
+    def fresh(key: str) -> object:
+        result = scan_batch([(key, url)], Scope.of(str(root), url, False))[0]
+        return result if isinstance(result, tuple) else str(result)
+
+    scope = Scope.of(str(root), url, False)
+    listed = scan_batch([(k, url) for k in keys], scope)
+    again = scan_batch([(k, url) for k in keys], scope)  # now every prefix is remembered
+    for key, first, second in zip(keys, listed, again, strict=True):
+        got1 = first if isinstance(first, tuple) else str(first)
+        got2 = second if isinstance(second, tuple) else str(second)
+        assert got1 == got2 == fresh(key), key
+    assert listed[keys.index("a/b")] == (["c"], [])  # ``up`` leads back into its ancestors
+    assert "not followed" in str(listed[keys.index("a/out")])

@@ -251,7 +251,9 @@ def pyramid_ok(spec: Mapping[str, Any], fmt: Format, convention: Convention) -> 
 _KNOWN: dict[tuple[_FastLevel, ...], bool] = {}
 """Pyramids already checked, by their levels: the label groups of an image, and its copies in
 other containers, repeat its geometry (on the benchmark bucket 4 checks in 5 are repeats)."""
-_KNOWN_MAX = 4096
+_KNOWN_MAX = 1024
+"""Pyramids remembered at most (a few KiB each); emptied when full: repeats come close
+together, a walk meets an image's labels right after it."""
 
 
 def _levels_ok(levels: list[_FastLevel]) -> bool:

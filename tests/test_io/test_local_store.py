@@ -141,3 +141,19 @@ def test_listings_with_remembered_real_paths_agree_with_fresh_ones(tmp_path: Pat
         assert got1 == got2 == fresh(key), key
     assert listed[keys.index("a/b")] == (["c"], [])  # ``up`` leads back into its ancestors
     assert "not followed" in str(listed[keys.index("a/out")])
+
+
+def test_a_failed_read_names_the_keys_url(tmp_path: Path) -> None:
+    """Batched reads build each URL from the path they read: the message names ``url_of``."""
+    odd = tmp_path / "a dir=1" / "ü#x"
+    odd.mkdir(parents=True)
+    os.mkfifo(odd / "attributes.json")
+    key = "a dir=1/ü#x/attributes.json"
+
+    async def main() -> tuple[str, list[bytes | StoreError | None]]:
+        async with open_store(str(tmp_path)) as store:
+            return store.url_of(key), await store.get_many([key])
+
+    url, (got,) = anyio.run(main)
+    assert isinstance(got, StoreError)
+    assert str(got).startswith(f"{url}: not a regular file")

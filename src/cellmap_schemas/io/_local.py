@@ -33,7 +33,7 @@ import anyio.to_thread
 from cellmap_schemas.errors import NotFollowedError, StoreError
 from cellmap_schemas.io._base import DEFAULT_MAX_DOCUMENT_SIZE, Store, too_large
 from cellmap_schemas.io._errors import translate
-from cellmap_schemas.io.url import Location, join_key
+from cellmap_schemas.io.url import Location, join_key, redact
 
 __all__ = ["LocalStore", "Scope"]
 
@@ -295,7 +295,8 @@ class LocalStore(Store):
         return result[0]  # type: ignore[no-any-return]
 
     async def get_many(self, keys: Iterable[str]) -> list[bytes | StoreError | None]:
-        items = [(self._path(k), self.url_of(k), k) for k in keys]
+        # a local file's URL is its path (``url_of``), joined once for both
+        items = [(path, redact(path), k) for k in keys for path in (self._path(k),)]
         return await self._batched(
             functools.partial(read_batch, limit=self.max_document_size, scope=self._scope), items
         )

@@ -486,7 +486,7 @@ def _resolve(scope: Scope, key: str, url: str) -> tuple[str, set[str]] | None:
                 _missing_or_raise(exc, url)
                 return None
             target = os.path.realpath(candidate)
-            refused = scope.refusal("/".join(segments[: i + 1]), target)
+            refused = scope.refusal(prefix, target)
             if refused is not None:
                 raise refused
             real = target

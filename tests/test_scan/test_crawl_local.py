@@ -530,3 +530,41 @@ def test_documents_of_the_wrong_shape_never_crash_the_scan(tmp_path: Path) -> No
     assert unreadable == {"z.zarr/c", "v3.zarr/d", "arr.zarr"}
     assert "holds both .zarray and .zgroup" in (nodes["arr.zarr"].error or "")
     assert all(n.error for p, n in nodes.items() if p in unreadable)
+
+
+def test_repeated_array_documents_get_the_verdicts_their_documents_deserve(
+    tmp_path: Path,
+) -> None:
+    """Label arrays repeat their image's documents byte for byte; a scan parses and judges
+    each distinct document once, and every repeat must still get its own record with the
+    verdicts a unique copy of the same document gets (here: one with an extra key)."""
+    good = {
+        "dimensions": [64, 64, 64],
+        "blockSize": [32, 32, 32],
+        "dataType": "uint8",
+        "compression": {"type": "raw"},
+        "pixelResolution": {"dimensions": [4.0, 4.0, 4.0], "unit": "nm"},
+        "transform": {"axes": ["z", "y", "x"], "scale": [4.0, 4.0, 4.0],
+                      "translate": [0.0, 0.0, 0.0], "units": ["nm", "nm", "nm"]},
+    }  # fmt: skip
+    bad = {**good, "transform": {**good["transform"], "scale": [4.0, -1.0]}}
+
+    def tree(root: Path, unique: bool) -> Path:
+        files: dict[str, Any] = {"c.n5/attributes.json": {"n5": "2.0.0"}}
+        for i in range(6):
+            for name, doc in (("good", good), ("bad", bad)):
+                extra = {"note": f"copy {i}"} if unique else {}
+                files[f"c.n5/{name}{i}/s0/attributes.json"] = {**doc, **extra}
+                files[f"c.n5/{name}{i}/attributes.json"] = {"n5": "2.0.0"}
+        return write(root, files)
+
+    repeated = by_path(run_scan(str(tree(tmp_path / "repeated", unique=False))))
+    unique = by_path(run_scan(str(tree(tmp_path / "unique", unique=True))))
+    assert set(repeated) == set(unique)
+    arrays = [p for p, n in repeated.items() if n.kind == "array"]
+    assert len(arrays) == 12
+    for path in arrays:
+        assert repeated[path].status == unique[path].status, path
+        assert repeated[path].results == unique[path].results, path
+    assert {repeated[p].status for p in arrays if "/bad" in f"/{p}"} == {"invalid"}
+    assert {repeated[p].status for p in arrays if "/good" in f"/{p}"} == {"valid"}

@@ -43,6 +43,9 @@ __all__ = ["MEMBER_DEPTH", "Outcomes"]
 MEMBER_DEPTH = 2
 """Levels of members a group model sees: a crop's class groups and their arrays."""
 
+_VERDICTS_KEPT = 1024
+"""Array verdicts remembered at most (as many as the walker's remembered documents)."""
+
 
 class Outcomes:
     """The reporting half of the walker (state set up by ``Crawler.__init__``)."""
@@ -68,6 +71,10 @@ class Outcomes:
     _crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]]
     """Crops judged and held: their records go out once the walk is over, ``CROP101`` added
     against every image it could reach."""
+    _verdicts_of: dict[int, tuple[dict[str, Any], Status, dict[str, ModelResult]]]
+    """The verdicts on array specs met again (``Crawler._parse`` hands out the same spec for
+    the same documents), by the spec's identity; the spec is kept with them, so the identity
+    stays its own."""
 
     async def _emit(self, result: NodeResult) -> None:
         if self._tree is None and result.path not in self._finished:
@@ -142,9 +149,16 @@ class Outcomes:
         results: dict[str, ModelResult] = {}
         if self._array_models:
             assert self.verdicts is not None
-            models = self.verdicts.applicable("array", spec.get("attributes"))
-            if models:
-                status, results = self.verdicts.judge(models, spec, node.format, "array")
+            known = self._verdicts_of.get(id(spec))
+            if known is not None and known[0] is spec:
+                _, status, results = known
+            else:
+                models = self.verdicts.applicable("array", spec.get("attributes"))
+                if models:
+                    status, results = self.verdicts.judge(models, spec, node.format, "array")
+                if len(self._verdicts_of) >= _VERDICTS_KEPT:
+                    self._verdicts_of.clear()
+                self._verdicts_of[id(spec)] = (spec, status, results)
         await self._emit(
             NodeResult(
                 path=it.path, kind="array", format=node.format, status=status, results=results

@@ -72,7 +72,7 @@ from cellmap_schemas.io._frontier import (
 )
 from cellmap_schemas.io._outcomes import MEMBER_DEPTH, Outcomes
 from cellmap_schemas.io.store import Store
-from cellmap_schemas.validation import ModelResult, NodeResult, Verdicts
+from cellmap_schemas.validation import ModelResult, NodeResult, Status, Verdicts
 
 __all__ = ["MAX_DEPTH", "MEMBER_DEPTH", "Crawler", "RootError", "Seed"]
 
@@ -93,6 +93,12 @@ and peaked at 70 / 72 MB (ndjson, 20,000 roots); 128 took 2.6 s (more thread hop
 
 LOCAL_TASKS = 4
 """Batches in flight at once on local disk."""
+
+REPEATS_KEPT = 1024
+"""Array documents a scan remembers, with their spec (see :meth:`Crawler._parse`)."""
+REPEAT_MAX_BYTES = 16384
+"""Larger array documents are parsed every time (remembering them would cost more memory
+than parsing them costs time)."""
 
 
 class Crawler(Outcomes):
@@ -169,6 +175,35 @@ class Crawler(Outcomes):
         self._images: dict[str, list[ImageGrid]] = {}
         self._outside: list[ImageGrid] = list(images)
         self._crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]] = []
+        self._repeats: dict[tuple[tuple[str, bytes | None], ...], ParsedNode] = {}
+        self._verdicts_of: dict[int, tuple[dict[str, Any], Status, dict[str, ModelResult]]] = {}
+
+    def _parse(self, docs: Mapping[str, bytes | None], url: str) -> ParsedNode:
+        """:func:`parse_node_lenient`, remembering array documents a scan meets again.
+
+        The label arrays of an image repeat its levels' documents byte for byte (one per
+        class and level), so a scan parses each distinct one once and hands the same spec to
+        its repeats: :meth:`_array` then judges it once too. Only a scan does (a tree's specs
+        are handed to the caller, who may change them), and only for documents of one format
+        (their format and spec then depend on the bytes alone, not on the URL).
+        """
+        if self._tree is not None:
+            return parse_node_lenient(docs, url)
+        key = tuple(docs.items())
+        known = self._repeats.get(key)
+        if known is not None:
+            return ParsedNode(url, known.format, "array", known.spec)
+        node = parse_node_lenient(docs, url)
+        if (
+            node.kind == "array"
+            and node.consolidated is None
+            and all(v is None or format_of_key(k) == node.format for k, v in key)
+            and sum(len(v) for _, v in key if v is not None) <= REPEAT_MAX_BYTES
+        ):
+            if len(self._repeats) >= REPEATS_KEPT:
+                self._repeats.clear()
+            self._repeats[key] = node
+        return node
 
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}" if path else self.store.url
@@ -344,7 +379,7 @@ class Crawler(Outcomes):
             w.docs[key] = value
         if any(w.docs.get(k) is not None for k in DEFINING):
             try:
-                w.node = parse_node_lenient(w.docs, w.url)
+                w.node = self._parse(w.docs, w.url)
             except UnsupportedFormatError as exc:
                 await self._bad_document(it, w.docs, exc, root)
                 w.reported = True
@@ -394,7 +429,7 @@ class Crawler(Outcomes):
             w.docs[key] = value
         if any(v is not None for v in values):
             try:
-                node = parse_node_lenient(w.docs, w.url)
+                node = self._parse(w.docs, w.url)
             except UnsupportedFormatError as exc:
                 await self._bad_document(it, w.docs, exc, root)
                 if may_hold_nodes(w.docs):

@@ -397,3 +397,53 @@ def test_may_warn_agrees_with_msgspecs_view_of_every_model() -> None:
     flags = {m: base.may_warn(m) for m in models}
     assert flags == {m: _warns_by_type_info(msgspec.inspect.type_info(m), set()) for m in models}
     assert any(flags.values()) and not all(flags.values())  # both answers occur
+
+
+@pytest.mark.parametrize("convention", ["cosem", "neuroglancer_n5"])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_remembered_pyramids_are_told_apart_as_the_fast_form_tells_them(
+    convention: Any, data: st.DataObject
+) -> None:
+    """The fast form remembers pyramids by what it reads of them: a pyramid remembered must
+    never answer for one that differs in anything the fast form reads (``1`` / ``1.0`` /
+    ``true``, a level's order, data type or shape)."""
+    from cellmap_schemas.multiscale import _pyramid_fast
+
+    spec = data.draw(_pyramids(convention))
+    other = _perturb(data.draw, spec)
+    if data.draw(st.booleans()):  # numbers of another JSON type, same value
+        level = data.draw(st.sampled_from(sorted(other["members"])))
+        shape = other["members"][level]["shape"]
+        other["members"][level]["shape"] = [
+            data.draw(st.sampled_from([float(n), True])) for n in shape
+        ]
+    if data.draw(st.booleans()):
+        level = data.draw(st.sampled_from(sorted(other["members"])))
+        other["members"][level]["dtype"] = data.draw(st.sampled_from([None, math.nan, "<u2"]))
+
+    def alone(doc: dict[str, Any]) -> bool:
+        _pyramid_fast._KNOWN.clear()
+        return pyramid_ok(doc, "n5", convention)
+
+    expected = alone(spec), alone(other)
+    pyramid_ok(spec, "n5", convention)  # remembered, then asked about the other
+    assert pyramid_ok(other, "n5", convention) == expected[1]
+    _pyramid_fast._KNOWN.clear()
+    pyramid_ok(other, "n5", convention)
+    assert pyramid_ok(spec, "n5", convention) == expected[0]
+
+
+def test_a_remembered_pyramid_with_a_null_data_type_does_not_answer_for_nan() -> None:
+    """JSON writes NaN as null: a data type that is NaN (bare ``NaN`` in a document) must not
+    be taken for a missing one, which the fast form skips."""
+    from cellmap_schemas.multiscale import _pyramid_fast
+
+    missing = _pyramid("cosem", [64, 64], [[1, 1], [2, 2]], [4.0, 4.0], [False, False], "C")
+    missing["members"]["s1"]["dtype"] = None
+    nan = copy.deepcopy(missing)
+    nan["members"]["s1"]["dtype"] = math.nan
+    _pyramid_fast._KNOWN.clear()
+    assert pyramid_ok(missing, "n5", "cosem")
+    assert not pyramid_ok(nan, "n5", "cosem")
+    assert list(worded_pyramid_problems(nan, "n5", "cosem"))

@@ -257,3 +257,34 @@ def test_a_warning_is_found_through_a_generic_spec_too() -> None:
     value, found = base.judge(spec, GroupSpec[v04.GroupAttrs])
     assert value is not None
     assert plain and [(p.rule, p.loc) for p in found if severity_of(p.rule) == "warning"] == plain
+
+
+def test_the_typed_warnings_walk_finds_what_the_value_walk_finds() -> None:
+    """Warnings of a document built from plain data are found by following the model's types
+    (parts typed ``Any`` are never entered); they must be those a walk of every struct in the
+    converted value finds, in the same order, members and attributes alike."""
+    import copy
+
+    from cellmap_schemas import base
+    from cellmap_schemas._diagnose import collect_warnings
+    from cellmap_schemas.formats import parse_node
+
+    image = HELA / "jrc_hela-2.zarr/recon-1/em/fibsem-uint8"
+    attrs = copy.deepcopy(OME04_ATTRS)
+    attrs["multiscales"][0]["axes"][0]["unit"] = "furlong"
+    attrs["multiscales"][0]["axes"][1]["unit"] = "league"
+    members: dict[str, Any] = {}
+    for level in sorted(p.name for p in image.iterdir() if (p / ".zarray").exists()):
+        docs = {k: (image / level / k).read_bytes() for k in (".zarray",)}
+        members[level] = parse_node(docs, level).spec
+        members[level]["attributes"] = {"any": {"thing": [1, {"x": 2}]}}
+    spec = {"zarr_version": 2, "attributes": attrs, "members": members}
+    value, found = base.judge(spec, v04.Group)
+    assert value is not None
+    walked: list[Any] = []
+    collect_warnings(value, "", walked)
+    assert [p.rule for p in found] == ["OME008", "OME008"]
+    assert found == walked
+    # an instance passed in is walked by value (its fields may hold anything)
+    again, found_again = base.judge(value, v04.Group)
+    assert again is value and found_again == walked

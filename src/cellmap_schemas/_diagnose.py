@@ -26,7 +26,9 @@ from typing import Any, TypeVar, Union
 
 import msgspec
 
+from cellmap_schemas._typetree import can_warn as _can_warn
 from cellmap_schemas._typetree import class_can_warn as _class_can_warn
+from cellmap_schemas._typetree import declared_as as _declared_as
 from cellmap_schemas._typetree import fields as _fields
 from cellmap_schemas._typetree import holders as _holders
 from cellmap_schemas._typetree import is_struct as _is_struct
@@ -38,6 +40,7 @@ __all__ = [
     "RuleViolation",
     "collect_rules",
     "collect_warnings",
+    "collect_warnings_of",
     "dec_hook",
     "diagnose",
     "enforce_rules",
@@ -511,3 +514,61 @@ def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:
         collect_warnings(item, sub, problems)
     if isinstance(value, msgspec.Struct) and getattr(value, "_warns", False):
         problems.extend(_struct_problems(value, loc))
+
+
+def collect_warnings_of(value: Any, tp: Any, loc: str, problems: list[Problem]) -> None:
+    """:func:`collect_warnings` of a value msgspec converted from plain data to ``tp``, guided
+    by the type: a part whose declared type cannot hold a struct that warns is never entered
+    (``Any`` holds plain data, so attributes of no declared type are skipped whole); where the
+    type does not tell (a generic class without its parameters), the value's own walk goes on.
+    """
+    if not _can_warn_memo(tp):
+        return
+    tp = _strip(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType) and not isinstance(value, msgspec.Struct):
+        others = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(others) != 1:  # which of several containers: the value's own walk decides
+            collect_warnings(value, loc, problems)
+            return
+        tp = _strip(others[0])
+    if isinstance(value, msgspec.Struct):
+        declared = _declared_as(tp, type(value))
+        if declared is None:
+            collect_warnings(value, loc, problems)
+            return
+        for f in _fields(declared):
+            if _can_warn_memo(f.type):
+                item = getattr(value, f.name)
+                collect_warnings_of(item, f.type, join_loc(loc, f.encode_name), problems)
+        if getattr(value, "_warns", False):
+            problems.extend(_struct_problems(value, loc))
+        return
+    args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+    if isinstance(value, dict) and len(args) == 2:
+        for k, item in value.items():
+            collect_warnings_of(item, args[1], join_loc(loc, str(k)), problems)
+    elif isinstance(value, list | tuple) and args:
+        origin = typing.get_origin(tp)
+        positional = origin is tuple and Ellipsis not in typing.get_args(tp)
+        if positional and len(args) != len(value):
+            collect_warnings(value, loc, problems)
+            return
+        for i, item in enumerate(value):
+            collect_warnings_of(
+                item, args[i] if positional else args[0], join_loc(loc, i), problems
+            )
+    elif isinstance(value, _NESTED):  # a union of containers, or any other shape: by value
+        collect_warnings(value, loc, problems)
+
+
+_CAN_WARN: dict[Any, bool] = {}
+
+
+def _can_warn_memo(tp: Any) -> bool:
+    known = _CAN_WARN.get(tp)
+    if known is None:
+        try:
+            known = _CAN_WARN[tp] = _can_warn(tp)
+        except TypeError:  # an unhashable type: ask every time
+            return _can_warn(tp)
+    return known

@@ -4,12 +4,22 @@ memoised: it evaluates annotations on every call)."""
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Annotated, Any
 
 import msgspec
 
-__all__ = ["can_warn", "class_can_warn", "fields", "holders", "is_struct", "may_hold", "strip"]
+__all__ = [
+    "can_warn",
+    "class_can_warn",
+    "declared_as",
+    "fields",
+    "holders",
+    "is_struct",
+    "may_hold",
+    "strip",
+]
 
 
 def strip(tp: Any) -> Any:
@@ -116,3 +126,25 @@ def class_can_warn(cls: type) -> bool:
     if known is None:
         known = _CLASS_CAN_WARN[cls] = bool(getattr(cls, "__parameters__", ())) or can_warn(cls)
     return known
+
+
+def declared_as(tp: Any, cls: type) -> Any:
+    """The alternative of the declared type ``tp`` that msgspec built an instance of ``cls``
+    from (``tp`` itself, a member of a union, or of an "array or group" type), with its
+    parameters; ``None`` when it cannot be told (a generic class declared without them, or a
+    subclass), and the value's own fields are then the only guide."""
+    tp = strip(tp)
+    alternatives = getattr(tp, "__cellmap_members__", None)
+    if alternatives is None:
+        alternatives = typing.get_args(tp) if typing.get_origin(tp) in _UNIONS else (tp,)
+    for alt in alternatives:
+        alt = strip(alt)
+        origin = typing.get_origin(alt) or alt
+        if origin is cls:
+            if alt is cls and cls.__dict__.get("__parameters__"):
+                return None  # a generic class without its parameters: they are unknown here
+            return alt
+    return None
+
+
+_UNIONS = (typing.Union, types.UnionType)

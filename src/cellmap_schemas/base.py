@@ -28,6 +28,7 @@ from cellmap_schemas._chunks import auto_chunks, normalize_chunks, structure_equ
 from cellmap_schemas._chunks import structure_group_equal as structure_group_equal
 from cellmap_schemas._diagnose import SCHEMA, RuleViolation, diagnose, enforce_rules, join_loc
 from cellmap_schemas._diagnose import collect_warnings as _collect_warnings
+from cellmap_schemas._diagnose import collect_warnings_of as _collect_warnings_of
 from cellmap_schemas._diagnose import dec_hook as _dec_hook
 from cellmap_schemas._typetree import can_warn as _can_warn
 from cellmap_schemas.errors import ValidationError
@@ -224,7 +225,10 @@ def judge(obj: Any, tp: Any) -> tuple[Any, list[Problem]]:
     if not may_warn(tp):
         return value, []
     found: list[Problem] = []
-    _collect_warnings(value, "", found)
+    if isinstance(obj, msgspec.Struct):  # an instance passed through: its fields may hold anything
+        _collect_warnings(value, "", found)
+    else:  # built from plain data: structs are only where the type declares them
+        _collect_warnings_of(value, tp, "", found)
     return value, found
 
 

@@ -288,3 +288,20 @@ def test_the_typed_warnings_walk_finds_what_the_value_walk_finds() -> None:
     # an instance passed in is walked by value (its fields may hold anything)
     again, found_again = base.judge(value, v04.Group)
     assert again is value and found_again == walked
+
+
+def test_a_refused_document_still_reports_the_warnings_of_its_sound_parts() -> None:
+    """The diagnosis of an invalid document finds the warnings of the parts that converted
+    whole (they are walked by their types), next to the errors of the broken part."""
+    import copy
+
+    from cellmap_schemas import base
+    from cellmap_schemas.rules import severity_of
+
+    attrs = copy.deepcopy(OME04_ATTRS)
+    attrs["multiscales"][0]["axes"][0]["unit"] = "furlong"
+    spec = {"zarr_version": 2, "attributes": attrs, "members": {}}  # no level arrays: errors
+    value, found = base.judge(spec, v04.Group)
+    assert value is None
+    assert [p.rule for p in found if severity_of(p.rule) == "warning"] == ["OME008"]
+    assert any(severity_of(p.rule) == "error" for p in found)

@@ -33,6 +33,8 @@ from cellmap_schemas._typetree import fields as _fields
 from cellmap_schemas._typetree import holders as _holders
 from cellmap_schemas._typetree import is_struct as _is_struct
 from cellmap_schemas._typetree import strip as _strip
+from cellmap_schemas._typetree import tagged as _tagged
+from cellmap_schemas._typetree import within_length as _within_length
 from cellmap_schemas.rules import Problem, Rule, define, severity_of
 
 __all__ = [
@@ -161,14 +163,15 @@ E = TypeVar("E", bound=BaseException)
 
 class _Walk:
     """What the running :func:`diagnose` knows of the structs it built, by id: those msgspec
-    converted whole (``clean``: every rule inside passed) and those built past a broken rule
+    converted whole (``clean``: every rule inside passed; kept with the type it was converted
+    to, or ``None`` when that does not tell what it holds) and those built past a broken rule
     (``broken``). Each is held until the walk ends, so that no other object takes its id."""
 
     __slots__ = ("broken", "clean")
 
     def __init__(self) -> None:
         self.broken: dict[int, Any] = {}
-        self.clean: dict[int, Any] = {}
+        self.clean: dict[int, tuple[Any, Any]] = {}
 
 
 _WALK: contextvars.ContextVar[_Walk | None] = contextvars.ContextVar("walk", default=None)
@@ -253,7 +256,7 @@ def _lenient(
         else:
             walk = _WALK.get()
             if walk is not None and isinstance(value, _NESTED):
-                walk.clean[id(value)] = value
+                walk.clean[id(value)] = (value, tp)
             return value
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
     ruled = isinstance(first.__cause__, RuleViolation)
@@ -264,6 +267,10 @@ def _lenient(
 
     if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
         return _lenient(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
+    if ruled and inner is tp and _is_struct(inner):
+        built = _built_but_ruled(first, inner)
+        if built is not None:
+            return built
     if _is_struct(inner) and isinstance(obj, dict):
         return _lenient_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
     if origin in (Union, types.UnionType) and obj is not None:
@@ -271,7 +278,7 @@ def _lenient(
         structs = [a for a in candidates if _is_struct(_strip(a))]
         if len(candidates) == 1 or (len(structs) == 1 and isinstance(obj, dict)):
             return _lenient(obj, (structs or candidates)[0], loc, problems, rule)
-        tagged = _by_tag(structs, obj)
+        tagged = _tagged(structs, obj)
         if tagged is not None:
             return _lenient(obj, tagged, loc, problems, rule)
     if inner is not tp and inner is not Any and (origin or _is_struct(inner)):
@@ -301,6 +308,29 @@ def _lenient(
         return _INVALID
     problems.append(rule(*_split_msgspec(first, loc)))
     return _INVALID
+
+
+def _built_but_ruled(exc: msgspec.ValidationError, tp: Any) -> Any:
+    """The struct a decode built whole before its own rules refused it (a rule across its
+    fields, such as a group's levels against its members), or ``None``.
+
+    Every field was converted, so every struct inside passed its rules: the walk takes the
+    struct as a lenient decode would build it, without converting its fields one by one.
+    """
+    cause = exc.__cause__
+    assert isinstance(cause, RuleViolation)
+    instance = cause.instance
+    if type(instance) is not (typing.get_origin(tp) or tp) or _msgspec_error(exc)[0]:
+        return None  # refused deeper down, or by a struct of another type
+    walk = _WALK.get()
+    if walk is not None:
+        walk.broken[id(instance)] = instance
+        declared = _declared_as(tp, type(instance))
+        for f in _fields(declared) if declared is not None else ():
+            value = getattr(instance, f.name)
+            if isinstance(value, _NESTED):
+                walk.clean[id(value)] = (value, f.type)
+    return instance
 
 
 def _lenient_items(
@@ -351,34 +381,6 @@ def _lenient_dict(
         _report(parts, problems)
         return _INVALID
     return out
-
-
-_LENGTHS: dict[Any, tuple[int | None, int | None]] = {}
-
-
-def _within_length(obj: Any, tp: Any) -> bool:
-    """Whether ``obj`` meets the length constraints of an ``Annotated`` container type (the
-    only constraints msgspec puts on containers), read from ``msgspec.inspect``."""
-    bounds = _LENGTHS.get(tp)
-    if bounds is None:
-        info = msgspec.inspect.type_info(tp)
-        bounds = _LENGTHS[tp] = (
-            getattr(info, "min_length", None),
-            getattr(info, "max_length", None),
-        )
-    low, high = bounds
-    return (low is None or len(obj) >= low) and (high is None or len(obj) <= high)
-
-
-def _by_tag(structs: list[Any], obj: Any) -> Any:
-    """The member of a tagged union of structs that ``obj``'s tag names, if any."""
-    if not isinstance(obj, dict):
-        return None
-    for st in structs:
-        config = (typing.get_origin(_strip(st)) or _strip(st)).__struct_config__
-        if config.tag_field is not None and obj.get(config.tag_field) == config.tag:
-            return st
-    return None
 
 
 def _build(cls: type[Any], kwargs: dict[str, Any]) -> Any:
@@ -490,8 +492,12 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     the structs that can warn, are asked for their findings.
     """
     walk = _WALK.get()
-    if walk is not None and id(value) in walk.clean:
-        collect_warnings(value, loc, problems)  # converted whole: no rule in it is broken
+    clean = walk.clean.get(id(value)) if walk is not None else None
+    if clean is not None:  # converted whole: no rule in it is broken, only warnings to find
+        if clean[1] is None:
+            collect_warnings(value, loc, problems)
+        else:
+            collect_warnings_of(value, clean[1], loc, problems)
         return
     for item, sub in _nested(value, loc, warnings=False):
         collect_rules(item, sub, problems)

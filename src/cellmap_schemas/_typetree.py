@@ -9,6 +9,7 @@ import typing
 from typing import Annotated, Any
 
 import msgspec
+import msgspec.inspect
 
 __all__ = [
     "can_warn",
@@ -19,6 +20,8 @@ __all__ = [
     "is_struct",
     "may_hold",
     "strip",
+    "tagged",
+    "within_length",
 ]
 
 
@@ -148,3 +151,31 @@ def declared_as(tp: Any, cls: type) -> Any:
 
 
 _UNIONS = (typing.Union, types.UnionType)
+
+
+_LENGTHS: dict[Any, tuple[int | None, int | None]] = {}
+
+
+def within_length(obj: Any, tp: Any) -> bool:
+    """Whether ``obj`` meets the length constraints of an ``Annotated`` container type (the
+    only constraints msgspec puts on containers), read from ``msgspec.inspect``."""
+    bounds = _LENGTHS.get(tp)
+    if bounds is None:
+        info = msgspec.inspect.type_info(tp)
+        bounds = _LENGTHS[tp] = (
+            getattr(info, "min_length", None),
+            getattr(info, "max_length", None),
+        )
+    low, high = bounds
+    return (low is None or len(obj) >= low) and (high is None or len(obj) <= high)
+
+
+def tagged(structs: list[Any], obj: Any) -> Any:
+    """The member of a tagged union of structs that ``obj``'s tag names, if any."""
+    if not isinstance(obj, dict):
+        return None
+    for st in structs:
+        config = (typing.get_origin(strip(st)) or strip(st)).__struct_config__
+        if config.tag_field is not None and obj.get(config.tag_field) == config.tag:
+            return st
+    return None

@@ -554,3 +554,28 @@ def test_requester_pays_keeps_every_get_on_the_client(private: str, s3: S3Server
 
         assert run(main) == ([b'{"n5": "2.0.0"}', b'{"dimensions": [4]}', None], True, 3)
         assert proxy.requests == 3
+
+
+def test_a_stalled_direct_get_ends_at_the_store_timeout(
+    private: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first GET the store sends GETs itself (the direct path), without aiohttp's own
+    timer: the store's timeout alone must end a request the server stalls, and the retry that
+    follows succeeds."""
+    put(s3, "private", {"data/x.n5/s0/attributes.json": b"{}"})
+    with FaultProxy(s3.endpoint, first_faults=["ok", "slow"], delay=6.0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+
+        async def main() -> tuple[bytes | None, bool, float]:
+            async with open_store("s3://private/data/x.n5", retries=1, timeout=0.5) as store:
+                await store.get("attributes.json")  # through botocore: teaches the direct path
+                assert isinstance(store, S3Store)
+                direct = store.direct is not None
+                start = time.monotonic()
+                data = await store.get("s0/attributes.json")
+                return data, direct, time.monotonic() - start
+
+        data, direct, elapsed = run(main)
+        assert direct and data == b"{}"
+        assert elapsed < 5.0  # the stalled answer was abandoned at 0.5 s, then retried
+        assert proxy.by_fault == {"slow": 1, "ok": 2}

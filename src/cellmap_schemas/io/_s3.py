@@ -304,6 +304,7 @@ class S3Store(Store):
             max_size=self.max_document_size,
             verify=self._verify,
             proxies=self._proxies,
+            bounded=self.timeout is not None,
         )
         if self.direct is None:
             self.direct = direct

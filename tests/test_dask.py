@@ -420,3 +420,30 @@ def test_ctrl_c_cancels_the_futures(patched: Any, big_tree: Path, tmp_path: Path
     while client.run_on_scheduler(_ours) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert client.run_on_scheduler(_ours) == 0
+
+
+def test_a_crop_and_its_image_in_other_shards_are_judged_as_in_one_scan(
+    client: Any, tmp_path: Path
+) -> None:
+    """``CROP101`` compares a crop with its reconstruction's image; when shards are cut between
+    the two (here every shard hands its subtrees back at once), the crop must still be judged
+    against the image, as a single-process scan judges it."""
+    import json
+    import shutil
+
+    root = tmp_path / "bucket"
+    shutil.copytree(EXAMPLE / "jrc_hela-2", root / "jrc_hela-2")
+    crop = root / "jrc_hela-2/jrc_hela-2.zarr/recon-1/labels/groundtruth/crop1/mito/.zattrs"
+    attrs = json.loads(crop.read_text())
+    for ds in attrs["multiscales"][0]["datasets"]:
+        for t in ds["coordinateTransformations"]:
+            if t["type"] == "translation":
+                t["translation"][1] += 1.0  # a quarter of the image's voxel: off the grid
+    crop.write_text(json.dumps(attrs))
+    single = _single(str(root))
+    path = "jrc_hela-2/jrc_hela-2.zarr/recon-1/labels/groundtruth/crop1"
+    found = [n for n in single.nodes if n.path == path]
+    assert found and found[0].status == "invalid"
+    report, stats = _distributed(str(root), client, split_after=1, concurrency=2)
+    assert stats["tasks"] > 2  # the crawl was cut into many shards
+    _same(single, report)

@@ -53,7 +53,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from cellmap_schemas._scan import ScanStream
 from cellmap_schemas._scan.report import NodeResult, ReportOptions, ScanReport
+from cellmap_schemas.crop_grid import ImageGrid
 from cellmap_schemas.errors import DistributedNotInstalled
+from cellmap_schemas.io._outcomes import HeldCrop, crop_records
 from cellmap_schemas.io.walk import Crawler, Seed
 from cellmap_schemas.validation import Options, Verdicts
 
@@ -131,12 +133,15 @@ class _Settings:
 
 
 class _ShardOut(msgspec.Struct, array_like=True):
-    """What one task returns (msgpack-encoded)."""
+    """What one task returns (msgpack-encoded): its records, the seeds it handed back, and the
+    crops it judged with the images it met, for the client to take ``CROP101`` across shards."""
 
     nodes: list[NodeResult]
     seeds: list[Seed]
     found: int
     requests: int
+    crops: list[HeldCrop] = []
+    images: dict[str, list[ImageGrid]] = {}
 
 
 _seeds_encoder = msgspec.msgpack.Encoder()
@@ -162,7 +167,9 @@ async def _crawl_shard_async(target: _Private, seeds: list[Seed], s: _Settings) 
         timeout=s.timeout,
         concurrency=max(s.concurrency, 1),
     ) as store:
-        crawler = Crawler(store, verdicts, concurrency=s.concurrency, max_depth=s.max_depth)
+        crawler = Crawler(
+            store, verdicts, concurrency=s.concurrency, max_depth=s.max_depth, hold_crops=True
+        )
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](math.inf)
         async with anyio.create_task_group() as tg, receive:
             tg.start_soon(crawler.run, send, seeds)
@@ -171,7 +178,15 @@ async def _crawl_shard_async(target: _Private, seeds: list[Seed], s: _Settings) 
                 if s.split_after is not None and crawler.found >= s.split_after:
                     handed_back.extend(crawler.detach())
         requests = store.requests
-    out = _ShardOut(nodes=nodes, seeds=handed_back, found=crawler.found, requests=requests)
+    crops, images = crawler.take_held()
+    out = _ShardOut(
+        nodes=nodes,
+        seeds=handed_back,
+        found=crawler.found,
+        requests=requests,
+        crops=crops,
+        images=images,
+    )
     return msgspec.msgpack.encode(out)
 
 
@@ -347,7 +362,12 @@ async def open_distributed_scan(
         ) as store,
     ):
         crawler = Crawler(
-            store, verdicts, concurrency=concurrency, max_depth=max_depth, split_depth=1
+            store,
+            verdicts,
+            concurrency=concurrency,
+            max_depth=max_depth,
+            split_depth=1,
+            hold_crops=True,
         )
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](16)
         opts = verdicts.options
@@ -408,41 +428,63 @@ class _Run:
         self.pending: dict[Any, list[Seed]] = {}
         self._token = uuid.uuid4().hex[:12]
         self._count = itertools.count()
+        self.crops: list[HeldCrop] = []
+        """Crops judged by the client's crawls and the shards, reported once all are in."""
+        self.images: dict[str, list[ImageGrid]] = {}
+        """Every image met, by reconstruction, wherever it was met."""
+
+    def _hold(self, crops: list[HeldCrop], images: dict[str, list[ImageGrid]]) -> None:
+        self.crops.extend(crops)
+        for scope, grids in images.items():
+            self.images.setdefault(scope, []).extend(grids)
 
     async def produce(self, send: MemoryObjectSendStream[list[NodeResult]]) -> None:
         async with send:
             seeds = await self._discover(send)
-            if not seeds:
-                return
-            threads = await _threads(self.client)
-            distributed = require_distributed()
-            done = distributed.as_completed(
-                [], with_results=True, raise_errors=False, loop=self.client.loop
-            )
-            done.update(self._submit(seeds, SHARDS_PER_THREAD * threads))
-            async for future, result in done:
-                batch = self.pending.pop(future)
-                if future.status == "finished":
-                    out = _out_decoder.decode(result)
-                    self.stream.extra_found += out.found
-                    self.stream.remote_requests += out.requests
-                    if out.seeds:
-                        threads = await _threads(self.client)
-                        done.update(self._submit(out.seeds, threads))
-                    nodes = out.nodes
-                    del out
-                else:
-                    self.stream.failed_tasks += 1
-                    self.stream.extra_found += len(batch)
-                    nodes = [_failed(seed, result) for seed in batch]
-                del future, result  # the scheduler may forget the task now
-                for i in range(0, len(nodes), _CHUNK):
-                    await send.send(nodes[i : i + _CHUNK])
+            if seeds:
+                await self._shards(seeds, send)
+            # a crop's image may have been in another shard: only now are they all known
+            assert self.crawler.verdicts is not None
+            records = crop_records(self.crawler.verdicts, self.crops, self.images)
+            for i in range(0, len(records), _CHUNK):
+                await send.send(records[i : i + _CHUNK])
+
+    async def _shards(
+        self, seeds: list[Seed], send: MemoryObjectSendStream[list[NodeResult]]
+    ) -> None:
+        """Submit ``seeds`` as tasks; stream their records (and their handed-back seeds' as
+        new tasks) as they complete."""
+        threads = await _threads(self.client)
+        distributed = require_distributed()
+        done = distributed.as_completed(
+            [], with_results=True, raise_errors=False, loop=self.client.loop
+        )
+        done.update(self._submit(seeds, SHARDS_PER_THREAD * threads))
+        async for future, result in done:
+            batch = self.pending.pop(future)
+            if future.status == "finished":
+                out = _out_decoder.decode(result)
+                self.stream.extra_found += out.found
+                self.stream.remote_requests += out.requests
+                self._hold(out.crops, out.images)
+                if out.seeds:
+                    threads = await _threads(self.client)
+                    done.update(self._submit(out.seeds, threads))
+                nodes = out.nodes
+                del out
+            else:
+                self.stream.failed_tasks += 1
+                self.stream.extra_found += len(batch)
+                nodes = [_failed(seed, result) for seed in batch]
+            del future, result  # the scheduler may forget the task now
+            for i in range(0, len(nodes), _CHUNK):
+                await send.send(nodes[i : i + _CHUNK])
 
     async def _discover(self, send: MemoryObjectSendStream[list[NodeResult]]) -> list[Seed]:
         """Crawl the first levels here; return the directories set aside for the cluster."""
         crawler = self.crawler
         await crawler.run(send.clone())
+        self._hold(*crawler.take_held())
         seeds = crawler.detached
         levels = 1
         want = SHARDS_PER_THREAD * await _threads(self.client) if seeds else 0
@@ -456,8 +498,10 @@ class _Run:
                 concurrency=s.concurrency,
                 max_depth=s.max_depth,
                 split_depth=depth,
+                hold_crops=True,
             )
             await level.run(send.clone(), seeds)
+            self._hold(*level.take_held())
             self.stream.extra_found += level.found
             seeds = level.detached
         return seeds

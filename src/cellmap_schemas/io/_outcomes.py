@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from anyio.abc import ObjectSendStream
 
@@ -38,13 +38,42 @@ from cellmap_schemas.io._frontier import (
 )
 from cellmap_schemas.validation import ModelResult, NodeResult, Status, Verdicts
 
-__all__ = ["MEMBER_DEPTH", "Outcomes"]
+__all__ = ["MEMBER_DEPTH", "HeldCrop", "Outcomes", "crop_records"]
 
 MEMBER_DEPTH = 2
 """Levels of members a group model sees: a crop's class groups and their arrays."""
 
 _VERDICTS_KEPT = 1024
 """Array verdicts remembered at most (as many as the walker's remembered documents)."""
+
+
+class HeldCrop(NamedTuple):
+    """A crop judged and held until the images of its reconstruction are known (``CROP101``):
+    its verdicts and its class groups' s0, all the rule needs of it."""
+
+    path: str
+    format: Format
+    results: dict[str, ModelResult]
+    levels: list[CropLevel]
+
+
+def crop_records(
+    verdicts: Verdicts,
+    crops: Iterable[HeldCrop],
+    images: Mapping[str, Sequence[ImageGrid]],
+    outside: Sequence[ImageGrid] = (),
+) -> list[NodeResult]:
+    """The records of held crops, with ``CROP101`` against the images of their reconstruction
+    (``images`` by reconstruction; ``outside``: those above the root, for a crop whose own
+    reconstruction lies outside the walk). One walk calls this when it is over; a sharded scan
+    once every shard is in, with the images all of them met."""
+    out = []
+    for path, fmt, results, levels in crops:
+        scope = crop_scope(path)
+        found = outside if scope is None else images.get(scope, ())
+        status, amended = verdicts.amend(results, CROP_MODEL, crop_problems(levels, found))
+        out.append(NodeResult(path=path, kind="group", format=fmt, status=status, results=amended))
+    return out
 
 
 class Outcomes:
@@ -68,9 +97,10 @@ class Outcomes:
     """The s0 grid of every image met, by reconstruction (``CROP101``)."""
     _outside: list[ImageGrid]
     """Images of the reconstruction above the root, for crops whose own lies outside the walk."""
-    _crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]]
+    _crops: list[HeldCrop]
     """Crops judged and held: their records go out once the walk is over, ``CROP101`` added
-    against every image it could reach."""
+    against every image it could reach (or, with ``hold_crops``, are taken by the caller)."""
+    hold_crops: bool
     _verdicts_of: dict[int, tuple[dict[str, Any], Status, dict[str, ModelResult]]]
     """The verdicts on array specs met again (``Crawler._parse`` hands out the same spec for
     the same documents), by the spec's identity; the spec is kept with them, so the identity
@@ -312,9 +342,8 @@ class Outcomes:
                 p.models, spec, p.node.format, "group", p.failures
             )
             if CROP_MODEL in results:  # reported once every image is known
-                self._crops.append(
-                    (p.path, p.node.format, results, crop_levels(spec, p.node.format))
-                )
+                levels = crop_levels(spec, p.node.format)
+                self._crops.append(HeldCrop(p.path, p.node.format, results, levels))
                 return
         await self._emit(
             NodeResult(
@@ -324,15 +353,16 @@ class Outcomes:
 
     async def _report_crops(self) -> None:
         """Report the crops held back, their ``CROP101`` findings added now that the walk has
-        met every image it can (a crop holds only its verdicts and its class groups' s0)."""
+        met every image it can."""
         crops, self._crops = self._crops, []
-        assert self.verdicts is not None or not crops
-        for path, fmt, results, levels in crops:
-            scope = crop_scope(path)
-            images = self._outside if scope is None else self._images.get(scope, [])
-            status, amended = self.verdicts.amend(  # type: ignore[union-attr]
-                results, CROP_MODEL, crop_problems(levels, images)
-            )
-            await self._emit(
-                NodeResult(path=path, kind="group", format=fmt, status=status, results=amended)
-            )
+        if crops:
+            assert self.verdicts is not None
+            for record in crop_records(self.verdicts, crops, self._images, self._outside):
+                await self._emit(record)
+
+    def take_held(self) -> tuple[list[HeldCrop], dict[str, list[ImageGrid]]]:
+        """The crops held (``hold_crops``) and the images met, by reconstruction, taken out:
+        what a shard of a sharded scan hands back for :func:`crop_records`."""
+        crops, self._crops = self._crops, []
+        images, self._images = self._images, {}
+        return crops, images

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from anyio.abc import ObjectSendStream
 
-from cellmap_schemas.crop_grid import CropLevel, ImageGrid
+from cellmap_schemas.crop_grid import ImageGrid
 from cellmap_schemas.errors import (
     CellmapSchemasError,
     NodeNotFoundError,
@@ -49,7 +49,6 @@ from cellmap_schemas.errors import (
 )
 from cellmap_schemas.formats import (
     METADATA_KEYS,
-    Format,
     ParsedNode,
     format_of_key,
     one_line,
@@ -70,7 +69,7 @@ from cellmap_schemas.io._frontier import (
     kind_of_keys,
     may_hold_nodes,
 )
-from cellmap_schemas.io._outcomes import MEMBER_DEPTH, Outcomes
+from cellmap_schemas.io._outcomes import MEMBER_DEPTH, HeldCrop, Outcomes
 from cellmap_schemas.io.store import Store
 from cellmap_schemas.validation import ModelResult, NodeResult, Status, Verdicts
 
@@ -127,6 +126,9 @@ class Crawler(Outcomes):
     images
         The images of the reconstruction above the root (``CROP101`` for a crop whose own
         reconstruction the walk does not reach: ``check`` of a crop).
+    hold_crops
+        Keep the crops judged for :meth:`take_held` instead of reporting them at the end of the
+        walk (a shard of a sharded scan: a crop's image may be in another shard).
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class Crawler(Outcomes):
         split_depth: int | None = None,
         done: Mapping[str, NodeResult] | None = None,
         images: Sequence[ImageGrid] = (),
+        hold_crops: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -174,7 +177,8 @@ class Crawler(Outcomes):
         self._reasons: dict[str, CellmapSchemasError] = {}
         self._images: dict[str, list[ImageGrid]] = {}
         self._outside: list[ImageGrid] = list(images)
-        self._crops: list[tuple[str, Format, dict[str, ModelResult], list[CropLevel]]] = []
+        self._crops: list[HeldCrop] = []
+        self.hold_crops = hold_crops
         self._repeats: dict[tuple[tuple[str, bytes | None], ...], ParsedNode] = {}
         self._verdicts_of: dict[int, tuple[dict[str, Any], Status, dict[str, ModelResult]]] = {}
 
@@ -251,7 +255,8 @@ class Crawler(Outcomes):
                     name = path.rsplit("/", 1)[-1]
                     self._queue.append(Item(path, name, ctx, depth=path.count("/") + 1))
             await self._drain()
-            await self._report_crops()
+            if not self.hold_crops:
+                await self._report_crops()
             await self._flush()
 
     async def tree(self, node: ParsedNode, depth: int | None, path: str = "") -> ParsedNode:

@@ -125,22 +125,35 @@ def scope_url(url: str) -> str | None:
 async def read_images(url: str, storage_options: Mapping[str, Any] | None) -> list[ImageGrid]:
     """The s0 grids of the images in a reconstruction's ``em`` folder at ``url`` (``CROP101``
     for a crop checked on its own); none when there is nothing readable there."""
+    import contextlib
+
+    import anyio
+
     from cellmap_schemas.io.store import open_store
 
     base = url.rstrip("/")
+    found: dict[str, ParsedNode] = {}
+
+    async def read(name: str) -> None:
+        with contextlib.suppress(CellmapSchemasError):  # not an image: no grid
+            found[name] = await read_node(store, name)
+
     try:
         async with open_store(base, storage_options=storage_options) as store:
             dirs, _ = await store.list_dir("")
-            nodes = []
-            for name in sorted(dirs):
-                try:
-                    nodes.append((name, await read_node(store, name)))
-                except CellmapSchemasError:
-                    continue
+            names = sorted(dirs)
+            for i in range(0, len(names), _IMAGES_AT_ONCE):  # read together, not one by one
+                async with anyio.create_task_group() as tg:
+                    for name in names[i : i + _IMAGES_AT_ONCE]:
+                        tg.start_soon(read, name)
     except CellmapSchemasError:
         return []
-    grids = (image_grid(node.spec, node.format, f"{base}/{name}") for name, node in nodes)
+    grids = (image_grid(found[n].spec, found[n].format, f"{base}/{n}") for n in names if n in found)
     return [g for g in grids if g is not None]
+
+
+_IMAGES_AT_ONCE = 16
+"""Directories of an ``em`` folder read at once (a listing the server controls may be long)."""
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

@@ -1,4 +1,4 @@
-"""The local store's own machinery: how many threads it reads with (from the mount table, then
+"""The local store's own machinery: where it reads (from the mount table, then
 from what its batches cost: :class:`cellmap_schemas.io._local.Pace`), and the real paths its
 listings remember."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -65,21 +66,21 @@ def test_filesystem_of_this_machines_temporary_directory(tmp_path: Path) -> None
         assert f" - {fstype} " in f.read()
 
 
-def test_a_local_filesystem_starts_on_one_thread_and_follows_the_cost() -> None:
+def test_a_local_filesystem_starts_inline_and_follows_the_cost() -> None:
     pace = Pace(local=True)
-    assert pace.limiter.total_tokens == 1
+    assert pace.inline and pace.limiter.total_tokens == 1
     pace.note(256, 256 * 20e-6)  # page cache
-    assert pace.limiter.total_tokens == 1
+    assert pace.inline
     pace.note(8, 8 * 5e-3)  # too few paths to count
-    assert pace.limiter.total_tokens == 1
+    assert pace.inline
     for _ in range(3):
-        pace.note(256, 256 * 150e-6)  # a cold disk
-    assert pace.limiter.total_tokens == THREADS
+        pace.note(256, 256 * 150e-6)  # a cold disk: worker threads
+    assert not pace.inline and pace.limiter.total_tokens == THREADS
     pace.note(256, 256 * 20e-6)  # one cached batch is not yet the cache
-    assert pace.limiter.total_tokens == THREADS
+    assert not pace.inline
     for _ in range(6):
         pace.note(256, 256 * 20e-6)
-    assert pace.limiter.total_tokens == 1
+    assert pace.inline
 
 
 def test_one_slow_batch_does_not_switch() -> None:
@@ -92,7 +93,7 @@ def test_one_slow_batch_does_not_switch() -> None:
 
 def test_other_filesystems_always_read_on_many_threads() -> None:
     pace = Pace(local=False)
-    assert pace.limiter.total_tokens == THREADS
+    assert not pace.inline and pace.limiter.total_tokens == THREADS
     for _ in range(10):
         pace.note(256, 256 * 1e-6)
     assert pace.limiter.total_tokens == THREADS
@@ -104,14 +105,21 @@ def test_a_store_on_this_machines_disk_reads_everything_at_its_pace(tmp_path: Pa
     for i in range(300):
         (tmp_path / f"f{i}").write_bytes(str(i).encode())
 
-    async def main() -> list[bytes | StoreError | None]:
+    keys = [f"f{i}" for i in range(300)] + ["missing"]
+
+    async def main() -> list[Any]:
         async with open_store(str(tmp_path)) as store:
             assert isinstance(store, LocalStore)
             assert store._pace.local == (fstype in LOCAL_FILESYSTEMS)
-            return await store.get_many([f"f{i}" for i in range(300)] + ["missing"])
+            first = await store.get_many(keys), await store.list_many(["", "f0"])
+            store._pace.limiter.total_tokens = THREADS  # as after a cold batch: worker threads
+            assert not store._pace.inline
+            return [first, (await store.get_many(keys), await store.list_many(["", "f0"]))]
 
-    got = anyio.run(main)
-    assert got == [str(i).encode() for i in range(300)] + [None]
+    inline, threaded = anyio.run(main)
+    assert inline == threaded  # the same answers on the loop's thread and on worker threads
+    assert inline[0] == [str(i).encode() for i in range(300)] + [None]
+    assert sorted(inline[1][0][1]) == sorted(f"f{i}" for i in range(300))
 
 
 def test_listings_with_remembered_real_paths_agree_with_fresh_ones(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
-"""Local-disk backend: plain ``os`` calls, batched into few worker-thread calls.
+"""Local-disk backend: plain ``os`` calls, in batches.
 
 A thread hop costs more than reading a small metadata file from the page cache (batching many
-paths per call measured 7x faster than one call per file), so ``get_many`` hands each worker
-thread a batch of paths. Every path of a batch gets its own result: a failure (an I/O error
-while listing, a name that cannot be resolved) costs that path only, never its batch. How many
-threads work at once is :class:`Pace`'s choice: one while the page cache answers, more while
-reads wait on a disk or a network filesystem.
+paths per call measured 7x faster than one call per file), so ``get_many`` reads a batch of
+paths per call. Every path of a batch gets its own result: a failure (an I/O error while
+listing, a name that cannot be resolved) costs that path only, never its batch. Where the calls
+run is :class:`Pace`'s choice: on the event loop's thread while the page cache answers (a
+batch of cached reads takes a few milliseconds; the store's timeout does not apply to them),
+on worker threads while reads wait on a disk or a network filesystem.
 
 Directory listings refuse to re-enter a directory they are already inside (symlink loops).
 Symlinks whose target lies outside the store's root are listed but not followed (reading or
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from cellmap_schemas.errors import NotFollowedError, StoreError
@@ -64,9 +66,9 @@ LOCAL_FILESYSTEMS = frozenset({
     "nilfs2", "ntfs", "ntfs3", "overlay", "ramfs", "reiserfs", "squashfs", "tmpfs", "udf", "vfat",
     "xfs", "zfs",
 })  # fmt: skip
-"""Filesystems on a local device or in memory: reads start on one thread (anything else,
-NFS, SMB, Lustre, GPFS, FUSE mounts, or a platform without a mount table, starts on
-:data:`THREADS`)."""
+"""Filesystems on a local device or in memory: reads start on the event loop's thread
+(anything else, NFS, SMB, Lustre, GPFS, FUSE mounts, or a platform without a mount table, on
+:data:`THREADS` worker threads)."""
 
 
 def _unescape(field: str) -> str:
@@ -107,15 +109,17 @@ def filesystem_of(path: str, mountinfo: str | None = None) -> str | None:
 
 
 class Pace:
-    """How many worker threads a local store's reads use at once.
+    """Where a local store's reads run: on the event loop's own thread, or on worker threads.
 
-    On a local filesystem, one while the page cache answers: more threads then only contend
-    for the GIL, each read's five system calls a hand-over (on a 2-core machine, a scan of the
-    benchmark bucket took 1.4 s on one thread against 1.9 s on four, with 5,000 context
-    switches against 35,000). :data:`THREADS` once batches show reads going to the device (a
-    cold cache: 3.2-3.8 s on four threads against 4.7-5.1 s on one), and back to one when they
-    come from the cache again. On any other filesystem (NFS, a FUSE mount) reads wait on the
-    network: always :data:`THREADS`.
+    On a local filesystem, on the loop's thread while the page cache answers (:attr:`inline`):
+    a worker thread only hands the GIL back and forth, each read's five system calls giving it
+    up and waiting for it again while the verdicts hold it, so reads and verdicts never overlap
+    anyway (a scan of the benchmark bucket: 1.14-1.26 s on one worker thread against
+    1.03-1.10 s inline; four threads were slower still, 1.9 s against 1.4 s on one). On
+    :data:`THREADS` worker threads once batches show reads going to the device (a cold cache:
+    3.2-3.8 s on four threads against 4.7-5.1 s on one), and back when they come from the
+    cache again. On any other filesystem (NFS, a FUSE mount) reads wait on the network: always
+    :data:`THREADS` worker threads, each read bounded by the store's timeout.
     """
 
     __slots__ = ("_cpu", "limiter", "local")
@@ -141,6 +145,11 @@ class Pace:
         """The pace for a store rooted at ``real_root``, from the filesystem it lies on."""
         return cls(filesystem_of(real_root) in LOCAL_FILESYSTEMS)
 
+    @property
+    def inline(self) -> bool:
+        """Whether reads run on the calling thread (a local filesystem, the cache answering)."""
+        return self.local and self.limiter.total_tokens == 1
+
     def note(self, items: int, cpu: float) -> None:
         """A batch of ``items`` paths cost its thread ``cpu`` seconds."""
         if not self.local or items < self.SAMPLE:
@@ -155,7 +164,7 @@ class Pace:
 
 
 def _timed(func: Any, items: list[Any]) -> tuple[Any, float]:
-    """``func(items)`` in a worker thread, with the thread's CPU time for it."""
+    """``func(items)``, with the CPU time of the thread it ran on for it."""
     cpu = time.thread_time()
     out = func(items)
     return out, time.thread_time() - cpu
@@ -275,6 +284,9 @@ class LocalStore(Store):
         return join_key(self._root, key)
 
     async def _run(self, func: Any, *args: Any) -> Any:
+        if self._pace.inline:  # the page cache answers: no thread to hand the GIL to
+            await anyio.lowlevel.checkpoint()
+            return func(*args)
         # abandon_on_cancel: a read stuck on a dead network mount must not hang the caller.
         with anyio.fail_after(self.timeout):
             return await anyio.to_thread.run_sync(

@@ -165,3 +165,41 @@ def test_a_failed_read_names_the_keys_url(tmp_path: Path) -> None:
     url, (got,) = anyio.run(main)
     assert isinstance(got, StoreError)
     assert str(got).startswith(f"{url}: not a regular file")
+
+
+def test_a_full_scope_cache_forgets_its_oldest_quarter_and_keeps_the_root() -> None:
+    from cellmap_schemas.io._local import Scope, _trim
+
+    cache: dict[str, bool] = {"": True}
+    cache.update((f"d{i}", i % 2 == 0) for i in range(Scope.CACHE + 1))
+    newest = list(cache)[-10:]
+    _trim(cache)
+    assert cache[""] is True
+    assert len(cache) <= Scope.CACHE - Scope.CACHE // 4 + 3  # a quarter gone, the root back
+    assert "d0" not in cache and all(k in cache for k in newest)
+
+
+def test_a_listing_remembers_its_subdirectories_and_not_its_links(tmp_path: Path) -> None:
+    """Directories a listing met are known to lie inside the root without an ``lstat`` of their
+    own; a link among them is not taken for one, so a read through it is still refused."""
+    outside = tmp_path / "outside"
+    (outside / "x").mkdir(parents=True)
+    (outside / "x" / "attributes.json").write_text("{}")
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "attributes.json").write_text('{"n5": "2.0.0"}')
+    (root / "a" / "out").symlink_to(outside / "x")
+
+    async def main() -> list[Any]:
+        async with open_store(str(root)) as store:
+            assert isinstance(store, LocalStore)
+            listed = await store.list_many(["", "a"])
+            scope = store._scope
+            assert scope.inside("a/b") and scope.real_of("a/b") == str(root / "a" / "b")
+            assert scope.real_of("a/out") is None  # a link: resolved when asked, not remembered
+            return [listed, await store.get_many(["a/b/attributes.json", "a/out/attributes.json"])]
+
+    listed, (inside, through_link) = anyio.run(main)
+    assert listed[1] == (["b", "out"], [])
+    assert inside == b'{"n5": "2.0.0"}'
+    assert isinstance(through_link, StoreError) and "not followed" in str(through_link)

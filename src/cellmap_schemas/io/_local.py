@@ -22,6 +22,7 @@ store's ``max_document_size`` is an error, told from its size or, for files whos
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import stat
 import time
@@ -170,6 +171,18 @@ def _timed(func: Any, items: list[Any]) -> tuple[Any, float]:
     return out, time.thread_time() - cpu
 
 
+def _trim(cache: dict[str, Any]) -> None:
+    """Forget the oldest quarter of a full :class:`Scope` cache (dicts keep insertion order);
+    the root's entry, which every lookup may end at, stays."""
+    if len(cache) <= Scope.CACHE:
+        return
+    root = cache.get("")
+    for key in list(itertools.islice(cache, Scope.CACHE // 4)):
+        del cache[key]
+    if root is not None:
+        cache[""] = root
+
+
 def _under(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
@@ -184,8 +197,9 @@ class Scope:
     __slots__ = ("_inside", "_real", "follow", "real_root", "root", "url")
 
     CACHE = 1 << 12
-    """Directories remembered at most; the cache is emptied when full (a walk goes depth first,
-    so a few thousand cover its working set; 65,536 held ~8 MB at 20,000 groups)."""
+    """Directories remembered at most; when full, the quarter remembered longest ago is
+    forgotten (a listing remembers its subdirectories before the walk reads them, so the
+    newest entries are the ones about to be asked for; 65,536 held ~8 MB at 20,000 groups)."""
 
     def __init__(self, root: str, real_root: str, url: str, follow: bool) -> None:
         self.root = root
@@ -210,8 +224,7 @@ class Scope:
         while i > 0 and "/".join(segments[:i]) not in self._inside:
             i -= 1
         ok = self._inside["/".join(segments[:i])]
-        if len(self._inside) > self.CACHE:
-            self._inside = {"": True}
+        _trim(self._inside)
         for j in range(i, len(segments)):
             key = "/".join(segments[: j + 1])
             if ok:
@@ -227,9 +240,19 @@ class Scope:
         return self._real.get(key)
 
     def remember_real(self, key: str, real: str) -> None:
-        if len(self._real) > self.CACHE:
-            self._real = {}
+        _trim(self._real)
         self._real[key] = real
+
+    def remember_child(self, parent: str, name: str, real: str) -> None:
+        """A directory a listing of ``parent`` met that is no link: it lies at ``real``, inside
+        the root exactly when its parent does. A walk reads or lists a directory after listing
+        its parent, so neither costs an ``lstat`` of its own."""
+        key = f"{parent}/{name}" if parent else name
+        self.remember_real(key, real)
+        ok = self._inside.get(parent)
+        if ok is not None:
+            _trim(self._inside)
+            self._inside[key] = ok
 
     def url_of(self, key: str) -> str:
         return join_key(self.url, key)
@@ -523,6 +546,7 @@ def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
     if resolved is None:
         return [], []
     real, ancestors = resolved
+    parent = "/".join(s for s in key.split("/") if s and s != ".")
     try:
         it = os.scandir(real)
     except OSError as exc:
@@ -550,6 +574,7 @@ def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
                 elif entry.is_dir(follow_symlinks=False):
                     if entry.path not in ancestors:
                         dirs.append(entry.name)
+                        scope.remember_child(parent, entry.name, entry.path)
                 else:
                     files.append(entry.name)
             except OSError:  # vanished meanwhile, or a symlink that does not resolve: skip

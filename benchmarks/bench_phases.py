@@ -65,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _wrap(Verdicts, "judge", "verdicts (Verdicts.judge)", spent)
     _wrap(Verdicts, "applicable", "markers (Verdicts.applicable)", spent)
     _wrap(walk, "parse_node_lenient", "parse_node", spent)
+    import cellmap_schemas.io._local as local
+
+    # on the loop's thread while the page cache answers (on worker threads these count nothing)
+    _wrap(local, "read_batch", "local reads (read_batch)", spent)
+    _wrap(local, "scan_batch", "local listings (scan_batch)", spent)
     _wrap(scan_mod.ScanStream, "_take", "report: handing nodes out", spent)
     writer = report.NdjsonWriter if args.format == "ndjson" else report.JsonWriter
     _wrap(writer, "node", "report: encoding", spent)

@@ -1,5 +1,5 @@
 """The local store's own machinery: where it reads (from the mount table, then
-from what its batches cost: :class:`cellmap_schemas.io._local.Pace`), and the real paths its
+from what its batches cost: :class:`cellmap_schemas.io._pace.Pace`), and the real paths its
 listings remember."""
 
 from __future__ import annotations
@@ -14,15 +14,8 @@ import pytest
 
 from cellmap_schemas.errors import StoreError
 from cellmap_schemas.io import open_store
-from cellmap_schemas.io._local import (
-    LOCAL_FILESYSTEMS,
-    THREADS,
-    LocalStore,
-    Pace,
-    Scope,
-    filesystem_of,
-    scan_batch,
-)
+from cellmap_schemas.io._local import LocalStore, Scope, scan_batch
+from cellmap_schemas.io._pace import LOCAL_FILESYSTEMS, THREADS, Pace, filesystem_of
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw

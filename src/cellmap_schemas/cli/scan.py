@@ -92,7 +92,8 @@ def scan(
     retries: int
         Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
     timeout: float
-        Seconds allowed for one attempt of one request.
+        Seconds allowed for one attempt of one request (on local disk, for reads that go to the
+        device or a network filesystem; reads the page cache answers take microseconds).
     format: Literal["table", "json", "ndjson", "csv", "junit", "sarif", "github", "html"] | None
         Report format. Default: table on a terminal, else json; with -o, from the file suffix
         (.json, .ndjson/.jsonl, .csv, .xml for junit, .sarif).

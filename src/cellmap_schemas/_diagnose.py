@@ -528,7 +528,7 @@ def collect_warnings_of(value: Any, tp: Any, loc: str, problems: list[Problem]) 
     (``Any`` holds plain data, so attributes of no declared type are skipped whole); where the
     type does not tell (a generic class without its parameters), the value's own walk goes on.
     """
-    if not _can_warn_memo(tp):
+    if not _can_warn(tp):
         return
     tp = _strip(tp)
     if typing.get_origin(tp) in (Union, types.UnionType) and not isinstance(value, msgspec.Struct):
@@ -543,7 +543,7 @@ def collect_warnings_of(value: Any, tp: Any, loc: str, problems: list[Problem]) 
             collect_warnings(value, loc, problems)
             return
         for f in _fields(declared):
-            if _can_warn_memo(f.type):
+            if _can_warn(f.type):
                 item = getattr(value, f.name)
                 collect_warnings_of(item, f.type, join_loc(loc, f.encode_name), problems)
         if getattr(value, "_warns", False):
@@ -565,16 +565,3 @@ def collect_warnings_of(value: Any, tp: Any, loc: str, problems: list[Problem]) 
             )
     elif isinstance(value, _NESTED):  # a union of containers, or any other shape: by value
         collect_warnings(value, loc, problems)
-
-
-_CAN_WARN: dict[Any, bool] = {}
-
-
-def _can_warn_memo(tp: Any) -> bool:
-    known = _CAN_WARN.get(tp)
-    if known is None:
-        try:
-            known = _CAN_WARN[tp] = _can_warn(tp)
-        except TypeError:  # an unhashable type: ask every time
-            return _can_warn(tp)
-    return known

@@ -96,8 +96,18 @@ def may_hold(tp: Any, warnings: bool, seen: set[int]) -> bool:
 def can_warn(tp: Any) -> bool:
     """Whether a value msgspec converted to ``tp`` can hold a struct that declares warnings
     (``_warns``): through struct fields, containers, unions and dispatched members; never
-    through ``Any`` or a bare container, which msgspec fills with builtins."""
-    return _can_warn(tp, set())
+    through ``Any`` or a bare container, which msgspec fills with builtins. Memoised per type
+    (the warnings walks ask it of every field they pass)."""
+    try:
+        known = _CAN_WARN.get(tp)
+    except TypeError:  # an unhashable type: answered every time
+        return _can_warn(tp, set())
+    if known is None:
+        known = _CAN_WARN[tp] = _can_warn(tp, set())
+    return known
+
+
+_CAN_WARN: dict[Any, bool] = {}
 
 
 def _can_warn(tp: Any, seen: set[int]) -> bool:

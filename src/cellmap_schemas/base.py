@@ -234,13 +234,7 @@ def judge(obj: Any, tp: Any) -> tuple[Any, list[Problem]]:
 
 def may_warn(tp: Any) -> bool:
     """Whether any struct a model's documents can hold declares warning rules."""
-    known = _MAY_WARN.get(tp)
-    if known is None:
-        known = _MAY_WARN[tp] = _can_warn(tp)
-    return known
-
-
-_MAY_WARN: dict[Any, bool] = {}
+    return _can_warn(tp)
 
 
 def validate_json(data: bytes | str, tp: type[T] | Any) -> T:

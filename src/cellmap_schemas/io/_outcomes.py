@@ -43,9 +43,6 @@ __all__ = ["MEMBER_DEPTH", "HeldCrop", "Outcomes", "crop_records"]
 MEMBER_DEPTH = 2
 """Levels of members a group model sees: a crop's class groups and their arrays."""
 
-_VERDICTS_KEPT = 1024
-"""Array verdicts remembered at most (as many as the walker's remembered documents)."""
-
 
 class HeldCrop(NamedTuple):
     """A crop judged and held until the images of its reconstruction are known (``CROP101``):
@@ -101,10 +98,10 @@ class Outcomes:
     """Crops judged and held: their records go out once the walk is over, ``CROP101`` added
     against every image it could reach (or, with ``hold_crops``, are taken by the caller)."""
     hold_crops: bool
-    _verdicts_of: dict[int, tuple[dict[str, Any], Status, dict[str, ModelResult]]]
-    """The verdicts on array specs met again (``Crawler._parse`` hands out the same spec for
-    the same documents), by the spec's identity; the spec is kept with them, so the identity
-    stays its own."""
+    _verdicts_of: dict[int, tuple[dict[str, Any], tuple[Status, dict[str, ModelResult]] | None]]
+    """The verdicts on the array specs ``Crawler._parse`` remembers (it hands out the same spec
+    for the same documents), by the spec's identity, ``None`` until judged once; emptied with
+    the documents, whose specs keep the identities their own."""
 
     async def _emit(self, result: NodeResult) -> None:
         if self._tree is None and result.path not in self._finished:
@@ -180,15 +177,14 @@ class Outcomes:
         if self._array_models:
             assert self.verdicts is not None
             known = self._verdicts_of.get(id(spec))
-            if known is not None and known[0] is spec:
-                _, status, results = known
+            if known is not None and known[1] is not None:
+                status, results = known[1]
             else:
                 models = self.verdicts.applicable("array", spec.get("attributes"))
                 if models:
                     status, results = self.verdicts.judge(models, spec, node.format, "array")
-                if len(self._verdicts_of) >= _VERDICTS_KEPT:
-                    self._verdicts_of.clear()
-                self._verdicts_of[id(spec)] = (spec, status, results)
+                if known is not None:  # a document the walker remembers: judged once
+                    self._verdicts_of[id(spec)] = (spec, (status, results))
         await self._emit(
             NodeResult(
                 path=it.path, kind="array", format=node.format, status=status, results=results

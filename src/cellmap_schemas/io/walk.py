@@ -180,7 +180,9 @@ class Crawler(Outcomes):
         self._crops: list[HeldCrop] = []
         self.hold_crops = hold_crops
         self._repeats: dict[tuple[tuple[str, bytes | None], ...], ParsedNode] = {}
-        self._verdicts_of: dict[int, tuple[dict[str, Any], Status, dict[str, ModelResult]]] = {}
+        self._verdicts_of: dict[
+            int, tuple[dict[str, Any], tuple[Status, dict[str, ModelResult]] | None]
+        ] = {}
 
     def _parse(self, docs: Mapping[str, bytes | None], url: str) -> ParsedNode:
         """:func:`parse_node_lenient`, remembering array documents a scan meets again.
@@ -206,7 +208,9 @@ class Crawler(Outcomes):
         ):
             if len(self._repeats) >= REPEATS_KEPT:
                 self._repeats.clear()
+                self._verdicts_of.clear()
             self._repeats[key] = node
+            self._verdicts_of[id(node.spec)] = (node.spec, None)  # taken by its first judgement
         return node
 
     def _url(self, path: str) -> str:

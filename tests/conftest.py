@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real S3 server (moto, server mode) on loopback."""
+"""Fixtures shared by every test: a real S3 server (moto, server mode) on loopback; and how
+two scan reports are compared."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import msgspec
 import pytest
+
+if TYPE_CHECKING:
+    from cellmap_schemas._scan import ScanReport
 
 DATA = Path(__file__).parent / "data"
 
@@ -108,3 +114,19 @@ def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     return s3_server
+
+
+def same_report(a: ScanReport, b: ScanReport) -> None:
+    """Equal scan reports (a sharded scan against one process): every record, the dataset
+    totals, the summary with its request count (each directory is read once, by one
+    process), but for the time and the per-task concurrency budget."""
+    assert [n.path for n in a.nodes] == [n.path for n in b.nodes]
+    assert a.nodes == b.nodes
+    assert msgspec.to_builtins(a.datasets) == msgspec.to_builtins(b.datasets)
+    sa, sb = msgspec.to_builtins(a.summary), msgspec.to_builtins(b.summary)
+    for s in (sa, sb):
+        s.pop("elapsed_s")
+        s.pop("started_at")
+        s["options"].pop("concurrency")
+    assert sa == sb
+    assert (a.root, a.models) == (b.root, b.models)

@@ -19,15 +19,15 @@ from types import ModuleType
 from typing import Any
 
 import anyio
-import msgspec
 import pytest
 
 from cellmap_schemas._scan import ScanReport, collect
-from conftest import S3Server
+from conftest import S3Server, same_report
 
 distributed = pytest.importorskip("distributed")
 
 from cellmap_schemas._scan import distributed as dscan  # noqa: E402
+from cellmap_schemas._scan import shards  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "cellmap-bucket"
@@ -96,7 +96,7 @@ def _slow_shards(seconds: float) -> None:
     """Every shard of this worker process waits ``seconds`` before it crawls."""
     import anyio as _anyio
 
-    from cellmap_schemas._scan import distributed as mod
+    from cellmap_schemas._scan import shards as mod
 
     original = mod.__dict__.setdefault("_original_crawl", mod._crawl_shard_async)
     mod._stop_waiting = False
@@ -112,20 +112,20 @@ def _slow_shards(seconds: float) -> None:
 
 def _failing_shards(prefix: str) -> None:
     """Shards holding a seed below ``prefix`` raise (every attempt)."""
-    from cellmap_schemas._scan import distributed as mod
+    from cellmap_schemas._scan import shards as mod
 
     original = mod.__dict__.setdefault("_original_crawl", mod._crawl_shard_async)
 
-    async def failing(target: Any, seeds: Any, settings: Any) -> bytes:
+    async def failing(target: Any, seeds: Any, *args: Any) -> bytes:
         if any(s.path.startswith(prefix) for s in seeds):
             raise RuntimeError(f"injected failure under {prefix}")
-        return await original(target, seeds, settings)
+        return await original(target, seeds, *args)
 
     mod._crawl_shard_async = failing
 
 
 def _restore() -> None:
-    from cellmap_schemas._scan import distributed as mod
+    from cellmap_schemas._scan import shards as mod
 
     mod._stop_waiting = True
     if "_original_crawl" in mod.__dict__:
@@ -157,41 +157,27 @@ def _distributed(url: str, where: Any, **kw: Any) -> tuple[ScanReport, dict[str,
     return anyio.run(run, backend="asyncio")
 
 
-def _same(a: ScanReport, b: ScanReport) -> None:
-    """Equal reports: nodes (paths, statuses, results), dataset totals, summary counts."""
-    assert [n.path for n in a.nodes] == [n.path for n in b.nodes]
-    assert a.nodes == b.nodes
-    assert msgspec.to_builtins(a.datasets) == msgspec.to_builtins(b.datasets)
-    sa, sb = msgspec.to_builtins(a.summary), msgspec.to_builtins(b.summary)
-    for s in (sa, sb):
-        s.pop("elapsed_s")
-        s.pop("started_at")
-        s["options"].pop("concurrency")  # a per-task budget in a distributed scan
-    assert sa == sb  # the request counts too: every directory is visited once, by one process
-    assert (a.root, a.models) == (b.root, b.models)
-
-
 # ---- units --------------------------------------------------------------------------------------
 def test_batches_are_contiguous_and_complete() -> None:
-    seeds = [dscan.Seed(f"d{i:02d}", None) for i in range(10)]
-    batches = dscan._batches(seeds, 4)
+    seeds = [shards.Seed(f"d{i:02d}", None) for i in range(10)]
+    batches = shards.batches(seeds, 4)
     assert [len(b) for b in batches] == [3, 3, 2, 2]
     assert [s for b in batches for s in b] == seeds
-    assert dscan._batches(seeds[:2], 8) == [[seeds[0]], [seeds[1]]]
+    assert shards.batches(seeds[:2], 8) == [[seeds[0]], [seeds[1]]]
 
 
 def test_target_repr_names_nothing() -> None:
-    target = dscan._Private("s3://user:pw@bucket", {"secret": SECRET})
+    target = shards.Target("s3://user:pw@bucket", {"secret": SECRET})
     assert SECRET not in repr(target) and "pw" not in repr(target)
 
 
 def test_task_repr_names_no_secret() -> None:
     """What distributed logs of a failed task: its repr, with the arguments when short."""
     Task = pytest.importorskip("dask._task_spec").Task
-    target = dscan._Private("s3://bucket", {"secret": SECRET})
-    settings = dscan._Settings((), dscan.Options(), False, 64, 3, 30.0, None, None)
+    target = shards.Target("s3://bucket", {"secret": SECRET})
+    settings = shards.Settings((), dscan.Options(), False, 64, 3, 30.0, None, None)
     for args in ((target,), (target, b"", settings)):
-        assert SECRET not in repr(Task("k", dscan._crawl_shard, *args))
+        assert SECRET not in repr(Task("k", shards.crawl_shard, *args))
 
 
 def test_without_distributed_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,7 +198,7 @@ def test_example_bucket_on_a_local_cluster() -> None:
     """``local:2``: a LocalCluster of two worker processes, started and closed by the scan."""
     single = _single(str(EXAMPLE))
     report, stats = _distributed(str(EXAMPLE), "local:2")
-    _same(single, report)
+    same_report(single, report)
     assert stats["tasks"] >= 2 and not stats["failed"]
     assert stats["found"] == single.summary.nodes
 
@@ -221,10 +207,12 @@ def test_example_bucket_with_a_client_and_models(client: Any) -> None:
     options = dscan.Options(strict=True)
     single = _single(str(EXAMPLE), models=[COSEM], options=options)
     report, _ = _distributed(str(EXAMPLE), client, models=[COSEM], options=options)
-    _same(single, report)
+    same_report(single, report)
     # and the blocking entry point, by scheduler address
-    _same(single, dscan.scan_distributed(str(EXAMPLE), client.scheduler.address, models=[COSEM],
-                                         options=options))  # fmt: skip
+    by_address = dscan.scan_distributed(
+        str(EXAMPLE), client.scheduler.address, models=[COSEM], options=options
+    )
+    same_report(single, by_address)
 
 
 def test_an_asynchronous_client_of_the_loop_is_used_as_it_is(client: Any) -> None:
@@ -236,7 +224,7 @@ def test_an_asynchronous_client_of_the_loop_is_used_as_it_is(client: Any) -> Non
             assert c.status == "running"  # not closed by the scan
             return report
 
-    _same(single, anyio.run(run, backend="asyncio"))
+    same_report(single, anyio.run(run, backend="asyncio"))
 
 
 def test_container_root(client: Any) -> None:
@@ -244,7 +232,7 @@ def test_container_root(client: Any) -> None:
     url = str(EXAMPLE / "jrc_hela-2" / "jrc_hela-2.n5")
     single = _single(url)
     report, _ = _distributed(url, client)
-    _same(single, report)
+    same_report(single, report)
     assert [d.name for d in report.datasets] == ["jrc_hela-2.n5"]
 
 
@@ -252,7 +240,7 @@ def test_2000_groups_on_disk(client: Any, big_tree: Path) -> None:
     single = _single(str(big_tree))
     assert single.summary.groups > 2000
     report, stats = _distributed(str(big_tree), client)
-    _same(single, report)
+    same_report(single, report)
     assert stats["tasks"] >= 8  # 4 shards per worker thread
 
 
@@ -285,7 +273,7 @@ def test_s3_equal_and_split(client: Any, s3: S3Server, s3_bucket: str) -> None:
     report, stats = _distributed(
         s3_bucket, client, storage_options=opts, split_after=40, concurrency=4
     )
-    _same(single, report)
+    same_report(single, report)
     assert stats["tasks"] > 4 * 2  # shards handed subtrees back, which ran as more tasks
     assert client.run_on_scheduler(_ours) == 0  # nothing left behind
 
@@ -354,7 +342,7 @@ def test_worker_killed_mid_task(patched: Any, big_tree: Path) -> None:
     assert victim is not None, "no task ever ran"
     assert "error" not in out, out.get("error")
     report, stats = out["report"]
-    _same(single, report)  # rerun elsewhere, counted once
+    same_report(single, report)  # rerun elsewhere, counted once
     assert not stats["failed"]
 
 
@@ -446,4 +434,4 @@ def test_a_crop_and_its_image_in_other_shards_are_judged_as_in_one_scan(
     assert found and found[0].status == "invalid"
     report, stats = _distributed(str(root), client, split_after=1, concurrency=2)
     assert stats["tasks"] > 2  # the crawl was cut into many shards
-    _same(single, report)
+    same_report(single, report)

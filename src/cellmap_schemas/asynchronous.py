@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellmap_schemas._scan import MEMBER_DEPTH, open_scan
 from cellmap_schemas._scan.distributed import open_distributed_scan
+from cellmap_schemas._scan.processes import WorkerPool
 from cellmap_schemas.io.read import read_model_async, read_spec
 from cellmap_schemas.validation import Options
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Inspection",
+    "WorkerPool",
     "check",
     "inspect",
     "judge",
@@ -305,6 +307,7 @@ async def scan(
     timeout: float | None = 30.0,
     storage_options: Mapping[str, Any] | None = None,
     options: Options | None = None,
+    jobs: int | WorkerPool = 1,
 ) -> ScanReport:
     """Crawl every node below ``url`` concurrently and judge each by the models it follows.
 
@@ -331,6 +334,9 @@ async def scan(
         fsspec options for the storage, e.g. ``{"anon": True}`` or ``{"endpoint_url": ...}``.
     options : Options, optional
         ``strict``, ``select`` and ``ignore`` (see :class:`~cellmap_schemas.validation.Options`).
+    jobs : int or WorkerPool, optional
+        Worker processes that crawl and judge shards of the tree (default 1: this process
+        alone); a :class:`WorkerPool` is reused across scans. The report is the same.
 
     Returns
     -------
@@ -366,4 +372,5 @@ async def scan(
         timeout=timeout,
         storage_options=storage_options,
         options=options,
+        jobs=jobs,
     )

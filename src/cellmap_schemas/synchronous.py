@@ -21,10 +21,19 @@ from typing import ParamSpec, TypeVar
 
 from cellmap_schemas import asynchronous as _async
 from cellmap_schemas._scan.distributed import scan_distributed
-from cellmap_schemas.asynchronous import Inspection
+from cellmap_schemas.asynchronous import Inspection, WorkerPool
 from cellmap_schemas.io.read import run_sync as run_sync  # the CLI runs its own coroutines
 
-__all__ = ["Inspection", "check", "inspect", "judge", "read", "scan", "scan_distributed"]
+__all__ = [
+    "Inspection",
+    "WorkerPool",
+    "check",
+    "inspect",
+    "judge",
+    "read",
+    "scan",
+    "scan_distributed",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -169,10 +169,8 @@ def test_baseline_shows_what_changed(tmp_path: Path) -> None:
     shutil.copytree(REPO / "examples" / "cellmap-bucket" / "jrc_macrophage-2", root)
     before = cli(str(root), "-o", str(tmp_path / "old.ndjson"))
     assert before.returncode == 1, before.stderr
-    old = {
-        n["path"]: n
-        for n in map(json.loads, (tmp_path / "old.ndjson").read_text().splitlines()[:-1])
-    }
+    records = map(json.loads, (tmp_path / "old.ndjson").read_text().splitlines()[:-1])
+    old = {n["path"]: n for n in sorted(records, key=lambda n: n["path"])}  # any order
     broken = next(p for p, n in old.items() if n["status"] == "valid" and n["kind"] == "array")
     fixed = next(p for p, n in old.items() if n["status"] == "unreadable")
     removed = next(p for p, n in old.items() if n["kind"] == "array" and p != broken

@@ -3,49 +3,16 @@ loopback HTTP server, so that a signal lands in the middle of the crawl."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import gh
-
-DELAY = 0.03
-"""Seconds each request waits: with --concurrency 2 a scan of the tree takes a few seconds."""
-
-
-class _Slow(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def send_head(self):  # type: ignore[no-untyped-def]
-        time.sleep(DELAY)
-        return super().send_head()
-
-
-@pytest.fixture(scope="module")
-def slow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("slow")
-    gh.generate(root, datasets=2, groups_per_dataset=5, levels="3-4", broken_fraction=0.4, seed=3)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Slow, directory=str(root)))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _cmd(*argv: str) -> list[str]:

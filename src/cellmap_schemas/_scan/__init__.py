@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from cellmap_schemas._scan.report import (
     DatasetSummary,
@@ -43,6 +43,11 @@ from cellmap_schemas.errors import RootError
 from cellmap_schemas.io.read import read_images, scope_url
 from cellmap_schemas.io.walk import MEMBER_DEPTH, Crawler
 from cellmap_schemas.validation import Options, Verdicts
+
+if TYPE_CHECKING:
+    from cellmap_schemas._scan.processes import WorkerPool
+    from cellmap_schemas.crop_grid import ImageGrid
+    from cellmap_schemas.io.store import Store
 
 __all__ = [
     "MEMBER_DEPTH",
@@ -208,6 +213,7 @@ async def open_scan(
     done: Iterable[NodeResult] | None = None,
     max_document_size: int | None = None,
     follow_symlinks: bool = False,
+    jobs: int | WorkerPool = 1,
 ) -> AsyncIterator[ScanStream]:
     """Start a scan of ``url``; iterate the yielded stream for the results as they come.
 
@@ -223,6 +229,10 @@ async def open_scan(
     unreadable nodes among them are not read again unless a group still to judge needs them
     (groups are listed again, to find what was not finished below them).
 
+    ``jobs``: worker processes that crawl and judge shards of the tree (a number, or a
+    :class:`~cellmap_schemas._scan.processes.WorkerPool` to reuse); the report is the one a
+    single process gives. With ``done``, the scan runs in this process.
+
     Raises
     ------
     UnknownModelError
@@ -234,22 +244,21 @@ async def open_scan(
     names = list(models) if models is not None else None
     verdicts = Verdicts(names, options=opts, force=force)
     finished = list(done or ())
-    from cellmap_schemas.io.store import open_store
+    if jobs != 1 and not finished:
+        from cellmap_schemas._scan.processes import open_process_scan
 
+        async with open_process_scan(
+            url, jobs, models=names, concurrency=concurrency, retries=retries,
+            timeout=timeout, storage_options=storage_options, options=opts,
+            max_depth=max_depth, force=force, max_document_size=max_document_size,
+            follow_symlinks=follow_symlinks,
+        ) as sharded:  # fmt: skip
+            yield sharded
+        return
     started = time.perf_counter()
-    images = []  # a root inside a reconstruction's labels: its crops' images are above it
-    scope = scope_url(url)
-    if scope is not None:
-        images = await read_images(f"{scope}/em", storage_options)
-    limits = {} if max_document_size is None else {"max_document_size": max_document_size}
-    async with open_store(
-        url,
-        storage_options=storage_options,
-        retries=retries,
-        timeout=timeout,
-        concurrency=max(concurrency, 1),
-        follow_symlinks=follow_symlinks,
-        **limits,
+    images = await images_above(url, storage_options)
+    async with scan_store(
+        url, storage_options, retries, timeout, concurrency, max_document_size, follow_symlinks
     ) as store:
         crawler = Crawler(
             store,
@@ -260,36 +269,96 @@ async def open_scan(
             images=images,
         )
         send, receive = anyio.create_memory_object_stream[list[NodeResult]](_BUFFER)
-        report_options = ReportOptions(
-            models=names or None,
-            strict=opts.strict,
-            select=list(opts.select),
-            ignore=list(opts.ignore),
-            concurrency=concurrency,
-            retries=retries,
-            timeout=timeout,
-        )
+        report_options = report_options_for(names, opts, concurrency, retries, timeout)
         finished.sort(key=lambda n: n.path, reverse=True)  # popped from the end, in path order
         stream = ScanStream(crawler, receive, started, options=report_options, done=finished)
 
-        async def crawl() -> None:
-            try:
-                await crawler.run(send)
-            except Exception as exc:  # handed to the consumer, not raised in the task group
-                stream.error = exc
-                await send.aclose()
+        async with producing(crawler.run, stream, send, receive) as failure:
+            yield stream
+        if failure:
+            raise failure[0]
 
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(crawl)
-            try:
-                yield stream
-            except Exception as exc:  # re-raised below as itself, not in an ExceptionGroup
-                failure = exc
-            finally:
-                tg.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
+
+@asynccontextmanager
+async def producing(
+    produce: Callable[[MemoryObjectSendStream[list[NodeResult]]], Awaitable[object]],
+    stream: ScanStream,
+    send: MemoryObjectSendStream[list[NodeResult]],
+    receive: MemoryObjectReceiveStream[list[NodeResult]],
+) -> AsyncIterator[list[Exception]]:
+    """Run ``produce(send)`` while the caller consumes ``stream``; leaving the block stops it.
+
+    What ``produce`` raises goes to the consumer (``stream.error``), not into a task group;
+    what the caller raises inside the block is handed back in the yielded list, for it to
+    raise as itself once the block is left (not wrapped in an ``ExceptionGroup``).
+    """
+
+    async def run() -> None:
+        try:
+            await produce(send)
+        except Exception as exc:
+            stream.error = exc
+            await send.aclose()
+
+    failure: list[Exception] = []
+    async with anyio.create_task_group() as tg, receive:
+        tg.start_soon(run)
+        try:
+            yield failure
+        except Exception as exc:
+            failure.append(exc)
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def scan_store(
+    url: str,
+    storage_options: Mapping[str, Any] | None,
+    retries: int,
+    timeout: float | None,
+    concurrency: int,
+    max_document_size: int | None,
+    follow_symlinks: bool,
+) -> AbstractAsyncContextManager[Store]:
+    """The store a scan (or one shard of it) reads ``url`` through."""
+    from cellmap_schemas.io.store import open_store
+
+    limits = {} if max_document_size is None else {"max_document_size": max_document_size}
+    return open_store(
+        url,
+        storage_options=storage_options,
+        retries=retries,
+        timeout=timeout,
+        concurrency=max(concurrency, 1),
+        follow_symlinks=follow_symlinks,
+        **limits,
+    )
+
+
+async def images_above(url: str, storage_options: Mapping[str, Any] | None) -> list[ImageGrid]:
+    """For a root inside a reconstruction's ``labels``, the images its crops are judged
+    against (``CROP101``), which lie above the root; otherwise none."""
+    scope = scope_url(url)
+    return [] if scope is None else await read_images(f"{scope}/em", storage_options)
+
+
+def report_options_for(
+    models: list[str] | None,
+    options: Options,
+    concurrency: int,
+    retries: int,
+    timeout: float | None,
+) -> ReportOptions:
+    """The options a scan's summary records."""
+    return ReportOptions(
+        models=models or None,
+        strict=options.strict,
+        select=list(options.select),
+        ignore=list(options.ignore),
+        concurrency=concurrency,
+        retries=retries,
+        timeout=timeout,
+    )
 
 
 async def collect(
@@ -301,6 +370,7 @@ async def collect(
     timeout: float | None = 30.0,
     storage_options: Mapping[str, Any] | None = None,
     options: Options | None = None,
+    jobs: int | WorkerPool = 1,
 ) -> ScanReport:
     """Run a scan to the end and gather every result (nodes sorted by path)."""
     async with open_scan(
@@ -311,6 +381,7 @@ async def collect(
         timeout=timeout,
         storage_options=storage_options,
         options=options,
+        jobs=jobs,
     ) as scan:
         nodes = [node async for node in scan]
         summary, _ = scan.finish()

@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -23,6 +24,7 @@ from cellmap_schemas.cli._common import EXIT_ERROR, EXIT_INTERRUPTED, describe, 
 if TYPE_CHECKING:
     from cellmap_schemas._scan import NodeResult, ScanStream
     from cellmap_schemas._scan.baseline import Baseline
+    from cellmap_schemas._scan.processes import WorkerPool
     from cellmap_schemas._scan.report import ReportFormat
     from cellmap_schemas.validation import Options
 
@@ -54,6 +56,7 @@ class ScanRequest:
     url: str
     models: Sequence[str] | None
     concurrency: int
+    jobs: int | None
     retries: int
     timeout: float
     storage_options: dict[str, Any]
@@ -89,12 +92,29 @@ def run(req: ScanRequest) -> int:
         resume = None
         if req.resume is not None:
             resume = (req.resume, *load_report(req.resume))
-        return run_sync(lambda: _run(req, base, resume))
+        with _workers(req) as pool:
+            return run_sync(lambda: _run(req, base, resume, pool))
     except KeyboardInterrupt:  # before the signal handlers are in place
         err("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:
         return _failed(req.url, exc, req.output)
+
+
+@contextmanager
+def _workers(req: ScanRequest) -> Iterator[WorkerPool | None]:
+    """The scan's worker processes, forked now, while this process runs one thread (a fork
+    copies only the forking thread); ``None`` where the scan runs in this process."""
+    if req.dask is not None or req.resume is not None or req.jobs == 1:
+        yield None
+        return
+    from cellmap_schemas._scan.processes import WorkerPool, available_cpus
+
+    if req.jobs is None and available_cpus() == 1:
+        yield None
+        return
+    with WorkerPool(req.jobs) as pool:
+        yield pool.start()
 
 
 def _failed(url: str, exc: Exception, output: Path | None) -> int:
@@ -192,6 +212,7 @@ async def _run(
     req: ScanRequest,
     baseline: Baseline | None,
     resume: tuple[Path, Any, list[NodeResult]] | None,
+    pool: WorkerPool | None,
 ) -> int:
     import anyio
 
@@ -226,6 +247,7 @@ async def _run(
                     opened = open_scan(
                         req.url,
                         done=resume[2] if resume else None,
+                        jobs=pool or 1,
                         max_document_size=req.max_document_size,
                         follow_symlinks=req.follow_symlinks,
                         **kw,

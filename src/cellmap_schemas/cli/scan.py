@@ -35,6 +35,7 @@ def scan(
     *,
     model: Annotated[list[str] | None, Parameter(name="--model", negative=())] = None,
     concurrency: Annotated[int, Parameter(validator=at_least(1))] = 64,
+    jobs: Annotated[int | None, Parameter(name=["--jobs", "-j"], validator=at_least(1))] = None,
     retries: Annotated[int, Parameter(validator=at_least(0))] = 3,
     timeout: Annotated[float, Parameter(validator=positive)] = 30.0,
     format: Annotated[Format | None, Parameter(name="--format")] = None,
@@ -88,7 +89,10 @@ def scan(
         every model, each node by those whose markers it carries.
     concurrency: int
         Directories read at once on remote storage (each with its few requests); local disk
-        is read in large batches instead.
+        is read in large batches instead. Shared out among the --jobs processes.
+    jobs: int | None
+        Worker processes that crawl and judge shards of the tree (1: all in this process;
+        with --resume the scan runs in one). Default: one per CPU this process may use.
     retries: int
         Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
     timeout: float
@@ -134,6 +138,8 @@ def scan(
     """
 
     problem = _usage_problem(model, fail_on, baseline, resume, dask, output, format)
+    if dask is not None and jobs is not None:
+        problem = problem or "--jobs does not combine with --dask (the cluster's workers run it)"
     if problem:
         err(problem)
         return EXIT_ERROR
@@ -144,6 +150,7 @@ def scan(
             url=url,
             models=model,
             concurrency=concurrency,
+            jobs=jobs,
             retries=retries,
             timeout=timeout,
             storage_options=storage_options(storage_option),

@@ -109,10 +109,12 @@ def _workers(req: ScanRequest) -> Iterator[WorkerPool | None]:
         yield None
         return
     from cellmap_schemas._scan.processes import WorkerPool, available_cpus
+    from cellmap_schemas.io.store import preload
 
     if req.jobs is None and available_cpus() == 1:
         yield None
         return
+    preload(req.url)
     with WorkerPool(req.jobs) as pool:
         yield pool.start()
 

@@ -17,6 +17,7 @@ backends are imported when a store of theirs is opened. The names that used to l
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,22 @@ __all__ = [
     "dns_failure",
     "open_store",
 ]
+
+
+def preload(url: str) -> None:
+    """Import the backend that reads ``url`` (S3: aiohttp and botocore, ~0.2 s) now, so that
+    worker processes forked next have it (each would import it again)."""
+    import importlib
+
+    location = parse_url(url)
+    if location.protocol == "s3":
+        importlib.import_module("cellmap_schemas.io._s3")
+        importlib.import_module("cellmap_schemas.io._s3_direct")
+    elif location.protocol != "file":
+        import fsspec
+
+        with contextlib.suppress(ImportError, ValueError):
+            fsspec.get_filesystem_class(location.protocol)
 
 
 @asynccontextmanager

@@ -6,9 +6,10 @@ The bucket is ``scripts/generate_hierarchy.py --layout irregular`` (metadata onl
 uneven size, N5 + Zarr v2 + Zarr v3, crops, labels, stray files, odd names, ~10% of the roots
 broken in many ways. In one run, side by side:
 
-* **ours**: ``uv run cellmap-schemas scan DIR`` as a user runs it (one process, timed whole:
-  uv, interpreter start-up, imports, scan, JSON report); also the installed console script
-  without ``uv run``, which shows what ``uv run`` itself costs;
+* **ours**: ``uv run cellmap-schemas scan DIR`` as a user runs it (timed whole, its worker
+  processes included: uv, interpreter start-up, imports, scan, JSON report); also the installed
+  console script without ``uv run``, which shows what ``uv run`` itself costs, and with
+  ``--jobs 1`` (all in one process);
 * **original**: cellmap-schemas 0.8.1 (its own venv, ``scripts/setup-original-env.sh``) checking
   every root it has a model for (COSEM and Neuroglancer groups, crops) in one process, as its
   ``check`` does (``parse_url`` -> store -> ``zarr.open`` -> ``Model.from_zarr``);
@@ -189,14 +190,18 @@ def _log(msg: str) -> None:
 
 
 # ---- the three contenders ------------------------------------------------------------------------
-def scan_cmd(url: str, args: argparse.Namespace, *, via_uv: bool = True) -> list[str]:
-    """``uv run cellmap-schemas scan URL ...`` (or the installed script itself)."""
+def scan_cmd(
+    url: str, args: argparse.Namespace, *, via_uv: bool = True, jobs: int | None = None
+) -> list[str]:
+    """``uv run cellmap-schemas scan URL ...`` (or the installed script itself); ``jobs``:
+    ``--jobs`` (default the CLI's, a worker process per CPU)."""
     exe = (
         ["uv", "run", "cellmap-schemas"]
         if via_uv
         else [str(Path(sys.executable).parent / "cellmap-schemas")]
     )
-    return [*exe, "scan", url, "--format", "json", "--concurrency", str(args.concurrency)]
+    cmd = [*exe, "scan", url, "--format", "json", "--concurrency", str(args.concurrency)]
+    return cmd if jobs is None else [*cmd, "--jobs", str(jobs)]
 
 
 def run_ours(
@@ -403,18 +408,22 @@ def bench_local(args: argparse.Namespace, tree: Path, truth: Any, work: Path) ->
     speed drifts by tens of percent within minutes; all three are sampled alike)."""
     res: dict[str, Any] = {}
     run_child(scan_cmd(str(REPO / "examples" / "cellmap-bucket"), args))  # warm-up
-    floors, ours, bares = [], [], []
+    floors, ours, bares, singles = [], [], [], []
     for _ in range(max(1, args.repeat)):
         floors.append(run_floor(tree, args.timeout))  # also warms the page cache
         ours.append(run_ours(str(tree), args, work / "scan-local.json", truth, env=None))
         bares.append(run_child(scan_cmd(str(tree), args, via_uv=False), timeout=args.timeout))
+        one = scan_cmd(str(tree), args, via_uv=False, jobs=1)
+        singles.append(run_child(one, timeout=args.timeout))
     res["floor"] = _best(floors, lambda r: float(r["inner"]["seconds"]))
     res["ours"] = _best(ours, lambda r: float(r["wall_s"]))
     res["ours_bare"] = bare = _best(bares, lambda r: float(r["wall_s"]))
+    res["ours_single"] = _best(singles, lambda r: float(r["wall_s"]))
     res["rounds"] = len(floors)
     _log(f"local floor: {res['floor']['inner']['seconds']:.2f} s in the walk")
     _log(f"local ours: {res['ours']['wall_s']:.2f} s, {res['ours']['agreement']}")
     _log(f"local ours without uv run: {bare['wall_s']:.2f} s")
+    _log(f"local ours in one process (-j 1): {res['ours_single']['wall_s']:.2f} s")
     if not args.skip_original:
         roots = original_roots(truth)
         run_original(args, str(tree), roots[:2], truth, work)  # warm-up
@@ -452,6 +461,9 @@ def bench_s3(args: argparse.Namespace, s3root: Path, truth: Any, work: Path) -> 
             f"S3 ours: {ours['wall_s']:.2f} s, {ours['requests']}, {ours['server_cpu_s']}, "
             f"{ours['agreement']}"
         )
+        one = scan_cmd(url, args, via_uv=False, jobs=1)
+        res["ours_single"] = single = server.run(lambda: run_child(one, env=server.env))
+        _log(f"S3 ours in one process (-j 1): {single['wall_s']:.2f} s, {single['requests']}")
         if not args.skip_original and args.original_s3_groups:
             subset = _subset(original_roots(truth), args.original_s3_groups)
             o = server.run(lambda: run_original(args, url, subset, truth, work, env=server.env))
@@ -561,6 +573,15 @@ def table(results: dict[str, Any]) -> str:
             f"{_f(b['wall_s'] / inner, '.1f')}x floor",
             "",
         )
+        if "ours_single" in loc:
+            one = loc["ours_single"]
+            row(
+                "local: ours, console script, `--jobs 1` (one process)",
+                one,
+                n,
+                f"{_f(one['wall_s'] / inner, '.1f')}x floor",
+                "",
+            )
         out.append(
             f"| local: floor, scandir + read + decode, 1 thread "
             f"({fl['inner']['documents']} documents) | {_f(inner)} (process "
@@ -588,6 +609,15 @@ def table(results: dict[str, Any]) -> str:
             f"**{_f(ours['wall_s'] / floor_s, '.1f')}x** latency floor",
             ours_agree(ours["agreement"]),
         )
+        if "ours_single" in s3:
+            one = s3["ours_single"]
+            row(
+                f"S3 +{lat:g} ms (rclone): ours, c={c}, `--jobs 1` (one process)",
+                one,
+                n,
+                f"{_f(one['wall_s'] / floor_s, '.1f')}x latency floor",
+                "",
+            )
         out.append(
             f"| S3 latency floor: ({results['documents']} documents + "
             f"{results['listings']} listings) x {lat:g} ms / {c} | {_f(floor_s)} | "
@@ -622,6 +652,7 @@ def table(results: dict[str, Any]) -> str:
         for name, r, roots in (
             ("fetch floor", ff, ff_roots),
             ("ours", ours, n),
+            ("ours, --jobs 1", s3.get("ours_single"), n),
             ("original", s3.get("original"), (s3.get("original") or {}).get("roots")),
         ):
             if not r:

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Hashable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -82,13 +83,23 @@ def _task(task: int, target: Target, seeds: bytes, settings: Settings) -> bytes:
     return crawl_shard(target, seeds, settings, send if outbox is not None else None)
 
 
+def _start_method() -> str:
+    """``fork`` on Linux from a process of one thread; else the fork server, or where there
+    is none (Windows) or forking is unsafe (macOS's system libraries), the platform's own."""
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods:
+        return "fork" if threading.active_count() == 1 else "forkserver"
+    return multiprocessing.get_start_method(allow_none=False)
+
+
 class WorkerPool:
     """Worker processes for sharded scans (``open_scan(..., jobs=pool)``), reusable across
     scans; use it as a context manager, or :meth:`close` it.
 
     ``jobs``: how many (default: the CPUs this process may use, at most :data:`MAX_JOBS`).
     The workers are forked by :meth:`start` (or the first scan): create the pool before
-    starting threads, or they come from a fork server, which imports the package anew.
+    starting threads, or they come from a fork server, which imports the package anew (on
+    Linux; elsewhere they are always started the platform's way).
     """
 
     def __init__(self, jobs: int | None = None) -> None:
@@ -105,7 +116,7 @@ class WorkerPool:
     def start(self) -> WorkerPool:
         """Start the workers now (forked from this process while it runs one thread)."""
         if self._executor is None:
-            method = "fork" if threading.active_count() == 1 else "forkserver"
+            method = _start_method()
             context = multiprocessing.get_context(method)
             if method == "forkserver":
                 context.set_forkserver_preload(["cellmap_schemas._scan.shards"])

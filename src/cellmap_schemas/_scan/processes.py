@@ -23,6 +23,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Hashable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -99,7 +100,9 @@ class WorkerPool:
     ``jobs``: how many (default: the CPUs this process may use, at most :data:`MAX_JOBS`).
     The workers are forked by :meth:`start` (or the first scan): create the pool before
     starting threads, or they come from a fork server, which imports the package anew (on
-    Linux; elsewhere they are always started the platform's way).
+    Linux; elsewhere they are always started the platform's way). As with any process pool
+    started so, a script that starts one keeps its own top level under
+    ``if __name__ == "__main__":`` (each worker imports the script).
     """
 
     def __init__(self, jobs: int | None = None) -> None:
@@ -128,7 +131,11 @@ class WorkerPool:
                 initargs=(self.outbox,),
             )
             self.start_method = method
-            self._executor.submit(int).result()  # forks every worker (fork) or the server
+            # fork starts every worker at the first task; the other methods start one per task
+            # while none is idle: tasks that wait a little start them all
+            ready = [self._executor.submit(time.sleep, 0.02) for _ in range(self.jobs)]
+            for future in ready:
+                future.result()
         return self
 
     def submit(self, target: Target, seeds: bytes, settings: Settings) -> tuple[int, Future[bytes]]:

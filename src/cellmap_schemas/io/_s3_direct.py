@@ -52,6 +52,13 @@ Page = tuple[list[str], list[str], str | None]
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 
 
+@functools.lru_cache(maxsize=8)
+def _tls_context(cafile: str) -> ssl.SSLContext:
+    """A TLS context verifying against ``cafile``, once per process: loading a CA bundle costs
+    ~25 ms, a context serves any number of stores and connections."""
+    return ssl.create_default_context(cafile=cafile)
+
+
 class Fallback(Exception):
     """The direct path cannot serve this request: use the botocore client instead."""
 
@@ -109,12 +116,11 @@ class DirectS3:
         factory = ResponseParserFactory()
         factory.set_parser_defaults(timestamp_parser=str)  # LastModified is never read: as is
         self._parser = factory.create_parser("rest-xml")
+        ssl_option: Any = True  # aiohttp's verifying context, made once per process
         if verify is False:
-            ssl_option: Any = False
-        else:
-            ssl_option = ssl.create_default_context(
-                cafile=verify if isinstance(verify, str) else None
-            )
+            ssl_option = False
+        elif isinstance(verify, str):
+            ssl_option = _tls_context(verify)
         # botocore's proxy rules (Config(proxies=...), else HTTPS_PROXY/NO_PROXY...), once.
         config = ProxyConfiguration(proxies=proxies or get_environ_proxies(prefix))
         self.proxy = config.proxy_url_for(prefix)

@@ -92,7 +92,7 @@ def scan(
         is read in large batches instead. Shared out among the --jobs processes.
     jobs: int | None
         Worker processes that crawl and judge shards of the tree (1: all in this process;
-        with --resume the scan runs in one). Default: one per CPU this process may use.
+        with --resume the scan runs in one). Default: one per CPU this process may use, at most 8.
     retries: int
         Extra attempts for a request that failed transiently (5xx, throttling, timeout, reset).
     timeout: float

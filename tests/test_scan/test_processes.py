@@ -77,6 +77,20 @@ def test_a_pool_is_reused_and_the_limits_reach_the_workers(tmp_path: Path) -> No
             assert any(p.startswith("linked/") for p in nodes) == ("follow_symlinks" in kw)
 
 
+def test_a_pool_runs_one_scan_at_a_time() -> None:
+    async def two() -> None:
+        with WorkerPool(1) as pool:
+            async with open_scan(str(EXAMPLE), jobs=pool) as first:
+                with pytest.raises(RuntimeError, match="one scan at a time"):
+                    async with open_scan(str(EXAMPLE), jobs=pool):
+                        pass
+                assert [node async for node in first]
+            report = await _collect_all(str(EXAMPLE), pool)  # free again
+            assert report.summary.nodes == 126
+
+    anyio.run(two)
+
+
 async def _collect_all(url: str, jobs: int | WorkerPool, **kw: Any) -> ScanReport:
     async with open_scan(url, jobs=jobs, **kw) as scan:
         nodes = [node async for node in scan]

@@ -100,6 +100,7 @@ class WorkerPool:
     scans; use it as a context manager, or :meth:`close` it.
 
     ``jobs``: how many (default: the CPUs this process may use, at most :data:`MAX_JOBS`).
+    One scan uses the pool at a time (another raises ``RuntimeError``).
     The workers are forked by :meth:`start` (or the first scan): create the pool before
     starting threads, or they come from a fork server, which imports the package anew (on
     Linux; elsewhere they are always started the platform's way). As with any process pool
@@ -117,6 +118,8 @@ class WorkerPool:
         self.outbox: Any = None
         """The queue the workers send records ahead on (``(task, blob)``; ``None`` ends)."""
         self._ids = itertools.count()
+        self._lock = threading.Lock()
+        """Held by the scan using the workers: one at a time (they send on one queue)."""
 
     def start(self) -> WorkerPool:
         """Start the workers now (forked from this process while it runs one thread)."""
@@ -197,12 +200,18 @@ class ProcessShards:
     where = "in a worker process"
 
     def __init__(self, pool: WorkerPool) -> None:
+        if not pool._lock.acquire(blocking=False):
+            raise RuntimeError("a WorkerPool runs one scan at a time (its workers share a queue)")
         self.pool = pool
         self._futures: dict[int, Future[bytes]] = {}
         self._events: queue.SimpleQueue[_Event | None] = queue.SimpleQueue()
-        self._outbox = pool.start().outbox
-        self._reader = threading.Thread(target=self._read, name="cellmap-shards", daemon=True)
-        self._reader.start()
+        try:
+            self._outbox = pool.start().outbox
+            self._reader = threading.Thread(target=self._read, name="cellmap-shards", daemon=True)
+            self._reader.start()
+        except BaseException:
+            pool._lock.release()
+            raise
 
     async def width(self) -> int:
         return self.pool.jobs
@@ -263,6 +272,7 @@ class ProcessShards:
         else:
             self._outbox.close()
         self._reader.join(1)
+        self.pool._lock.release()
 
 
 @asynccontextmanager

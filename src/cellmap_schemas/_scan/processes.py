@@ -136,11 +136,12 @@ class WorkerPool:
                 initargs=(self.outbox,),
             )
             self.start_method = method
-            # fork starts every worker at the first task; the other methods start one per task
-            # while none is idle: tasks that wait a little start them all
-            ready = [self._executor.submit(time.sleep, 0.02) for _ in range(self.jobs)]
-            for future in ready:
-                future.result()
+            if method == "fork":  # every worker is forked at the first task
+                self._executor.submit(int).result()
+            else:  # one is started per task while none is idle: tasks that wait start them all
+                ready = [self._executor.submit(time.sleep, 0.02) for _ in range(self.jobs)]
+                for future in ready:
+                    future.result()
         return self
 
     def submit(self, target: Target, seeds: bytes, settings: Settings) -> tuple[int, Future[bytes]]:

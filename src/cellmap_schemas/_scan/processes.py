@@ -165,8 +165,10 @@ class WorkerPool:
             return
         # ProcessPoolExecutor.terminate_workers() is Python 3.14's; before it, the processes
         # are only reachable through the executor's table of them (emptied by shutdown).
+        # Futures are left to fail with BrokenProcessPool, never cancelled here: Python 3.11's
+        # executor thread would set that exception on a cancelled one too, and raise.
         processes = list((getattr(executor, "_processes", None) or {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False)
         for process in processes:
             if process.is_alive():
                 process.terminate()
@@ -257,8 +259,7 @@ class ProcessShards:
 
     async def cancel(self, handles: Sequence[Hashable]) -> None:
         futures = [self._futures.pop(h) for h in handles if h in self._futures]
-        running = [f for f in futures if not f.cancel()]
-        if any(not f.done() for f in running):
+        if any(not f.done() for f in futures):
             self.pool.terminate()
 
     def close(self) -> None:

@@ -7,7 +7,10 @@ rest of the thread's CPU (the walker, the event loop, model loading), and the wa
 the thread spent waiting (for the reading thread) is the difference. Sampling profilers blur
 these (the GIL's hand-overs, C code without frames); thread CPU time does not.
 
-    uv run python benchmarks/bench_phases.py TREE [--format json]
+    uv run python benchmarks/bench_phases.py TREE [--format json] [--jobs 1]
+
+The scan runs in this process (``--jobs 1``) unless told otherwise: worker processes' phases are
+not seen from here.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("tree", help="a local hierarchy")
     p.add_argument("--format", default="json", help="report format (json, ndjson, ...)")
+    p.add_argument(
+        "--jobs",
+        default="1",
+        help="worker processes (default 1: the phases are timed in this process only)",
+    )
     args = p.parse_args(argv)
 
     import cellmap_schemas._scan as scan_mod
@@ -78,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / f"report.{args.format}")
         sys.argv = ["cellmap-schemas", "scan", args.tree, "--format", args.format, "-o", out]
+        sys.argv += ["--jobs", args.jobs]
         wall, cpu = time.perf_counter(), time.thread_time()
         with contextlib.suppress(SystemExit):  # the command line exits with the verdict
             cli_main()

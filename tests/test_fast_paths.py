@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cellmap_schemas import base
+from cellmap_schemas import _diagnose, base
 from cellmap_schemas._diagnose import collect_rules
 from cellmap_schemas.io.read import read_tree, run_sync
 from cellmap_schemas.io.store import open_store
@@ -140,6 +140,69 @@ def test_fast_path_agrees_with_the_worded_rules(name: str, data: st.DataObject) 
         collect_rules(value, "", collected)
         assert _errors(collected) == [], collected
         assert sorted(found) == sorted(collected), (found, collected)
+
+
+# ---- the diagnosis: a node refused only by rules is built past them in one conversion ---------
+# (``_built_leniently``); the field-by-field walk it replaces is the reference: the same problems,
+# in the same order, for any document.
+def _field_by_field(doc: Any, model: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    with monkeypatch.context() as m:
+        m.setattr(_diagnose, "_built_leniently", lambda obj, tp: _diagnose._INVALID)
+        return base.judge(doc, model)[1]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(data=st.data())
+def test_one_pass_diagnosis_finds_what_the_field_by_field_walk_finds(
+    name: str, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, spec = SPECS[name]
+    doc = data.draw(_mutated(spec))
+    assert base.judge(doc, model)[1] == _field_by_field(doc, model, monkeypatch)
+
+
+def test_rules_broken_deep_in_two_members_and_above_them_are_all_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = copy.deepcopy(SPECS["cosem.Group"][1])
+    s0 = doc["members"]["s0"]["attributes"]
+    s0["pixelResolution"]["unit"] = "um"  # COSEM003, inside s0's attributes
+    doc["members"]["s1"]["attributes"]["transform"]["scale"].append(1.0)  # COSEM002, in s1
+    doc["attributes"]["multiscales"][0]["datasets"][0]["transform"]["scale"][0] = 99.0  # COSEM008
+    value, found = base.judge(doc, cosem.Group)
+    assert value is None
+    where = [(p.rule, p.loc) for p in found]
+    assert ("COSEM003", "members.s0.attributes.transform.units[0]") in where, where
+    assert ("COSEM002", "members.s1.attributes.transform.scale") in where, where
+    assert any(rule == "COSEM008" for rule, _ in where), where
+    assert found == _field_by_field(doc, cosem.Group, monkeypatch)
+    # a type error beyond the broken rules: the parts are walked one by one, and the members'
+    # rules are still reported beside it (the group's own need the group built: not judged)
+    doc["members"]["s2"]["shape"] = "big"
+    _, with_type_error = base.judge(doc, cosem.Group)
+    where = [(p.rule, p.loc) for p in with_type_error]
+    assert ("ZARR001", "members.s2.shape") in where, where
+    assert ("COSEM003", "members.s0.attributes.transform.units[0]") in where, where
+    assert ("COSEM002", "members.s1.attributes.transform.scale") in where, where
+    assert with_type_error == _field_by_field(doc, cosem.Group, monkeypatch)
+    # the lenient conversion leaves nothing behind: outside it, a broken rule still refuses
+    with pytest.raises(base.RuleViolation):
+        cosem.STTransform(axes=("z",), units=("nm", "nm"), translate=(0.0,), scale=(1.0,))
+
+
+def test_a_warning_in_a_part_does_not_hide_the_error_of_the_node_itself() -> None:
+    model, spec = SPECS["ome_ngff.v05.Group"]
+    doc = copy.deepcopy(spec)
+    doc["node_type"] = 0  # the group's own tag: refused
+    doc["attributes"]["ome"]["multiscales"][0]["axes"][1]["unit"] = "nm"  # a SHOULD (OME008)
+    value, found = base.judge(doc, model)
+    assert value is None
+    assert [(p.rule, p.loc) for p in found] == [
+        ("OME008", "attributes.ome.multiscales[0].axes[1].unit"),
+        ("ZARR001", "node_type"),
+    ]
 
 
 # ---- cross-level pyramid rules: pyramid_ok (fast) and worded_pyramid_problems (worded) --------

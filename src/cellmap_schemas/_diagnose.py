@@ -18,7 +18,6 @@ Nothing here depends on state outside the call: collecting is a separate functio
 from __future__ import annotations
 
 import contextvars
-import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,12 +25,19 @@ from typing import Any, TypeVar, Union
 
 import msgspec
 
+from cellmap_schemas._locations import Path as _Path
+from cellmap_schemas._locations import join_loc
+from cellmap_schemas._locations import loc_of as _loc_of
+from cellmap_schemas._locations import msgspec_error as _msgspec_error
+from cellmap_schemas._locations import prefix as _prefix
+from cellmap_schemas._locations import split_msgspec as _split_msgspec
 from cellmap_schemas._typetree import can_warn as _can_warn
 from cellmap_schemas._typetree import class_can_warn as _class_can_warn
 from cellmap_schemas._typetree import declared_as as _declared_as
 from cellmap_schemas._typetree import fields as _fields
 from cellmap_schemas._typetree import holders as _holders
 from cellmap_schemas._typetree import is_struct as _is_struct
+from cellmap_schemas._typetree import shape as _shape_of
 from cellmap_schemas._typetree import strip as _strip
 from cellmap_schemas._typetree import tagged as _tagged
 from cellmap_schemas._typetree import within_length as _within_length
@@ -81,8 +87,19 @@ def enforce_rules(self: Any) -> None:
     for problem in self._problems():
         found = as_problem(problem, self)
         if severity_of(found.rule) == "error":
+            broken = _LENIENT.get()  # only on this path: a struct that passes never asks
+            if broken is not None:  # a lenient conversion: keep the struct, go on
+                broken[id(self)] = self
+                return
             loc, msg = found.loc, found.msg
             raise RuleViolation(f"{msg} (at `{loc}`)" if loc else msg, self, found)
+
+
+_LENIENT: contextvars.ContextVar[dict[int, Any] | None] = contextvars.ContextVar(
+    "lenient", default=None
+)
+"""While :func:`_built_leniently` converts: where :func:`enforce_rules` puts the structs that
+break an error rule, by id, instead of raising."""
 
 
 def as_problem(problem: Problem | tuple[str, str], value: Any) -> Problem:
@@ -109,68 +126,22 @@ def dec_hook(tp: type, obj: Any) -> Any:
     return msgspec.convert(obj, dispatch(obj), dec_hook=dec_hook)
 
 
-# ---- locations ---------------------------------------------------------------------------------
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def join_loc(loc: str, key: str | int) -> str:
-    """Extend a readable path: ``a.b`` for identifier keys, ``a[0]`` and ``a["x.y"]`` otherwise."""
-    if isinstance(key, int):
-        return f"{loc}[{key}]"
-    if _IDENT.match(key):
-        return f"{loc}.{key}" if loc else key
-    return f'{loc}["{key}"]'
-
-
-def _prefix(loc: str, sub: str) -> str:
-    if not loc:
-        return sub
-    if sub and not sub.startswith("["):
-        return f"{loc}.{sub}"
-    return f"{loc}{sub}"
-
-
-# msgspec words a ValidationError as "<message> - at `$<path>`" ("<message>" alone at the root)
-# and offers no structured form of either part (msgspec issues #264 and #1158 ask for one), so
-# this is the one place that reads its text. The path renders dict keys as `[...]`; a missing
-# field is "Object missing required field `<name>`".
-_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?) - at `\$(?P<path>[^`]*)`$", re.S)
-_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
-
-
-def _msgspec_error(exc: msgspec.ValidationError) -> tuple[str, str]:
-    """``(path, message)`` of a msgspec error; the path relative to the value converted, in
-    :func:`join_loc` form, without the dict keys msgspec does not name."""
-    text = str(exc)
-    m = _MSGSPEC_ERROR.match(text)
-    path, msg = (m["path"], m["msg"]) if m else ("", text)
-    path = path.replace("[...]", "")  # the walk descends dicts itself; their keys are in loc
-    return path.removeprefix("."), msg
-
-
-def _split_msgspec(exc: msgspec.ValidationError, loc: str) -> tuple[str, str]:
-    """The ``(loc, msg)`` of a msgspec error met at ``loc``."""
-    path, msg = _msgspec_error(exc)
-    full = _prefix(loc, path)
-    missing = _MISSING_FIELD.match(msg)
-    if missing:
-        return join_loc(full, missing["field"]), "field required"
-    return full, msg
-
-
 E = TypeVar("E", bound=BaseException)
 
 
 class _Walk:
     """What the running :func:`diagnose` knows of the structs it built, by id: those msgspec
     converted whole (``clean``: every rule inside passed; kept with the type it was converted
-    to, or ``None`` when that does not tell what it holds) and those built past a broken rule
-    (``broken``). Each is held until the walk ends, so that no other object takes its id."""
+    to, or ``None`` when that does not tell what it holds), those built past a broken rule
+    (``broken``), and the values a lenient conversion built whole (``built``: the broken
+    structs inside are in ``broken``). Each is held until the walk ends, so that no other
+    object takes its id."""
 
-    __slots__ = ("broken", "clean")
+    __slots__ = ("broken", "built", "clean")
 
     def __init__(self) -> None:
         self.broken: dict[int, Any] = {}
+        self.built: dict[int, Any] = {}
         self.clean: dict[int, tuple[Any, Any]] = {}
 
 
@@ -204,9 +175,7 @@ def diagnose(obj: Any, tp: Any, failed: msgspec.ValidationError | None = None) -
 
 def _rule_of(tp: Any, default: Rule) -> Rule:
     """The schema rule of a struct type (generic aliases included), else ``default``."""
-    origin = typing.get_origin(_strip(tp)) or _strip(tp)
-    rule = getattr(origin, "_schema_rule", None) if isinstance(origin, type) else None
-    return rule if isinstance(rule, Rule) else default
+    return _shape_of(tp).rule or default
 
 
 # A part of a node the walk went into: its value (or _INVALID), the problems found when it is
@@ -261,18 +230,21 @@ def _lenient(
     # A rule, not a type, stopped the decode: a lenient decode may still succeed.
     ruled = isinstance(first.__cause__, RuleViolation)
 
-    inner = _strip(tp)
-    origin = typing.get_origin(inner)
-    args = typing.get_args(inner)
+    shape = _shape_of(tp)
+    inner, origin, args = shape.inner, shape.origin, shape.args
 
+    if ruled:
+        # Only rules stopped it so far: built past them in one conversion, unless a type
+        # error lies beyond the first broken rule (then the parts are walked one by one).
+        built = _built_but_ruled(first, inner) if inner is tp and shape.cls else None
+        if built is None:
+            built = _built_leniently(obj, tp)
+        if built is not _INVALID:
+            return built
     if hasattr(inner, "__cellmap_dispatch__") and isinstance(obj, dict):
         return _lenient(obj, inner.__cellmap_dispatch__(obj), loc, problems, rule)
-    if ruled and inner is tp and _is_struct(inner):
-        built = _built_but_ruled(first, inner)
-        if built is not None:
-            return built
-    if _is_struct(inner) and isinstance(obj, dict):
-        return _lenient_struct(obj, inner, loc, problems, first, _rule_of(inner, rule))
+    if shape.cls is not None and isinstance(obj, dict):
+        return _lenient_struct(obj, inner, loc, problems, first, shape.rule or rule)
     if origin in (Union, types.UnionType) and obj is not None:
         candidates = [a for a in args if a is not type(None)]
         structs = [a for a in candidates if _is_struct(_strip(a))]
@@ -333,6 +305,28 @@ def _built_but_ruled(exc: msgspec.ValidationError, tp: Any) -> Any:
     return instance
 
 
+def _built_leniently(obj: Any, tp: Any) -> Any:
+    """``obj`` as ``tp`` converted with the rules kept but not enforced (the structs that break
+    one are noted as broken), or ``_INVALID`` when a type, a missing field or a constraint
+    refuses it: a decode that does not stop at rules, in one msgspec pass instead of one per
+    field."""
+    broken: dict[int, Any] = {}
+    token = _LENIENT.set(broken)
+    try:
+        value = msgspec.convert(obj, tp, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        _untraced(exc)
+        return _INVALID
+    finally:
+        _LENIENT.reset(token)
+    walk = _WALK.get()
+    if walk is not None:
+        walk.broken.update(broken)
+        if isinstance(value, _NESTED):
+            walk.built[id(value)] = value
+    return value
+
+
 def _lenient_items(
     obj: Sequence[Any],
     origin: Any,
@@ -366,14 +360,18 @@ def _lenient_dict(
     out: dict[Any, Any] = {}
     parts: list[_Part] = []
     bad = False
+    plain_keys = kt is str or kt is Any
     for k, v in obj.items():
         sub, found = join_loc(loc, str(k)), list[Problem]()
-        try:
-            key = msgspec.convert(k, kt)
-        except msgspec.ValidationError as exc:
-            parts.append((_INVALID, [rule(sub, f"invalid key: {exc}")], sub))
-            bad = True
-            continue
+        if plain_keys and type(k) is str:
+            key = k  # what converting it would give
+        else:
+            try:
+                key = msgspec.convert(k, kt)
+            except msgspec.ValidationError as exc:
+                parts.append((_INVALID, [rule(sub, f"invalid key: {exc}")], sub))
+                bad = True
+                continue
         out[key] = item = _lenient(v, vt, sub, found, rule)
         parts.append((item, found, sub))
         bad |= item is _INVALID
@@ -407,7 +405,7 @@ def _lenient_struct(
     first: msgspec.ValidationError,
     rule: Rule,
 ) -> Any:
-    cls = typing.get_origin(tp) or tp
+    cls = _shape_of(tp).cls
     config = cls.__struct_config__
     kwargs: dict[str, Any] = {}
     parts: list[_Part] = []
@@ -441,8 +439,9 @@ def _lenient_struct(
     before = len(problems)
     _report(parts, problems)
     problems.extend(extra)
-    if len(problems) > before:
+    if any(severity_of(p.rule) == "error" for p in problems[before:]):
         return _INVALID
+    # only warnings in the parts: what refused the node is in the node itself
     if value is _INVALID:
         problems.append(rule(*_split_msgspec(first, loc)))
         return _INVALID
@@ -492,6 +491,9 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
     the structs that can warn, are asked for their findings.
     """
     walk = _WALK.get()
+    if walk is not None and id(value) in walk.built:
+        _rules_of_built(value, loc, walk.broken, problems)
+        return
     clean = walk.clean.get(id(value)) if walk is not None else None
     if clean is not None:  # converted whole: no rule in it is broken, only warnings to find
         if clean[1] is None:
@@ -505,6 +507,28 @@ def collect_rules(value: Any, loc: str, problems: list[Problem]) -> None:
         asked = walk is None or id(value) in walk.broken or getattr(value, "_warns", False)
         if asked and hasattr(value, "_problems"):
             problems.extend(_struct_problems(value, loc))
+
+
+def _rules_of_built(value: Any, path: _Path, broken: Mapping[int, Any], out: list[Problem]) -> None:
+    """:func:`collect_rules` of a value a lenient conversion built (the same structs asked, in
+    the same order): every struct in it passed its error rules but those in ``broken``, so
+    only they and the structs that can warn are asked; a loc is worded only for them."""
+    if isinstance(value, msgspec.Struct):
+        for name, key in _holders(type(value), False):
+            item = getattr(value, name)
+            if isinstance(item, _NESTED):
+                _rules_of_built(item, (path, key), broken, out)
+        asked = id(value) in broken or getattr(value, "_warns", False)
+        if asked and hasattr(value, "_problems"):
+            out.extend(_struct_problems(value, _loc_of(path)))
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            if isinstance(item, _NESTED):
+                _rules_of_built(item, (path, str(k)), broken, out)
+    else:
+        for i, item in enumerate(value):
+            if isinstance(item, _NESTED):
+                _rules_of_built(item, (path, i), broken, out)
 
 
 def collect_warnings(value: Any, loc: str, problems: list[Problem]) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import msgspec.inspect
 
+from cellmap_schemas.rules import Rule
+
 __all__ = [
+    "Shape",
     "can_warn",
     "class_can_warn",
     "declared_as",
@@ -19,6 +22,7 @@ __all__ = [
     "holders",
     "is_struct",
     "may_hold",
+    "shape",
     "strip",
     "tagged",
     "within_length",
@@ -189,3 +193,37 @@ def tagged(structs: list[Any], obj: Any) -> Any:
         if config.tag_field is not None and obj.get(config.tag_field) == config.tag:
             return st
     return None
+
+
+class Shape(NamedTuple):
+    """What the walk asks of a type at every node that fails, answered once per type."""
+
+    tp: Any
+    inner: Any  # without Annotated
+    origin: Any
+    args: tuple[Any, ...]
+    cls: Any  # the struct class of a struct type (generic aliases included), else None
+    rule: Rule | None  # its schema rule
+
+
+_SHAPES: dict[int, Shape] = {}
+
+
+def shape(tp: Any) -> Shape:
+    # by id, holding the type: typing objects hash slowly (recursively); ids are not reused
+    # while the entry keeps its type alive
+    found = _SHAPES.get(id(tp))
+    if found is not None and found.tp is tp:
+        return found
+    inner = strip(tp)
+    origin = typing.get_origin(inner)
+    cls = origin or inner
+    if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
+        cls = None
+    rule = getattr(cls, "_schema_rule", None)
+    if len(_SHAPES) >= 4096:  # types built on the fly must not grow it without bound
+        _SHAPES.clear()
+    found = _SHAPES[id(tp)] = Shape(
+        tp, inner, origin, typing.get_args(inner), cls, rule if isinstance(rule, Rule) else None
+    )
+    return found

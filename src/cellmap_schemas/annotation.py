@@ -402,15 +402,33 @@ class AnnotationGroup(GroupSpec[Any], frozen=True, kw_only=True):
 
 
 def _strict_group(raw: Any) -> Any:
-    """``raw`` as an :class:`AnnotationGroup` if it is one, with every rule enforced; else ``raw``.
+    """``raw`` as an :class:`AnnotationGroup` if it is one, with every rule enforced; else
+    ``raw`` as a :class:`_Refused` member (an array stays raw: it is no class group at all).
 
-    A member breaking a rule stays raw, also while the slow path builds a crop leniently, so
-    :meth:`CropGroup._problems` diagnoses it.
+    A member breaking a rule stays refused, also while the slow path builds a crop leniently,
+    so :meth:`CropGroup._problems` diagnoses it.
     """
     try:
         return msgspec.convert(raw, AnnotationGroup)
     except msgspec.ValidationError:
-        return raw
+        return raw if isinstance(raw, Mapping) and "shape" in raw else _Refused(raw)
+
+
+class _Refused:
+    """A class member that is no valid :class:`AnnotationGroup`, diagnosed once: the crop's
+    rules are asked when the fast path refuses it and again by the diagnosis, with the same
+    crop."""
+
+    __slots__ = ("_problems", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._problems: list[Problem] | None = None
+
+    def problems(self) -> list[Problem]:
+        if self._problems is None:
+            self._problems = diagnose(self.raw, AnnotationGroup)
+        return self._problems
 
 
 class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
@@ -434,17 +452,22 @@ class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         names = self._class_names()
-        if names is not None:
-            kept: dict[str, Any] = {}
-            for name in names:
-                if name not in self.members:
-                    continue
-                member = self.members[name]
-                if not isinstance(member, AnnotationGroup):
-                    member = _strict_group(member)
-                kept[name] = member
-            msgspec.structs.force_setattr(self, "members", kept)
-        enforce_rules(self)
+        if names is None:  # no class names to hold the members to: nothing to check
+            return
+        kept: dict[str, Any] = {}
+        whole = True  # every class has its group, and each is valid
+        for name in names:
+            if name not in self.members:
+                whole = False
+                continue
+            member = self.members[name]
+            if not isinstance(member, AnnotationGroup):
+                member = _strict_group(member)
+                whole = whole and isinstance(member, AnnotationGroup)
+            kept[name] = member
+        msgspec.structs.force_setattr(self, "members", kept)
+        if not whole:
+            enforce_rules(self)
 
     def _problems(self) -> Iterator[Problem]:
         for name in self._class_names() or ():
@@ -461,7 +484,8 @@ class CropGroup(GroupSpec[Any], frozen=True, kw_only=True):
             elif isinstance(member, Mapping) and "shape" in member:
                 yield CLASS_IS_GROUP(loc, f"{name!r} is an array; class names must name groups")
             else:
-                for rule, sub, msg in diagnose(member, AnnotationGroup):
+                found = member.problems() if isinstance(member, _Refused) else None
+                for rule, sub, msg in found or diagnose(member, AnnotationGroup):
                     where = f"{loc}.{sub}" if sub and not sub.startswith("[") else loc + sub
                     yield Problem(rule, where, msg)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,19 @@ def test_every_model_loads_as_its_kind(name: str) -> None:
     bases = (ArraySpec, ArraySpecV3) if info.kind == "array" else (GroupSpec, GroupSpecV3)
     assert issubclass(model, bases)
     assert signature(model), f"{name} has no attribute keys to be recognised by"
+
+
+def test_preload_imports_every_model_before_any_use() -> None:
+    """What forked workers inherit: every model's module, loaded once in the parent."""
+    code = (
+        "import sys\n"
+        "from cellmap_schemas import registry\n"
+        "def loaded():\n"
+        "    return [f'cellmap_schemas.{i.name.rpartition(\".\")[0]}' in sys.modules\n"
+        "            for i in registry.MODELS.values()]\n"
+        "before = loaded()\n"
+        "registry.preload()\n"
+        "print(all(before), all(loaded()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

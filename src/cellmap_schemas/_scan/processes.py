@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from cellmap_schemas import registry
 from cellmap_schemas._scan.shards import (
     Settings,
     ShardedScanStream,
@@ -136,7 +137,8 @@ class WorkerPool:
                 initargs=(self.outbox,),
             )
             self.start_method = method
-            if method == "fork":  # every worker is forked at the first task
+            if method == "fork":  # every worker is forked at the first task, models loaded
+                registry.preload()
                 self._executor.submit(int).result()
             else:  # one is started per task while none is idle: tasks that wait start them all
                 ready = [self._executor.submit(time.sleep, 0.02) for _ in range(self.jobs)]

@@ -198,9 +198,13 @@ def get_model(name: str) -> Any:
 def preload() -> None:
     """Import every model and have msgspec build its type information now (~20 ms, on first
     use otherwise): processes forked afterwards share it instead of each building their own."""
+    from cellmap_schemas.base import may_warn
+
     for info in MODELS.values():
+        model = info.load()
         with contextlib.suppress(msgspec.ValidationError):
-            msgspec.convert({}, info.load())
+            msgspec.convert({}, model)
+        may_warn(model)  # which parts can warn: the warnings walk's question, memoised
 
 
 def info_of(model: type[Any]) -> ModelInfo | None:

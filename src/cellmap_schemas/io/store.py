@@ -43,14 +43,18 @@ __all__ = [
 
 def preload(url: str) -> None:
     """Import the backend that reads ``url`` (S3: aiohttp and botocore, ~0.2 s) now, so that
-    worker processes forked next have it (each would import it again)."""
+    worker processes forked next have it (each would import it again); anyio's asyncio
+    backend too, which ``anyio.run`` imports on first use (the module it names)."""
     import importlib
 
+    importlib.import_module("anyio._backends._asyncio")
     location = parse_url(url)
-    if location.protocol == "s3":
+    if location.protocol == "file":
+        importlib.import_module("cellmap_schemas.io._local")
+    elif location.protocol == "s3":
         importlib.import_module("cellmap_schemas.io._s3")
         importlib.import_module("cellmap_schemas.io._s3_direct")
-    elif location.protocol != "file":
+    else:
         import fsspec
 
         with contextlib.suppress(ImportError, ValueError):

@@ -77,6 +77,26 @@ def test_a_pool_is_reused_and_the_limits_reach_the_workers(tmp_path: Path) -> No
             assert any(p.startswith("linked/") for p in nodes) == ("follow_symlinks" in kw)
 
 
+def test_a_pool_reused_on_a_changed_tree_reads_it_afresh(tmp_path: Path) -> None:
+    """A worker's tasks of one scan share its store; the next scan opens its own, so a
+    tree changed in between is read as it is now."""
+    root = tmp_path / "bucket"
+    shutil.copytree(EXAMPLE, root)
+    level = "jrc_hela-2/jrc_hela-2.n5/em/fibsem-uint8/s0"
+    with WorkerPool(1) as pool:
+        before, tasks = _sharded(str(root), pool, split_after=1)  # many tasks, one worker
+        assert tasks > 1
+        (root / level / "attributes.json").write_text("{")
+        shutil.rmtree(root / "jrc_cos7-1a")
+        after, _ = _sharded(str(root), pool, split_after=1)
+    old = {n.path: n.status for n in before.nodes}
+    new = {n.path: n.status for n in after.nodes}
+    assert old[level] == "valid" and new[level] == "unreadable"
+    assert any(p.startswith("jrc_cos7-1a") for p in old)
+    assert not any(p.startswith("jrc_cos7-1a") for p in new)
+    same_report(run_scan(str(root)), after)
+
+
 def test_a_pool_runs_one_scan_at_a_time() -> None:
     async def two() -> None:
         with WorkerPool(1) as pool:

@@ -39,7 +39,7 @@ from cellmap_schemas._scan.shards import (
     Settings,
     ShardedScanStream,
     Target,
-    crawl_shard,
+    TaskHost,
     open_sharded_scan,
 )
 
@@ -64,11 +64,16 @@ def available_cpus() -> int:
 _OUTBOX: Any = None
 """In a worker: the pool's queue, on which tasks send their records ahead as they go."""
 
+_HOST: TaskHost | None = None
+"""In a worker: the event loop and the store its tasks share."""
+
 
 def _worker_started(outbox: Any) -> None:
-    """In each worker: leave signals to the parent, which stops the scan and the workers."""
-    global _OUTBOX
+    """In each worker: leave signals to the parent, which stops the scan and the workers; one
+    :class:`TaskHost` for the tasks."""
+    global _OUTBOX, _HOST
     _OUTBOX = outbox
+    _HOST = TaskHost()
     with suppress(ValueError):
         signal.set_wakeup_fd(-1)  # a forked child shares the parent loop's wake-up pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -84,7 +89,8 @@ def _task(task: int, target: Target, seeds: bytes, settings: Settings) -> bytes:
     def send(blob: bytes) -> None:
         outbox.put((task, blob))
 
-    return crawl_shard(target, seeds, settings, send if outbox is not None else None)
+    assert _HOST is not None  # set by the pool's initializer
+    return _HOST.run(target, seeds, settings, send if outbox is not None else None)
 
 
 def _start_method() -> str:

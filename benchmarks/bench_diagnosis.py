@@ -2,12 +2,12 @@
 
 A scan of a tree (default: a generated irregular bucket) records every spec dict the models are
 asked to judge; the documents a model refuses are then judged again, alone, and timed: the
-figure is the time of ``base.judge`` per invalid node, the best of five passes (process CPU
+figure is the time of ``base.judge`` per invalid node, the best of ``--rounds`` passes (process CPU
 time, so a busy machine inflates it less than wall time would).
 
 Usage::
 
-    uv run python benchmarks/bench_diagnosis.py TREE [--json]
+    uv run python benchmarks/bench_diagnosis.py TREE [--json] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tree", help="a hierarchy to scan (local path)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--rounds", type=int, default=5, help="passes, the best kept (5)")
     args = parser.parse_args(argv)
     rows = []
     for tp, specs in capture(args.tree).items():
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if not bad:
             continue
         best = float("inf")
-        for _ in range(5):
+        for _ in range(args.rounds):
             start = time.process_time()
             for spec in bad:
                 base.judge(spec, tp)

@@ -143,6 +143,7 @@ class _DaskPool:
     """The :class:`~cellmap_schemas._scan.shards.ShardPool` of a Dask cluster."""
 
     where = "on the Dask cluster"
+    recrawl = False  # the scheduler reruns a lost worker's task elsewhere
 
     def __init__(self, client: Client, task_retries: int) -> None:
         self.client = client

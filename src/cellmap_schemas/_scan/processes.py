@@ -10,8 +10,9 @@ locks other threads held would stay locked in the child).
 
 Workers ignore SIGINT: Ctrl-C reaches the whole process group, and it is the parent's to act on
 (it stops the scan, terminates the workers and writes what it has). A worker that dies (killed,
-out of memory) breaks the pool: the seeds of every task not finished are reported unreadable,
-with the reason, and the scan ends as usual.
+out of memory) breaks the pool: the parent crawls the seeds of every task not finished again
+itself, leaving out the records those tasks had sent, and the scan ends as usual; the next
+scan gets new workers.
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ class ProcessShards:
     sent ahead); the loop takes them in a worker thread when none is waiting."""
 
     where = "in a worker process"
+    recrawl = True  # a worker that died took the records it had not sent yet
 
     def __init__(self, pool: WorkerPool) -> None:
         if not pool._lock.acquire(blocking=False):

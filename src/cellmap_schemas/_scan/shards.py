@@ -20,8 +20,10 @@ validation. How a scan is cut:
 3. Each blob's records are streamed into the report as its task completes and dropped.
 
 Crops are held by every crawl and judged (``CROP101``) once all shards are in, against every
-image any of them met. A task that fails for good makes each seed of its batch an
-``unreadable`` node with the reason, and the scan goes on. Leaving the block early (Ctrl-C
+image any of them met. A task whose worker process died is crawled again in this process
+(its records already sent left out); a task that fails for good otherwise (on a cluster, after
+its retries) makes each seed of its batch not reported yet an ``unreadable`` node with the
+reason, and the scan goes on. Leaving the block early (Ctrl-C
 included) cancels every outstanding task.
 """
 
@@ -33,7 +35,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
@@ -255,6 +257,10 @@ class ShardPool(Protocol):
     where: str
     """Where a failed task ran, for its seeds' reason ("in a worker process")."""
 
+    recrawl: bool
+    """Crawl a failed task's seeds again in the scan's own process (worker processes: one that
+    died took the records it had not sent); a cluster retries its tasks itself."""
+
     async def width(self) -> int:
         """Tasks that run at once (to cut the tree into enough shards)."""
         ...
@@ -292,7 +298,7 @@ class ShardedScanStream(ScanStream):
         self.tasks = 0
         """Tasks submitted so far (handed-back seeds included)."""
         self.failed_tasks = 0
-        """Tasks that failed for good (their seeds are reported unreadable)."""
+        """Tasks that failed for good (crawled again here, or their seeds reported unreadable)."""
         self.cancelled = 0
         """Tasks cancelled because the scan was left early."""
 
@@ -374,6 +380,10 @@ class _Task:
     """A task in flight: its seeds not reported yet, the batches it sent ahead, its result."""
 
     seeds: dict[str, Seed]
+    batch: list[Seed]
+    """All the seeds it was given."""
+    sent: set[str] = field(default_factory=set)
+    """The paths of the records it sent ahead."""
     received: int = 0
     streamed: int = 0
     """Records received in those batches."""
@@ -438,19 +448,48 @@ class _Run:
                 task.streamed += len(nodes)
                 for node in nodes:
                     task.seeds.pop(node.path, None)
+                    task.sent.add(node.path)
             elif isinstance(payload, bytes):
                 task.out = _out_decoder.decode(payload)
                 nodes = []
             else:
                 del self.pending[handle]
                 self.stream.failed_tasks += 1
-                self.stream.extra_found += len(task.seeds)
-                nodes = [failed(seed, payload, self.pool.where) for seed in task.seeds.values()]
+                nodes = await self._failed(task, payload)
             if task.out is not None and task.received == task.out.streamed:
                 nodes += await self._ended(handle, task)
             del payload
             for i in range(0, len(nodes), _CHUNK):
                 await send.send(nodes[i : i + _CHUNK])
+
+    async def _failed(self, task: _Task, error: BaseException) -> list[NodeResult]:
+        """The records of a task that failed: its seeds crawled again in this process where
+        the pool says so (a dead worker's task, its records already sent left out), else
+        (or if that crawl fails too) its seeds not reported yet, unreadable with the reason."""
+        if self.pool.recrawl:
+            c = self.crawler
+            again = Crawler(
+                c.store,
+                c.verdicts,
+                concurrency=c.concurrency,
+                max_depth=self.settings.max_depth,
+                hold_crops=True,
+            )
+            send, receive = anyio.create_memory_object_stream[list[NodeResult]](math.inf)
+            nodes: list[NodeResult] = []
+            try:
+                async with anyio.create_task_group() as tg, receive:
+                    tg.start_soon(again.run, send, task.batch)
+                    async for batch in receive:
+                        nodes.extend(n for n in batch if n.path not in task.sent)
+            except Exception:  # the worker's error is the one reported, below
+                pass
+            else:
+                self._hold(*again.take_held())
+                self.stream.extra_found += len(nodes)
+                return nodes
+        self.stream.extra_found += len(task.seeds)
+        return [failed(seed, error, self.pool.where) for seed in task.seeds.values()]
 
     async def _ended(self, handle: Hashable, task: _Task) -> list[NodeResult]:
         """A task's last records, once its result and every batch it sent ahead are in."""
@@ -493,7 +532,7 @@ class _Run:
     def _submit(self, seeds: Sequence[Seed], n: int) -> None:
         for batch in batches(seeds, n):
             handle = self.pool.submit(self.target, seeds_encoder.encode(batch), self.settings)
-            self.pending[handle] = _Task({seed.path: seed for seed in batch})
+            self.pending[handle] = _Task({seed.path: seed for seed in batch}, batch)
             self.stream.tasks += 1
 
     async def cancel(self) -> None:

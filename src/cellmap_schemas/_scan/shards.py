@@ -467,14 +467,7 @@ class _Run:
         the pool says so (a dead worker's task, its records already sent left out), else
         (or if that crawl fails too) its seeds not reported yet, unreadable with the reason."""
         if self.pool.recrawl:
-            c = self.crawler
-            again = Crawler(
-                c.store,
-                c.verdicts,
-                concurrency=c.concurrency,
-                max_depth=self.settings.max_depth,
-                hold_crops=True,
-            )
+            again = self._here()
             send, receive = anyio.create_memory_object_stream[list[NodeResult]](math.inf)
             nodes: list[NodeResult] = []
             try:
@@ -503,6 +496,18 @@ class _Run:
             self._submit(out.seeds, await self.pool.width())
         return out.nodes
 
+    def _here(self, split_depth: int | None = None) -> Crawler:
+        """A crawler in this process, on the scan's store and verdicts, holding its crops."""
+        c = self.crawler
+        return Crawler(
+            c.store,
+            c.verdicts,
+            concurrency=c.concurrency,
+            max_depth=self.settings.max_depth,
+            split_depth=split_depth,
+            hold_crops=True,
+        )
+
     async def _discover(self, send: MemoryObjectSendStream[list[NodeResult]]) -> list[Seed]:
         """Crawl the first levels here; return the directories set aside for the pool."""
         crawler = self.crawler
@@ -513,16 +518,7 @@ class _Run:
         want = SHARDS_PER_THREAD * await self.pool.width() if seeds else 0
         while seeds and len(seeds) < want and levels < DISCOVERY_LEVELS:
             levels += 1
-            depth = min(seed.path.count("/") for seed in seeds) + 2
-            s = self.settings
-            level = Crawler(
-                crawler.store,
-                crawler.verdicts,
-                concurrency=crawler.concurrency,
-                max_depth=s.max_depth,
-                split_depth=depth,
-                hold_crops=True,
-            )
+            level = self._here(split_depth=min(seed.path.count("/") for seed in seeds) + 2)
             await level.run(send.clone(), seeds)
             self._hold(*level.take_held())
             self.stream.extra_found += level.found

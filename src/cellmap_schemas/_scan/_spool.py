@@ -119,26 +119,35 @@ class _Run:
         self._pos = start
         self._end = end
         self._size = size
-        self._buf = b""
-        self._at = 0
 
-    def _take(self, n: int) -> bytes:
-        """The run's next ``n`` bytes."""
-        while len(self._buf) - self._at < n:
-            want = min(max(self._size, n), self._end - self._pos)
+    def _more(self, rest: bytes, n: int) -> bytes:
+        """``rest`` and the run's next bytes, at least ``n`` in all."""
+        parts = [rest]
+        have = len(rest)
+        while have < n:
+            want = min(max(self._size, n - have), self._end - self._pos)
             self._f.seek(self._pos)
             chunk = self._f.read(want) if want > 0 else b""
             if not chunk:
                 raise OSError("the spooled report records are truncated")
             self._pos += len(chunk)
-            self._buf = self._buf[self._at :] + chunk
-            self._at = 0
-        out = self._buf[self._at : self._at + n]
-        self._at += n
-        return out
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts)
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        while self._pos < self._end or self._at < len(self._buf):
-            klen, plen = _HEAD.unpack(self._take(_HEAD.size))
-            key = self._take(klen).decode("utf-8", "surrogatepass")
-            yield key, self._take(plen)
+        # one loop turn per record, slicing a buffer of many (a call per field cost a third
+        # of the merge)
+        head, unpack = _HEAD.size, _HEAD.unpack_from
+        buf, at = b"", 0
+        while self._pos < self._end or at < len(buf):
+            if len(buf) - at < head:
+                buf, at = self._more(buf[at:], head), 0
+            klen, plen = unpack(buf, at)
+            stop = at + head + klen + plen
+            if stop > len(buf):
+                buf, at = self._more(buf[at:], stop - at), 0
+                stop = head + klen + plen
+            key = buf[at + head : at + head + klen].decode("utf-8", "surrogatepass")
+            yield key, buf[at + head + klen : stop]
+            at = stop

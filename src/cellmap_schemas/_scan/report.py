@@ -364,6 +364,8 @@ class Writer(Protocol):
 
 
 _encoder = msgspec.json.Encoder()
+_JOINED = 4096
+"""Encoded nodes :class:`JsonWriter` joins into one write."""
 
 
 class JsonWriter:
@@ -388,10 +390,14 @@ class JsonWriter:
     ) -> None:
         out = self._out
         out.write(b'{"summary":' + _encoder.encode(summary) + b',"nodes":[')
-        for i, raw in enumerate(self._nodes.drain()):
-            if i:
-                out.write(b",")
-            out.write(raw)
+        sep, chunk = b"", []
+        for raw in self._nodes.drain():  # joined a few thousand at a time: one write each
+            chunk.append(raw)
+            if len(chunk) == _JOINED:
+                out.write(sep + b",".join(chunk))
+                sep, chunk = b",", []
+        if chunk:
+            out.write(sep + b",".join(chunk))
         out.write(b"]}\n")
 
 

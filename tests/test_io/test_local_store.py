@@ -196,3 +196,30 @@ def test_a_listing_remembers_its_subdirectories_and_not_its_links(tmp_path: Path
     assert listed[1] == (["b", "out"], [])
     assert inside == b'{"n5": "2.0.0"}'
     assert isinstance(through_link, StoreError) and "not followed" in str(through_link)
+
+
+def test_a_listing_remembers_its_subdirectories_after_the_parent_was_forgotten(
+    tmp_path: Path,
+) -> None:
+    """What a listing knows of its directory's real path answers for its subdirectories: a
+    parent forgotten by a full cache (a wide walk lists more directories than it holds) does
+    not make them cost an ``lstat`` each again, nor lets a link among them in."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "out").symlink_to(outside)
+
+    async def main() -> Scope:
+        async with open_store(str(root)) as store:
+            assert isinstance(store, LocalStore)
+            await store.list_many([""])
+            scope = store._scope
+            scope._inside.pop("a")  # forgotten, as a full cache forgets its oldest entries
+            await store.list_many(["a"])
+            return scope
+
+    scope = anyio.run(main)
+    assert scope._inside.get("a/b") is True
+    assert "a/out" not in scope._inside  # a link: resolved when asked
+    assert scope.inside("a/out") is False

@@ -76,7 +76,8 @@ async def _fetch_aiobotocore(
             for key in it:
                 r = await client.get_object(Bucket=bucket, Key=key)
                 async with r["Body"] as body:
-                    nbytes += len(await body.read())
+                    data = await body.read()  # first: `+=` would load the total before the await
+                    nbytes += len(data)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return nbytes
@@ -109,6 +110,9 @@ async def _fetch_store(
 async def _fetch_aiohttp(
     keys: Sequence[str], bucket: str, endpoint_url: str, concurrency: int
 ) -> int:
+    from urllib.parse import quote
+
+    import yarl
     from aiohttp import ClientSession, TCPConnector
 
     base = f"{endpoint_url.rstrip('/')}/{bucket}/"
@@ -118,10 +122,12 @@ async def _fetch_aiohttp(
 
         async def worker() -> None:
             nonlocal nbytes
-            for key in it:
-                async with session.get(base + key) as r:
+            for key in it:  # keys as S3 names them: `#`, `%` and spaces percent-encoded
+                url = yarl.URL(base + quote(key, safe="/~"), encoded=True)
+                async with session.get(url) as r:
                     r.raise_for_status()
-                    nbytes += len(await r.read())
+                    body = await r.read()  # first: `+=` would load the total before the await
+                    nbytes += len(body)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return nbytes

@@ -455,6 +455,13 @@ def bench_s3(args: argparse.Namespace, s3root: Path, truth: Any, work: Path) -> 
         floor["inner"] = json.loads((work / "fetch.json").read_bytes())
         res["fetch_floor"] = floor
         _log(f"S3 fetch floor: {floor['wall_s']:.2f} s, {floor['requests']}")
+        # the same GETs unsigned through plain aiohttp: what the HTTP client alone costs here
+        plain = [*fetch, "--client", "aiohttp"]
+        out = work / "fetch-plain.json"
+        bare = server.run(lambda: run_child(plain, env=server.env, stdout=out))
+        bare["inner"] = json.loads(out.read_bytes())
+        res["fetch_floor_aiohttp"] = bare
+        _log(f"S3 fetch floor, unsigned aiohttp: {bare['wall_s']:.2f} s, {bare['requests']}")
         ours = server.run(lambda: run_ours(url, args, work / "scan-s3.json", truth, env=server.env))
         res["ours"] = ours
         _log(
@@ -632,6 +639,13 @@ def table(results: dict[str, Any]) -> str:
                 f"{_f(ff['maxrss_mib'], '.0f')} | {_f(ours['wall_s'] / ff['wall_s'])}x "
                 f"ours / this | |"
             )
+        bare = s3.get("fetch_floor_aiohttp")
+        if bare:
+            out.append(
+                f"| S3: the same GETs unsigned, plain aiohttp, c={c} | {_f(bare['wall_s'])} "
+                f"(fetch {_f(bare['inner']['seconds'])}) | {_f(1000 * bare['wall_s'] / n)} | "
+                f"{_f(bare['cpu_s'])} | {_f(bare['maxrss_mib'], '.0f')} | | |"
+            )
         if "original" in s3:
             o = s3["original"]
             per_o = o["wall_s"] / o["roots"]
@@ -651,6 +665,7 @@ def table(results: dict[str, Any]) -> str:
         ff_roots = n if ff else None
         for name, r, roots in (
             ("fetch floor", ff, ff_roots),
+            ("fetch floor, unsigned aiohttp", s3.get("fetch_floor_aiohttp"), ff_roots),
             ("ours", ours, n),
             ("ours, --jobs 1", s3.get("ours_single"), n),
             ("original", s3.get("original"), (s3.get("original") or {}).get("roots")),

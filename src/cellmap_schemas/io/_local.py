@@ -138,15 +138,15 @@ class Scope:
         _trim(self._real)
         self._real[key] = real
 
-    def remember_child(self, parent: str, name: str, real: str, inside: bool) -> None:
-        """A directory a listing of ``parent`` met that is no link: it lies at ``real``, inside
-        the root exactly when its parent does (``inside``, from the parent's real path: what
-        was remembered of the parent may have been forgotten since). A walk reads or lists a
-        directory after listing its parent, so neither costs an ``lstat`` of its own."""
+    def remember_child(self, parent: str, name: str, real: str) -> None:
+        """A directory a listing of ``parent`` met that is no link: it lies at ``real``, so
+        inside the root exactly when ``real`` is (told from the path itself, not from what was
+        remembered of the parent, which may have been forgotten since). A walk reads or lists
+        a directory after listing its parent, so neither costs an ``lstat`` of its own."""
         key = f"{parent}/{name}" if parent else name
         self.remember_real(key, real)
         _trim(self._inside)
-        self._inside[key] = inside
+        self._inside[key] = under(real, self.real_root)
 
     def url_of(self, key: str) -> str:
         return join_key(self.url, key)
@@ -441,7 +441,6 @@ def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
         return [], []
     real, ancestors = resolved
     parent = "/".join(s for s in key.split("/") if s and s != ".")
-    inside = under(real, scope.real_root)
     try:
         it = os.scandir(real)
     except OSError as exc:
@@ -469,7 +468,7 @@ def scan_dir(scope: Scope, key: str, url: str) -> tuple[list[str], list[str]]:
                 elif entry.is_dir(follow_symlinks=False):
                     if entry.path not in ancestors:
                         dirs.append(entry.name)
-                        scope.remember_child(parent, entry.name, entry.path, inside)
+                        scope.remember_child(parent, entry.name, entry.path)
                 else:
                     files.append(entry.name)
             except OSError:  # vanished meanwhile, or a symlink that does not resolve: skip

@@ -403,6 +403,10 @@ def _best(runs: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], float]
     return min(runs, key=key)
 
 
+def _wall(run: dict[str, Any]) -> float:
+    return float(run["wall_s"])
+
+
 def bench_local(args: argparse.Namespace, tree: Path, truth: Any, work: Path) -> dict[str, Any]:
     """The floor and ours, ``--repeat`` rounds interleaved, the best of each (a shared machine's
     speed drifts by tens of percent within minutes; all three are sampled alike)."""
@@ -434,6 +438,9 @@ def bench_local(args: argparse.Namespace, tree: Path, truth: Any, work: Path) ->
 
 
 def bench_s3(args: argparse.Namespace, s3root: Path, truth: Any, work: Path) -> dict[str, Any]:
+    """Our client's fetch floors and our scans on S3, ``--s3-repeat`` rounds interleaved, the
+    best of each (as locally: the machine's speed drifts between runs seconds apart); the
+    original once, on a subset."""
     server = S3Server(s3root, args.latency_ms)
     res: dict[str, Any] = {"latency_ms": args.latency_ms, "concurrency": args.concurrency}
     try:
@@ -451,25 +458,35 @@ def bench_s3(args: argparse.Namespace, s3root: Path, truth: Any, work: Path) -> 
             "--metadata-only",
             "--json",
         ]
-        floor = server.run(lambda: run_child(fetch, env=server.env, stdout=work / "fetch.json"))
-        floor["inner"] = json.loads((work / "fetch.json").read_bytes())
-        res["fetch_floor"] = floor
-        _log(f"S3 fetch floor: {floor['wall_s']:.2f} s, {floor['requests']}")
         # the same GETs unsigned through plain aiohttp: what the HTTP client alone costs here
         plain = [*fetch, "--client", "aiohttp"]
-        out = work / "fetch-plain.json"
-        bare = server.run(lambda: run_child(plain, env=server.env, stdout=out))
-        bare["inner"] = json.loads(out.read_bytes())
-        res["fetch_floor_aiohttp"] = bare
+        one = scan_cmd(url, args, via_uv=False, jobs=1)
+        scan = work / "scan-s3.json"
+
+        def fetched(cmd: list[str], out: Path) -> dict[str, Any]:
+            r = server.run(lambda: run_child(cmd, env=server.env, stdout=out))
+            r["inner"] = json.loads(out.read_bytes())
+            return r
+
+        rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in ("floor", "bare", "ours", "one")}
+        for _ in range(max(1, args.s3_repeat)):
+            rounds["floor"].append(fetched(fetch, work / "fetch.json"))
+            rounds["bare"].append(fetched(plain, work / "fetch-plain.json"))
+            rounds["ours"].append(
+                server.run(lambda: run_ours(url, args, scan, truth, env=server.env))
+            )
+            rounds["one"].append(server.run(lambda: run_child(one, env=server.env)))
+        res["fetch_floor"] = floor = _best(rounds["floor"], _wall)
+        res["fetch_floor_aiohttp"] = bare = _best(rounds["bare"], _wall)
+        res["ours"] = ours = _best(rounds["ours"], _wall)
+        res["ours_single"] = single = _best(rounds["one"], _wall)
+        res["rounds"] = len(rounds["ours"])
+        _log(f"S3 fetch floor: {floor['wall_s']:.2f} s, {floor['requests']}")
         _log(f"S3 fetch floor, unsigned aiohttp: {bare['wall_s']:.2f} s, {bare['requests']}")
-        ours = server.run(lambda: run_ours(url, args, work / "scan-s3.json", truth, env=server.env))
-        res["ours"] = ours
         _log(
             f"S3 ours: {ours['wall_s']:.2f} s, {ours['requests']}, {ours['server_cpu_s']}, "
-            f"{ours['agreement']}"
+            f"{ours['agreement']['nodes']} nodes, {ours['agreement']['agree']} agree"
         )
-        one = scan_cmd(url, args, via_uv=False, jobs=1)
-        res["ours_single"] = single = server.run(lambda: run_child(one, env=server.env))
         _log(f"S3 ours in one process (-j 1): {single['wall_s']:.2f} s, {single['requests']}")
         if not args.skip_original and args.original_s3_groups:
             subset = _subset(original_roots(truth), args.original_s3_groups)
@@ -738,6 +755,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds per timed run")
     p.add_argument(
         "--repeat", type=int, default=3, help="rounds of the local floor and ours (best kept)"
+    )
+    p.add_argument(
+        "--s3-repeat", type=int, default=2, help="rounds of the S3 floors and ours (best kept)"
     )
     p.add_argument("--original-python", default=None, help="python of the original's venv")
     p.add_argument(

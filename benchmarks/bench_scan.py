@@ -555,13 +555,37 @@ def _f(x: float | None, spec: str = ".2f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+def probe() -> float:
+    """Milliseconds of CPU for a fixed piece of pure-Python work (dicts, strings, tuples, a
+    sort: what a scan spends its own time on), the best of 5: how fast the machine runs Python
+    right now. A shared VM's speed drifts, and not for every kind of work alike (the floor,
+    half of it kernel time, drifts less than the scan): the probe, taken at the start and the
+    end of a run, tells two runs' moments apart."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        d: dict[str, tuple[int, str]] = {}
+        for i in range(60_000):
+            key = f"s{i % 97}/{i}"
+            d[key] = (i, key.partition("/")[0])
+        sorted(d.items(), key=lambda kv: kv[1])
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
 def table(results: dict[str, Any]) -> str:
     """The figures as Markdown tables."""
     n = results["roots"]
+    probes = results.get("probe_ms") or []
     out = [
         f"Tree: {n} roots, {results['nodes']} nodes, {results['files']} files, "
         f"{results['datasets']} datasets (irregular layout, seed {results['seed']}).",
         "",
+        *(
+            [f"Machine probe (`probe()`, ms, lower is faster): {' / '.join(map(_f, probes))}.", ""]
+            if probes
+            else []
+        ),
         "| run | wall s | ms/root | CPU s | peak RSS MiB | ratio | agreement with truth |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
@@ -797,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "generate_s": time.perf_counter() - t0,
         "cpus": os.cpu_count(),
+        "probe_ms": [probe()],
         "documents": counts["documents"],
         "listings": listings,
         "latency_floor_s": latency_floor,
@@ -810,6 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["s3"] = bench_s3(args, s3root, truth, work)
         if args.growth:
             results["growth"] = bench_growth(args, work)
+        results["probe_ms"].append(probe())
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -377,11 +377,10 @@ async def open_sharded_scan(
 
 @dataclass(slots=True)
 class _Task:
-    """A task in flight: its seeds not reported yet, the batches it sent ahead, its result."""
+    """A task in flight: its seeds, what it sent ahead, its result."""
 
-    seeds: dict[str, Seed]
     batch: list[Seed]
-    """All the seeds it was given."""
+    """All the seeds it was given (those not among ``sent`` are not reported yet)."""
     sent: set[str] = field(default_factory=set)
     """The paths of the records it sent ahead."""
     received: int = 0
@@ -446,9 +445,7 @@ class _Run:
                 task.received += 1
                 self.stream.extra_found += len(nodes)
                 task.streamed += len(nodes)
-                for node in nodes:
-                    task.seeds.pop(node.path, None)
-                    task.sent.add(node.path)
+                task.sent.update(node.path for node in nodes)
             elif isinstance(payload, bytes):
                 task.out = _out_decoder.decode(payload)
                 nodes = []
@@ -481,8 +478,9 @@ class _Run:
                 self._hold(*again.take_held())
                 self.stream.extra_found += len(nodes)
                 return nodes
-        self.stream.extra_found += len(task.seeds)
-        return [failed(seed, error, self.pool.where) for seed in task.seeds.values()]
+        unreported = [seed for seed in task.batch if seed.path not in task.sent]
+        self.stream.extra_found += len(unreported)
+        return [failed(seed, error, self.pool.where) for seed in unreported]
 
     async def _ended(self, handle: Hashable, task: _Task) -> list[NodeResult]:
         """A task's last records, once its result and every batch it sent ahead are in."""
@@ -528,7 +526,7 @@ class _Run:
     def _submit(self, seeds: Sequence[Seed], n: int) -> None:
         for batch in batches(seeds, n):
             handle = self.pool.submit(self.target, seeds_encoder.encode(batch), self.settings)
-            self.pending[handle] = _Task({seed.path: seed for seed in batch}, batch)
+            self.pending[handle] = _Task(batch)
             self.stream.tasks += 1
 
     async def cancel(self) -> None:
